@@ -1,0 +1,8 @@
+"""ttskit: speech corpus -> neural voice."""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("ttskit")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+source"

@@ -1,0 +1,3 @@
+from ttskit.cli import main
+
+main()

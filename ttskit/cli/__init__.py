@@ -1,0 +1,22 @@
+"""The `ttskit` command: one Typer app; each command lives in its own module and stays thin."""
+
+from __future__ import annotations
+
+import typer
+
+from ttskit.cli import text_cmd, version_cmd
+
+app = typer.Typer(
+    name="ttskit",
+    help="Turn a speech corpus into a neural voice.\n\n"
+         "Start with `ttskit text \"Hello there.\"` to see what the text front end makes of a sentence.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("text")(text_cmd.text)
+app.command("version")(version_cmd.version)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,36 @@
+"""What every command shares: config options and turning library errors into clean exits."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Annotated, Iterator, Optional
+
+import typer
+from rich.console import Console
+
+from ttskit.config import ConfigError
+
+# Human-facing messages go to stderr so stdout stays clean for data (JSON, audio, ids).
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[Optional[Path], typer.Option(
+    "--config", "-c", exists=True, dir_okay=False, readable=True,
+    help="YAML config; its sections override the defaults (see docs/configuration.md).")]
+SetOption = Annotated[Optional[list[str]], typer.Option(
+    "--set", "-s", metavar="SECTION.KEY=VALUE",
+    help="Override one config value, e.g. --set audio.hop_length=200. Repeatable; applied after --config.")]
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed without a traceback."""
+
+
+@contextlib.contextmanager
+def user_errors(*kinds: type[BaseException]) -> Iterator[None]:
+    """Print library errors of the given kinds (and config errors) as one red line, exit 2."""
+    try:
+        yield
+    except (ConfigError, UserError, *kinds) as err:
+        err_console.print(f"[bold red]error:[/] {err}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(code=2) from None
