@@ -41,8 +41,8 @@ def text(
         loaded_vocab = Vocab.load(vocab) if vocab else None
         results, used_vocab, from_text = analyze_texts(lines, cfg.text, loaded_vocab)
     if from_text:
-        err_console.print(f"[dim]ids from a {cfg.text.frontend} vocabulary built from this text; "
-                          "pass --vocab to use a model's[/]")
+        err_console.print(f"[dim]note: the {cfg.text.frontend} front end learns its vocabulary from a corpus; "
+                          "these ids come from one built from this text (pass --vocab for a model's)[/]")
     for result in results:
         for message in result.analysis.warnings:
             err_console.print(f"[yellow]warning:[/] {message}", highlight=False)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from ttskit.config import TextConfig
-from ttskit.text.g2p import ARPABET, ARPABET_CONSONANTS, ARPABET_VOWELS, default_g2p
+from ttskit.text.arpabet import WITH_STRESS, WITHOUT_STRESS
 from ttskit.text.lexicon import cmudict
 from ttskit.text.normalize import UNICODE_FOLD, normalize_english
 from ttskit.text.vocab import Vocab
@@ -32,6 +32,9 @@ WORD_BOUNDARY = " "  # chars and espeak keep word boundaries; ARPAbet (like Fast
 
 _PAUSE_OF = {",": SHORT_PAUSE, ";": SHORT_PAUSE, ":": SHORT_PAUSE, "-": SHORT_PAUSE, "(": SHORT_PAUSE,
              ")": SHORT_PAUSE, ".": ".", "?": "?", "!": "!"}
+# A hyphen inside a word ("ninety-nine", "well-known") separates words; only a free-standing
+# dash is a pause.
+_WORD_HYPHEN_RE = re.compile(r"(?<=\w)-(?=\w)")
 # Characters dropped silently: they carry no sound of their own.
 _SILENT = set("\"'`*_[]{}<>~^|\\")
 
@@ -53,6 +56,9 @@ class TextFrontend(ABC):
     """Turns text into model symbols. Subclasses implement `normalize` and `_symbols`."""
 
     name: str
+    # True when every symbol the front end can produce is known in advance (ARPAbet), so the
+    # vocabulary does not depend on the corpus.
+    fixed_inventory: bool = False
 
     @abstractmethod
     def normalize(self, text: str) -> str:
@@ -134,13 +140,14 @@ class EnglishFrontend(TextFrontend):
     """English text -> ARPAbet phonemes (CMUdict, then the neural G2P for unknown words)."""
 
     name = "english"
+    fixed_inventory = True
     _TOKEN_RE = re.compile(r"(\{[^}]*\})|([A-Za-z]+(?:'[A-Za-z]+)*)|([,.;:?!()\-])|(\s+)|(.)")
 
     def __init__(self, config: TextConfig | None = None) -> None:
         self.config = config or TextConfig()
 
     def base_symbols(self) -> tuple[str, ...]:
-        phonemes = ARPABET if self.config.stress else ARPABET_VOWELS + ARPABET_CONSONANTS
+        phonemes = WITH_STRESS if self.config.stress else WITHOUT_STRESS
         return (*PAUSE_SYMBOLS, *phonemes)
 
     def normalize(self, text: str) -> str:
@@ -152,7 +159,7 @@ class EnglishFrontend(TextFrontend):
         symbols: list[str] = []
         unknown: list[str] = []
         pending_words: list[tuple[int, str]] = []  # (position in symbols, word) for the G2P, batched
-        for match in self._TOKEN_RE.finditer(_strip_accents(normalized)):
+        for match in self._TOKEN_RE.finditer(_WORD_HYPHEN_RE.sub(" ", _strip_accents(normalized))):
             braces, word, punct, _space, other = match.groups()
             if braces is not None:
                 symbols.extend(self._inline(braces, warnings_out))
@@ -170,6 +177,9 @@ class EnglishFrontend(TextFrontend):
         if unknown:
             warnings_out.append(_unknown_warning(unknown))
         if pending_words:
+            # Imported here: the model needs torch, which a text made of dictionary words never pays for.
+            from ttskit.text.g2p import default_g2p
+
             guesses = default_g2p().predict([w for _, w in pending_words])
             for (position, _), phones in zip(reversed(pending_words), reversed(guesses)):
                 symbols[position:position + 1] = [self._stress(p) for p in phones]
@@ -216,7 +226,7 @@ class CharsFrontend(TextFrontend):
     def _symbols(self, normalized: str, warnings_out: list[str]) -> list[str]:
         symbols: list[str] = []
         unknown: list[str] = []
-        for ch in normalized:
+        for ch in _WORD_HYPHEN_RE.sub(" ", normalized):
             category = unicodedata.category(ch)
             if ch in _PAUSE_OF:
                 symbols.append(_PAUSE_OF[ch])
@@ -305,10 +315,11 @@ class EncodedText:
 def analyze_texts(texts: Sequence[str], config: TextConfig,
                   vocab: Vocab | None = None) -> tuple[list[EncodedText], Vocab, bool]:
     """Analyse and encode `texts`. Without a vocabulary, one is built from the front end's base
-    symbols plus what the texts contain; the flag returned says so."""
+    symbols plus what the texts contain; the flag returned says when that made the ids depend on
+    these texts (front ends without a fixed inventory)."""
     frontend = build_frontend(config)
     analyses = [frontend.analyze(t) for t in texts]
-    built = vocab is None
+    built = vocab is None and not frontend.fixed_inventory
     if vocab is None:
         vocab = frontend.build_vocab(a.symbols for a in analyses)
     results = []

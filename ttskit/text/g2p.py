@@ -8,20 +8,16 @@ phoneme error rate it measures on held-out words.
 from __future__ import annotations
 
 import functools
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
-DEFAULT_WEIGHTS = DATA_DIR / "g2p_en.pt"
+from ttskit.text.arpabet import DATA_DIR, WITH_STRESS as ARPABET
 
-ARPABET_VOWELS = ("AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW")
-ARPABET_CONSONANTS = ("B", "CH", "D", "DH", "F", "G", "HH", "JH", "K", "L", "M", "N", "NG", "P", "R", "S", "SH",
-                      "T", "TH", "V", "W", "Y", "Z", "ZH")
-# Vowels carry CMUdict's lexical stress: 0 none, 1 primary, 2 secondary.
-ARPABET = tuple(f"{v}{s}" for v in ARPABET_VOWELS for s in "012") + ARPABET_CONSONANTS
+DEFAULT_WEIGHTS = DATA_DIR / "g2p_en.pt"
 GRAPHEMES = tuple("abcdefghijklmnopqrstuvwxyz'")
 PAD, BOS, EOS = 0, 1, 2
 SPECIALS = ("<pad>", "<s>", "</s>")
@@ -48,9 +44,12 @@ class G2PTransformer(nn.Module):
         self.grapheme_embedding = nn.Embedding(len(SPECIALS) + len(GRAPHEMES), d, padding_idx=PAD)
         self.phoneme_embedding = nn.Embedding(len(SPECIALS) + len(ARPABET), d, padding_idx=PAD)
         self.position = nn.Embedding(config.max_len + 2, d)
-        self.transformer = nn.Transformer(d_model=d, nhead=config.n_heads, num_encoder_layers=config.encoder_layers,
-                                          num_decoder_layers=config.decoder_layers, dim_feedforward=config.ff_dim,
-                                          dropout=config.dropout, batch_first=True, norm_first=True)
+        with warnings.catch_warnings():
+            # Pre-norm layers cannot use torch's nested-tensor fast path; torch warns about it on every build.
+            warnings.filterwarnings("ignore", message="enable_nested_tensor is True")
+            self.transformer = nn.Transformer(d_model=d, nhead=config.n_heads, num_encoder_layers=config.encoder_layers,
+                                              num_decoder_layers=config.decoder_layers, dim_feedforward=config.ff_dim,
+                                              dropout=config.dropout, batch_first=True, norm_first=True)
         self.output = nn.Linear(d, len(SPECIALS) + len(ARPABET))
 
     def _embed(self, table: nn.Embedding, ids: torch.Tensor) -> torch.Tensor:

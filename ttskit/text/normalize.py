@@ -6,11 +6,11 @@ before plain numbers, and currency before decimals ("$3.50" is money, not "three
 
 from __future__ import annotations
 
-import functools
 import re
 import unicodedata
 
-import inflect
+
+from ttskit.text.numbers import cardinal, ordinal
 
 # Unicode punctuation folded to ASCII so the rest of the pipeline sees one form of each.
 UNICODE_FOLD = {
@@ -43,47 +43,37 @@ _SAINT_RE = re.compile(r"\b(?i:st)\.\s+(?=[A-Z])")
 _STREET_RE = re.compile(r"\bst\.", re.IGNORECASE)
 _LATIN_RE = [(re.compile(r"\be\.g\.", re.IGNORECASE), "for example"),
              (re.compile(r"\bi\.e\.", re.IGNORECASE), "that is"),
-             (re.compile(r"\ba\.m\.", re.IGNORECASE), "a m"),
-             (re.compile(r"\bp\.m\.", re.IGNORECASE), "p m")]
+             # "a.m." keeps its final period only where it also ends the sentence.
+             (re.compile(r"\b([ap])\.m\.(?=\s*$)", re.IGNORECASE), r"\1m."),
+             (re.compile(r"\b([ap])\.m\.", re.IGNORECASE), r"\1m")]
+
+# A number with thousands separators, or plain digits: "1,234" but not the comma in "1, 2".
+_NUM = r"(?:\d{1,3}(?:,\d{3})+|\d+)"
 
 _CURRENCIES = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
                "€": ("euro", "euros", "cent", "cents"), "¥": ("yen", "yen", "sen", "sen")}
 _SCALES = {"k": "thousand", "thousand": "thousand", "m": "million", "million": "million", "mn": "million",
            "b": "billion", "bn": "billion", "billion": "billion", "trillion": "trillion"}
 _CURRENCY_RE = re.compile(
-    r"([$£€¥])\s?(\d[\d,]*)(?:\.(\d+))?(?:\s?(thousand|million|billion|trillion|bn|mn|[kmb])\b)?",
+    r"([$£€¥])\s?(" + _NUM + r")(?:\.(\d+))?(?:\s?(thousand|million|billion|trillion|bn|mn|[kmb])\b)?",
     re.IGNORECASE)
-_TIME_RE = re.compile(r"\b(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([ap])\.?\s?m\b\.?|\b(\d{1,2}):(\d{2})\b",
+_TIME_RE = re.compile(r"\b(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([ap])\.?\s?m\b|\b(\d{1,2}):(\d{2})\b",
                       re.IGNORECASE)
-_AM_PM_RE = re.compile(r"\b(\d{1,2})\s*([ap])\.?m\b\.?", re.IGNORECASE)
-_PERCENT_RE = re.compile(r"(-?\d[\d,]*(?:\.\d+)?)\s?%")
-_ORDINAL_RE = re.compile(r"\b(\d[\d,]*)(st|nd|rd|th)\b", re.IGNORECASE)
+_AM_PM_RE = re.compile(r"\b(\d{1,2})\s*([ap])\.?m\b", re.IGNORECASE)
+_PERCENT_RE = re.compile(r"(-?" + _NUM + r"(?:\.\d+)?)\s?%")
+_ORDINAL_RE = re.compile(r"\b(" + _NUM + r")(st|nd|rd|th)\b", re.IGNORECASE)
 _DECADE_RE = re.compile(r"\b(1[1-9]|20)(\d0)'?s\b")
 _YEAR_RE = re.compile(r"(?<![\d.,$£€¥-])\b(1[1-9]\d\d|20\d\d)\b(?![.,]\d)")
-_DECIMAL_RE = re.compile(r"(?<![\d.])(-?)(\d[\d,]*)?\.(\d+)\b")
-_NUMBER_RE = re.compile(r"(?<![\w.])(-?)(\d[\d,]*)\b")
+_DECIMAL_RE = re.compile(r"(?<![\d.])(-?)(" + _NUM + r")?\.(\d+)\b")
+_NUMBER_RE = re.compile(r"(?<![\w.])(-?)(" + _NUM + r")\b")
 _DIGITS_IN_WORD_RE = re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 _SYMBOLS = {"&": " and ", "+": " plus ", "=": " equals ", "@": " at ", "#": " number ", "%": " percent ",
             "/": " slash ", "°": " degrees ", "×": " times "}
 _WHITESPACE_RE = re.compile(r"\s+")
 
 
-@functools.lru_cache(maxsize=1)
-def _engine() -> inflect.engine:
-    return inflect.engine()
-
-
 def _clean_int(digits: str) -> int:
     return int(digits.replace(",", ""))
-
-
-def cardinal(n: int) -> str:
-    words = _engine().number_to_words(n, andword="")
-    return words.replace(",", "")
-
-
-def ordinal(n: int) -> str:
-    return _engine().number_to_words(_engine().ordinal(n), andword="").replace(",", "")
 
 
 def year(n: int) -> str:
