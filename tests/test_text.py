@@ -17,6 +17,8 @@ from ttskit.text.numbers import cardinal, ordinal
     ("Meet at 10 a.m. or 7pm.", "Meet at ten a m or seven p m."),
     ("Leave at 7 p.m.", "Leave at seven p m."),
     ("1, 2, 3", "one, two, three"),
+    ("On February 31, 2024 and Jan. 5 we met.", "On February thirty-first, twenty twenty-four and january fifth we met."),
+    ("May 3 people come? Yes, on May 3.", "May three people come? Yes, on May third."),
     ("We open at 9:05 and close at 5:00.", "We open at nine oh five and close at five o'clock."),
     ("Prices rose 12.5% in 2013.", "Prices rose twelve point five percent in twenty thirteen."),
     ("Born 1905, died 2000, back in 2007.", "Born nineteen oh five, died two thousand, back in two thousand seven."),

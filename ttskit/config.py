@@ -89,12 +89,45 @@ class TextConfig:
     lowercase: bool = True
 
 
+AlignerName = Literal["pocketsphinx", "textgrid"]
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How `ttskit preprocess` turns a corpus into features and durations."""
+
+    aligner: AlignerName = "pocketsphinx"
+    # yin: fast vectorised YIN (default); pyin: librosa's probabilistic YIN, slower and smoother.
+    pitch_method: Literal["yin", "pyin"] = "yin"
+    pitch_fmin: float = 60.0
+    pitch_fmax: float = 800.0
+    # phoneme: pitch and energy averaged over each symbol's frames (FastSpeech2, FastPitch); frame: per frame.
+    feature_level: Literal["phoneme", "frame"] = "phoneme"
+    min_duration_s: float = 0.5
+    max_duration_s: float = 20.0
+    # A non-pause phoneme longer than this, or a speaking rate outside the range, means a bad alignment.
+    max_phone_s: float = 0.5
+    min_phones_per_s: float = 4.0
+    max_phones_per_s: float = 30.0
+    # Trailing silence kept after a sentence-final . ? ! (the rest is cut, as is leading silence).
+    max_trailing_pause_s: float = 0.15
+    val_fraction: float = 0.05
+    val_max: int = 100
+
+    def __post_init__(self) -> None:
+        _require(0 < self.pitch_fmin < self.pitch_fmax, "preprocess.pitch_fmin", "must be in (0, pitch_fmax)")
+        _require(0 <= self.min_duration_s < self.max_duration_s, "preprocess.min_duration_s",
+                 "must be in [0, max_duration_s)")
+        _require(0 <= self.val_fraction < 1, "preprocess.val_fraction", "must be in [0, 1)")
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything a stage needs; later stages add their sections here."""
 
     audio: AudioConfig = field(default_factory=AudioConfig)
     text: TextConfig = field(default_factory=TextConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
 
 def _require(ok: bool, key: str, problem: str) -> None:

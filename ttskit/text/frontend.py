@@ -45,11 +45,19 @@ class FrontendUnavailable(RuntimeError):
 
 @dataclass
 class TextAnalysis:
-    """What a front end made of one text."""
+    """What a front end made of one text.
+
+    `units` groups the symbols: one list per word (its phonemes or letters), and a one-symbol
+    list per pause or word boundary; aligners that work on words (pocketsphinx) need them.
+    """
 
     normalized: str
-    symbols: list[str]
+    units: list[list[str]]
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def symbols(self) -> list[str]:
+        return [s for unit in self.units for s in unit]
 
 
 class TextFrontend(ABC):
@@ -65,8 +73,8 @@ class TextFrontend(ABC):
         """Written text -> the words to be spoken."""
 
     @abstractmethod
-    def _symbols(self, normalized: str, warnings_out: list[str]) -> list[str]:
-        """Normalized text -> symbols; problems are appended to `warnings_out`."""
+    def _units(self, normalized: str, warnings_out: list[str]) -> list[list[str]]:
+        """Normalized text -> units (see `TextAnalysis`); problems are appended to `warnings_out`."""
 
     def base_symbols(self) -> tuple[str, ...]:
         """Symbols every vocabulary of this front end holds, whatever the corpus."""
@@ -75,8 +83,8 @@ class TextFrontend(ABC):
     def analyze(self, text: str) -> TextAnalysis:
         found: list[str] = []
         normalized = self.normalize(text)
-        symbols = _squeeze_pauses(self._symbols(normalized, found))
-        return TextAnalysis(normalized, symbols, found)
+        units = _squeeze_pauses(self._units(normalized, found))
+        return TextAnalysis(normalized, units, found)
 
     def build_vocab(self, symbol_lists: Iterable[Sequence[str]] = ()) -> Vocab:
         """The base symbols, then every other symbol seen, sorted so the ids do not depend on corpus order."""
@@ -95,28 +103,34 @@ def _encode_known(analysis: TextAnalysis, vocab: Vocab) -> list[int]:
     missing = sorted({s for s in analysis.symbols if s not in vocab})
     if missing:
         analysis.warnings.append(f"symbols not in the vocabulary, skipped: {missing}")
-        analysis.symbols = [s for s in analysis.symbols if s in vocab]
+        analysis.units = [kept for unit in analysis.units if (kept := [s for s in unit if s in vocab])]
     return vocab.encode(analysis.symbols)
 
 
-def _squeeze_pauses(symbols: list[str]) -> list[str]:
-    """No pause at the start, none doubled: "Well, - yes." gives one pause, not two."""
-    out: list[str] = []
-    for symbol in symbols:
-        if symbol in PAUSE_SYMBOLS:
-            if not out or out[-1] == WORD_BOUNDARY and len(out) == 1:
-                continue
-            if out[-1] == WORD_BOUNDARY:
-                out.pop()
-            if out and out[-1] in PAUSE_SYMBOLS:
-                # A sentence end outranks a short pause next to it.
-                if out[-1] == SHORT_PAUSE:
-                    out[-1] = symbol
-                continue
-        elif symbol == WORD_BOUNDARY and (not out or out[-1] in (WORD_BOUNDARY, *PAUSE_SYMBOLS)):
+def _is_pause(unit: list[str]) -> bool:
+    return len(unit) == 1 and unit[0] in PAUSE_SYMBOLS
+
+
+def _squeeze_pauses(units: list[list[str]]) -> list[list[str]]:
+    """No pause or word boundary at the start, none doubled: "Well, - yes." has one pause, not two."""
+    out: list[list[str]] = []
+    for unit in units:
+        if not unit:
             continue
-        out.append(symbol)
-    while out and out[-1] == WORD_BOUNDARY:
+        if _is_pause(unit):
+            while out and out[-1] == [WORD_BOUNDARY]:
+                out.pop()
+            if not out:
+                continue
+            if _is_pause(out[-1]):
+                # A sentence end outranks a short pause next to it.
+                if out[-1] == [SHORT_PAUSE]:
+                    out[-1] = unit
+                continue
+        elif unit == [WORD_BOUNDARY] and (not out or out[-1] == [WORD_BOUNDARY] or _is_pause(out[-1])):
+            continue
+        out.append(unit)
+    while out and out[-1] == [WORD_BOUNDARY]:
         out.pop()
     return out
 
@@ -155,23 +169,21 @@ class EnglishFrontend(TextFrontend):
         parts = re.split(r"(\{[^}]*\})", text)
         return " ".join(p if p.startswith("{") else normalize_english(p) for p in parts if p.strip()).strip()
 
-    def _symbols(self, normalized: str, warnings_out: list[str]) -> list[str]:
-        symbols: list[str] = []
+    def _units(self, normalized: str, warnings_out: list[str]) -> list[list[str]]:
+        units: list[list[str]] = []
         unknown: list[str] = []
-        pending_words: list[tuple[int, str]] = []  # (position in symbols, word) for the G2P, batched
+        pending_words: list[tuple[int, str]] = []  # (unit index, word) for the G2P, batched
         for match in self._TOKEN_RE.finditer(_WORD_HYPHEN_RE.sub(" ", _strip_accents(normalized))):
             braces, word, punct, _space, other = match.groups()
             if braces is not None:
-                symbols.extend(self._inline(braces, warnings_out))
+                units.append(self._inline(braces, warnings_out))
             elif word is not None:
                 known = self._lookup(word)
                 if known is None:
-                    pending_words.append((len(symbols), word.lower()))
-                    symbols.append("")  # placeholder, filled below
-                else:
-                    symbols.extend(known)
+                    pending_words.append((len(units), word.lower()))
+                units.append(known or [])  # unknown words are filled in below
             elif punct is not None:
-                symbols.append(_PAUSE_OF[punct])
+                units.append([_PAUSE_OF[punct]])
             elif other is not None and other not in _SILENT and not other.isspace():
                 unknown.append(other)
         if unknown:
@@ -181,9 +193,9 @@ class EnglishFrontend(TextFrontend):
             from ttskit.text.g2p import default_g2p
 
             guesses = default_g2p().predict([w for _, w in pending_words])
-            for (position, _), phones in zip(reversed(pending_words), reversed(guesses)):
-                symbols[position:position + 1] = [self._stress(p) for p in phones]
-        return symbols
+            for (index, _), phones in zip(pending_words, guesses):
+                units[index] = [self._stress(p) for p in phones]
+        return units
 
     def _lookup(self, word: str) -> list[str] | None:
         entries = cmudict().get(word.lower())
@@ -223,22 +235,22 @@ class CharsFrontend(TextFrontend):
         text = re.sub(r"\s+", " ", _fold_unicode(text)).strip()
         return text.lower() if self.config.lowercase else text
 
-    def _symbols(self, normalized: str, warnings_out: list[str]) -> list[str]:
-        symbols: list[str] = []
+    def _units(self, normalized: str, warnings_out: list[str]) -> list[list[str]]:
+        units: list[list[str]] = [[]]
         unknown: list[str] = []
         for ch in _WORD_HYPHEN_RE.sub(" ", normalized):
             category = unicodedata.category(ch)
             if ch in _PAUSE_OF:
-                symbols.append(_PAUSE_OF[ch])
+                units += [[_PAUSE_OF[ch]], []]
             elif ch.isspace():
-                symbols.append(WORD_BOUNDARY)
+                units += [[WORD_BOUNDARY], []]
             elif category[0] in "LMN" or ch == "'":
-                symbols.append(ch)
+                units[-1].append(ch)
             elif ch not in _SILENT:
                 unknown.append(ch)
         if unknown:
             warnings_out.append(_unknown_warning(unknown))
-        return symbols
+        return units
 
 
 class EspeakFrontend(TextFrontend):
@@ -263,36 +275,33 @@ class EspeakFrontend(TextFrontend):
         # espeak-ng expands numbers itself, in the chosen language; only whitespace and quotes are ours.
         return re.sub(r"\s+", " ", _fold_unicode(text)).strip()
 
-    def _phonemize(self, clause: str) -> list[str]:
+    def _phonemize(self, clause: str) -> list[list[str]]:
         result = subprocess.run([self.program, "-q", "--ipa", "--sep=_", "-v", self.config.language, clause],
                                 capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise FrontendUnavailable(f"espeak-ng failed for voice {self.config.language!r}: "
                                       f"{result.stderr.strip() or 'exit ' + str(result.returncode)}")
-        symbols: list[str] = []
+        units: list[list[str]] = []
         for word in result.stdout.split():
-            if symbols:
-                symbols.append(WORD_BOUNDARY)
-            for phone in word.split("_"):
-                if not self.config.stress:
-                    phone = phone.replace("ˈ", "").replace("ˌ", "")
-                if phone:
-                    symbols.append(phone)
-        return symbols
+            if units:
+                units.append([WORD_BOUNDARY])
+            phones = [p.replace("ˈ", "").replace("ˌ", "") if not self.config.stress else p for p in word.split("_")]
+            units.append([p for p in phones if p])
+        return units
 
-    def _symbols(self, normalized: str, warnings_out: list[str]) -> list[str]:
-        symbols: list[str] = []
+    def _units(self, normalized: str, warnings_out: list[str]) -> list[list[str]]:
+        units: list[list[str]] = []
         for piece in self._CLAUSE_RE.split(normalized):
             if not piece or piece.isspace():
                 continue
             stripped = piece.strip()
             if stripped in _PAUSE_OF:
-                symbols.append(_PAUSE_OF[stripped])
+                units.append([_PAUSE_OF[stripped]])
             else:
-                if symbols and symbols[-1] not in PAUSE_SYMBOLS:
-                    symbols.append(WORD_BOUNDARY)
-                symbols.extend(self._phonemize(stripped))
-        return symbols
+                if units and not _is_pause(units[-1]):
+                    units.append([WORD_BOUNDARY])
+                units.extend(self._phonemize(stripped))
+        return units
 
 
 FRONTENDS: dict[str, type[TextFrontend]] = {"english": EnglishFrontend, "chars": CharsFrontend,

@@ -79,7 +79,9 @@ class G2PTransformer(nn.Module):
         batch = graphemes.shape[0]
         out = torch.full((batch, 1), BOS, dtype=torch.long, device=graphemes.device)
         finished = torch.zeros(batch, dtype=torch.bool, device=graphemes.device)
-        for _ in range(self.config.max_len):
+        # English words have at most ~1.5 phonemes per letter; a longer output is a decoding loop.
+        longest = int((graphemes != PAD).sum(dim=1).max()) * 2 + 2
+        for _ in range(min(self.config.max_len, longest)):
             logits = self.decode(memory, graphemes, out)[:, -1]
             logits[:, PAD] = -torch.inf
             logits[:, BOS] = -torch.inf

@@ -62,6 +62,12 @@ _TIME_RE = re.compile(r"\b(\d{1,2}):(\d{2})(?::(\d{2}))?\s*([ap])\.?\s?m\b|\b(\d
 _AM_PM_RE = re.compile(r"\b(\d{1,2})\s*([ap])\.?m\b", re.IGNORECASE)
 _PERCENT_RE = re.compile(r"(-?" + _NUM + r"(?:\.\d+)?)\s?%")
 _ORDINAL_RE = re.compile(r"\b(" + _NUM + r")(st|nd|rd|th)\b", re.IGNORECASE)
+# "February 31", "Jan. 5" (after abbreviation expansion): days are read as ordinals.
+# "May" is a month only after a date preposition ("on May 3"), not in "May 3 people come?".
+_MONTH_DAY_RE = re.compile(r"\b(january|february|march|april|june|july|august|september|october|november|december|"
+                           r"(?:(?<=\bon )|(?<=\bof )|(?<=\bin )|(?<=\bby )|(?<=\bsince )|(?<=\buntil )|"
+                           r"(?<=\bfrom )|(?<=\bbefore )|(?<=\bafter ))may)"
+                           r"\s+([1-9]|[12]\d|3[01])\b(?!\s*(?:st|nd|rd|th)\b|[.,:]\d|\d)", re.IGNORECASE)
 _DECADE_RE = re.compile(r"\b(1[1-9]|20)(\d0)'?s\b")
 _YEAR_RE = re.compile(r"(?<![\d.,$£€¥-])\b(1[1-9]\d\d|20\d\d)\b(?![.,]\d)")
 _DECIMAL_RE = re.compile(r"(?<![\d.])(-?)(" + _NUM + r")?\.(\d+)\b")
@@ -154,6 +160,7 @@ def normalize_english(text: str) -> str:
     text = _AM_PM_RE.sub(lambda m: f"{cardinal(int(m.group(1)))} {m.group(2).lower()} m", text)
     text = _PERCENT_RE.sub(lambda m: f"{m.group(1)} percent", text)
     text = _ORDINAL_RE.sub(lambda m: ordinal(_clean_int(m.group(1))), text)
+    text = _MONTH_DAY_RE.sub(lambda m: f"{m.group(1)} {ordinal(int(m.group(2)))}", text)
     text = _DECADE_RE.sub(lambda m: _decade(int(m.group(1) + m.group(2))), text)
     text = _YEAR_RE.sub(lambda m: year(int(m.group(1))), text)
     text = _DECIMAL_RE.sub(_decimal, text)

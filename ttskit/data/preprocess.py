@@ -1,0 +1,232 @@
+"""`ttskit preprocess`: corpus -> WORK folder, in parallel, resumable and shardable.
+
+Each utterance is written by one worker, its meta/<id>.json last, so a rerun after a kill
+skips exactly the finished ones. With --shard i/N a machine processes every N-th utterance;
+`merge` then computes speakers, vocabulary, statistics, the split and the report from all of
+them, the same way a single run does at its end.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import zlib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import yaml
+
+from ttskit.config import Config, config_from_dict, config_to_dict, dump_config
+from ttskit.data.corpora import BadEntry, CorpusKind, Utterance, read_corpus
+from ttskit.data.work import array_path, meta_path, read_metas, remove_stale_temp_files, save_json, save_jsonl
+from ttskit.text.frontend import build_frontend
+from ttskit.audio.io import atomic_write
+
+
+class PreprocessError(RuntimeError):
+    """Preprocessing cannot go on (mismatched WORK folder, missing shards, nothing usable)."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        try:
+            index, count = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise PreprocessError(f"--shard {text!r}: expected i/N, e.g. 0/4") from None
+        if not 0 <= index < count:
+            raise PreprocessError(f"--shard {text!r}: i must be in 0..N-1")
+        return cls(index, count)
+
+    def __str__(self) -> str:
+        return f"{self.index}-of-{self.count}"
+
+
+@dataclass
+class PreprocessSummary:
+    processed: int  # in this run
+    resumed: int  # already done before this run
+    ok: int  # usable utterances in WORK (after merge; this shard's otherwise)
+    skipped: int
+    merged: bool
+
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+def check_work_config(work: Path, config: Config) -> None:
+    """Write WORK/config.yaml, or refuse when WORK was made with different settings."""
+    path = work / "config.yaml"
+    if path.is_file():
+        existing = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        wanted = config_to_dict(config)
+        differences = _differences(existing, wanted)
+        if differences:
+            raise PreprocessError(f"{work} was preprocessed with other settings ({'; '.join(differences[:5])}); "
+                                  "use a new output folder, or the same settings to resume")
+        return
+    work.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda tmp: tmp.write_text(dump_config(config), encoding="utf-8"))
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for key in sorted(set(old) | set(new))
+                for d in _differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)]
+    return [] if old == new else [f"{prefix}: {old!r} there, {new!r} now"]
+
+
+def _worker_init(config: Config, work: Path, textgrid_dir: Path | None) -> None:
+    from ttskit.data.features import UtteranceProcessor
+
+    global _PROCESSOR
+    _PROCESSOR = UtteranceProcessor(config, work, textgrid_dir)
+
+
+def _worker_run(utterance: Utterance) -> dict[str, Any]:
+    return _PROCESSOR(utterance)  # type: ignore[name-defined]
+
+
+def run_preprocess(kind: CorpusKind, source: Path, work: Path, config: Config, *, jobs: int | None = None,
+                   shard: Shard | None = None, textgrid_dir: Path | None = None,
+                   on_start: Callable[[int, int], None] | None = None,
+                   on_done: ProgressCallback | None = None) -> PreprocessSummary:
+    """Process every (or this shard's) utterance not done yet; merge unless sharded."""
+    entries = read_corpus(kind, source)
+    check_work_config(work, config)
+    remove_stale_temp_files(work)
+    if config.preprocess.aligner == "textgrid" and (textgrid_dir is None or not textgrid_dir.is_dir()):
+        raise PreprocessError(f"the textgrid aligner needs --textgrids DIR (got {textgrid_dir})")
+    if shard is not None:
+        entries = entries[shard.index::shard.count]
+    todo = [e for e in entries if not meta_path(work, e.id).is_file()]
+    resumed = len(entries) - len(todo)
+    if on_start:
+        on_start(len(entries), resumed)
+    for bad in (e for e in todo if isinstance(e, BadEntry)):
+        meta = {"id": bad.id, "speaker": None, "text": None, "source": bad.source, "status": "skipped",
+                "reason": bad.reason}
+        save_json(meta_path(work, bad.id), meta)
+        if on_done:
+            on_done(meta)
+    utterances = [e for e in todo if isinstance(e, Utterance)]
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(utterances) or 1))
+    for meta in _map(utterances, config, work, textgrid_dir, jobs):
+        if on_done:
+            on_done(meta)
+    if shard is not None:
+        save_json(work / "shards" / f"{shard}.json", {"ids": [e.id for e in entries]})
+        metas = [m for m in read_metas(work) if m["id"] in {e.id for e in entries}]
+        ok = sum(m["status"] == "ok" for m in metas)
+        return PreprocessSummary(len(todo), resumed, ok, len(metas) - ok, merged=False)
+    report = merge(work)
+    return PreprocessSummary(len(todo), resumed, report["counts"]["ok"], report["counts"]["skipped"], merged=True)
+
+
+def _map(utterances: list[Utterance], config: Config, work: Path, textgrid_dir: Path | None,
+         jobs: int) -> Iterable[dict[str, Any]]:
+    if not utterances:
+        return
+    if jobs == 1:
+        _worker_init(config, work, textgrid_dir)
+        for utterance in utterances:
+            yield _worker_run(utterance)
+        return
+    # spawn, not fork: forking a process that already runs torch/OpenMP threads can deadlock.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init,
+                             initargs=(config, work, textgrid_dir)) as pool:
+        # Longest first keeps all workers busy to the end; results arrive as they finish.
+        ordered = sorted(utterances, key=lambda u: -u.audio.stat().st_size if u.audio.is_file() else 0)
+        futures = [pool.submit(_worker_run, u) for u in ordered]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def load_work_config(work: Path) -> Config:
+    path = work / "config.yaml"
+    if not path.is_file():
+        raise PreprocessError(f"{work}: no config.yaml; is this a folder made by `ttskit preprocess`?")
+    return config_from_dict(Config, yaml.safe_load(path.read_text(encoding="utf-8")) or {}, source=str(path))
+
+
+def _validation_ids(ids: list[str], fraction: float, most: int) -> set[str]:
+    """A stable split: hash order, so adding utterances later never moves old ones across."""
+    if len(ids) < 2 or fraction == 0:
+        return set()
+    count = min(most, max(1, round(fraction * len(ids))))
+    return set(sorted(ids, key=lambda i: zlib.crc32(i.encode()))[:count])
+
+
+def _mean_std(values: np.ndarray) -> dict[str, float]:
+    return {"mean": float(values.mean()), "std": float(max(values.std(), 1e-6))}
+
+
+def merge(work: Path) -> dict[str, Any]:
+    """Speakers, vocabulary, statistics, train/val manifests and the report from every finished utterance."""
+    config = load_work_config(work)
+    shard_files = sorted((work / "shards").glob("*-of-*.json")) if (work / "shards").is_dir() else []
+    if shard_files:
+        count = int(shard_files[0].stem.split("-of-")[1])
+        missing = [i for i in range(count) if not (work / "shards" / f"{i}-of-{count}.json").is_file()]
+        if missing:
+            raise PreprocessError(f"{work}: shards {missing} of {count} have not finished; run them, then merge")
+    metas = read_metas(work)
+    ok = [m for m in metas if m["status"] == "ok"]
+    if not ok:
+        reasons = sorted({m.get("reason", "?") for m in metas})[:5]
+        raise PreprocessError(f"{work}: no usable utterances ({len(metas)} skipped; e.g. {reasons})")
+    speakers = {name: index for index, name in enumerate(sorted({m["speaker"] for m in ok}))}
+    save_json(work / "speakers.json", speakers)
+    frontend = build_frontend(config.text)
+    vocab = frontend.build_vocab(m["phonemes"] for m in ok)
+    atomic_write(work / "vocab.json", lambda tmp: tmp.write_text(vocab.to_json() + "\n", encoding="utf-8"))
+    stats = _statistics(work, ok, speakers, config)
+    save_json(work / "stats.json", stats)
+    val = _validation_ids([m["id"] for m in ok], config.preprocess.val_fraction, config.preprocess.val_max)
+    rows = [{"id": m["id"], "speaker": m["speaker"], "speaker_id": speakers[m["speaker"]], "text": m["text"],
+             "normalized": m["normalized"], "phonemes": m["phonemes"], "n_frames": m["n_frames"],
+             "duration_s": m["duration_s"], "wav": f"wav/{m['id']}.wav"} for m in ok]
+    save_jsonl(work / "train.jsonl", [r for r in rows if r["id"] not in val])
+    save_jsonl(work / "val.jsonl", [r for r in rows if r["id"] in val])
+    from ttskit.data.report import write_report
+
+    return write_report(work, metas, config)
+
+
+def _statistics(work: Path, ok: list[dict[str, Any]], speakers: dict[str, int], config: Config) -> dict[str, Any]:
+    """Pitch mean/std per speaker (voices differ by an octave), energy mean/std for the corpus,
+    and the normalised ranges the models' value embeddings are binned over."""
+    pitch_by_speaker: dict[str, list[np.ndarray]] = {name: [] for name in speakers}
+    energies = []
+    for m in ok:
+        durations = np.load(array_path(work, "duration", m["id"]))
+        pitch = np.load(array_path(work, "pitch", m["id"]))
+        energy = np.load(array_path(work, "energy", m["id"]))
+        if config.preprocess.feature_level == "phoneme":  # statistics over symbols that were spoken
+            pitch, energy = pitch[durations > 0], energy[durations > 0]
+        pitch_by_speaker[m["speaker"]].append(pitch[pitch > 0])
+        energies.append(energy)
+    per_speaker = {name: _mean_std(np.concatenate(values)) for name, values in pitch_by_speaker.items()}
+    normalised = np.concatenate([(np.concatenate(pitch_by_speaker[name]) - s["mean"]) / s["std"]
+                                 for name, s in per_speaker.items()])
+    energy_all = np.concatenate(energies)
+    energy_stats = _mean_std(energy_all)
+    energy_normalised = (energy_all - energy_stats["mean"]) / energy_stats["std"]
+    return {"feature_level": config.preprocess.feature_level,
+            "pitch": {"per_speaker": per_speaker, "normalized_min": float(normalised.min()),
+                      "normalized_max": float(normalised.max())},
+            "energy": {**energy_stats, "normalized_min": float(energy_normalised.min()),
+                       "normalized_max": float(energy_normalised.max())}}
