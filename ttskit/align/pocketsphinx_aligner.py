@@ -49,6 +49,10 @@ class PocketsphinxAligner(Aligner):
         return key
 
     def _decode(self, pcm: bytes) -> None:
+        # The feature front end adapts across utterances (cepstral mean, noise floor), which made
+        # an alignment depend on the clips decoded before it, so shards, resumed runs and --jobs
+        # disagreed. Rebuilding it (28 us) makes every utterance start from the same state.
+        self.decoder.reinit_feat()
         self.decoder.start_utt()
         self.decoder.process_raw(pcm, full_utt=True)
         self.decoder.end_utt()

@@ -71,7 +71,7 @@ def write_report(work: Path, metas: list[dict[str, Any]], config: Config) -> dic
         },
         "warnings": sorted({w for m in ok for w in m.get("warnings", [])})[:50],
     }
-    plots = _plots(work, phone_ms_all, pitch_all, rates)
+    plots = _plots(work, phone_ms_all, pitch_all, rates, frame_ms)
     save_json(work / "report.json", report)
     atomic_write(work / "report.md", lambda tmp: tmp.write_text(_markdown(report, plots), encoding="utf-8"))
     return report
@@ -85,14 +85,16 @@ def _summary(values: np.ndarray) -> dict[str, float]:
             "p1": round(float(p[0]), 3), "median": round(float(p[1]), 3), "p99": round(float(p[2]), 3)}
 
 
-def _plots(work: Path, phone_ms: np.ndarray, pitch: np.ndarray, rates: np.ndarray) -> list[str]:
+def _plots(work: Path, phone_ms: np.ndarray, pitch: np.ndarray, rates: np.ndarray, frame_ms: float) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display here or on a cluster node
     import matplotlib.pyplot as plt
 
     names = []
-    for name, values, label, bins in (("phoneme_durations.png", phone_ms, "phoneme duration (ms)", 60),
+    # Durations are whole frames: one bin per frame, or the histogram shows comb-like gaps.
+    frame_bins = (np.arange(0, (phone_ms.max() if phone_ms.size else 0) + 2 * frame_ms, frame_ms) - frame_ms / 2)
+    for name, values, label, bins in (("phoneme_durations.png", phone_ms, "phoneme duration (ms)", frame_bins),
                                       ("pitch.png", pitch, "pitch (Hz)", 80),
                                       ("speaking_rate.png", rates, "phonemes per second of speech", 40)):
         if values.size == 0:
