@@ -10,7 +10,8 @@ phoneme sequences (stress digits included) summed over test words, divided by th
 number of reference phonemes. It is reported against the first pronunciation ("strict") and
 against the closest of the word's listed pronunciations ("any variant", as g2p papers do).
 
-    python tools/train_g2p.py --epochs 40 --out ttskit/text/data/g2p_en.pt
+    python tools/train_g2p.py --epochs 12 --threads 2 --out /tmp/g2p_a.pt
+    python tools/train_g2p.py --epochs 12 --threads 2 --lr 1e-3 --init /tmp/g2p_a.pt --out ttskit/text/data/g2p_en.pt
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1.5e-3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--init", type=Path, help="start from these weights (continue an earlier run)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -97,7 +99,7 @@ def main() -> None:
         split[split_of(word)].append(word)
     print({k: len(v) for k, v in split.items()})
     config = G2PConfig()
-    model = G2PTransformer(config)
+    model = NeuralG2P.load(args.init).model if args.init else G2PTransformer(config)
     print(f"parameters: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M")
     pairs = [(w, phoneme_ids(lexicon[w][0])) for w in split["train"] if len(w) <= config.max_len]
     steps_per_epoch = math.ceil(len(pairs) / args.batch_size)
