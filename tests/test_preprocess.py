@@ -231,9 +231,15 @@ def test_vctk_layout_with_two_speakers(tmp_path):
         for n, clip in enumerate(clips, 1):
             shutil.copy(MINI_LJSPEECH / "wavs" / f"{clip}.flac", root / "wav48" / speaker / f"{speaker}_{n:03d}_mic1.flac")
             (root / "txt" / speaker / f"{speaker}_{n:03d}.txt").write_text(texts[clip] + "\n")
+    shutil.copy(MINI_LJSPEECH / "wavs" / f"{CLIPS[5]}.flac", root / "wav48" / "p226" / "p226_003_mic1.flac")
+    (root / "txt" / "p226" / "p226_003.txt").write_bytes(b"caf\xe9 in Latin-1, not UTF-8\n")
+    shutil.copy(MINI_LJSPEECH / "wavs" / f"{CLIPS[6]}.flac", root / "wav48" / "p226" / "p226_004_mic1.flac")
     out = tmp_path / "w"
     result = runner.invoke(app, ["preprocess", "vctk", str(root), "-o", str(out), "-j", "1", "--level", "frame"])
     assert result.exit_code == 0, result.output
+    reasons = {s["id"]: s["reason"] for s in json.loads((out / "report.json").read_text())["skipped"]}
+    assert "cannot be read" in reasons["p226_003"] and "p226_003.txt" in reasons["p226_003"]
+    assert "no transcript" in reasons["p226_004"]
     assert json.loads((out / "speakers.json").read_text()) == {"p225": 0, "p226": 1}
     stats = json.loads((out / "stats.json").read_text())
     assert set(stats["pitch"]["per_speaker"]) == {"p225", "p226"} and stats["feature_level"] == "frame"

@@ -93,7 +93,7 @@ def read_vctk(root: Path) -> Iterator[Entry]:
             try:
                 text = transcript.read_text(encoding="utf-8").strip()
             except (UnicodeDecodeError, OSError) as err:
-                yield BadEntry(safe_id(stem), str(transcript), f"transcript cannot be read ({err})")
+                yield BadEntry(safe_id(stem), str(transcript), f"transcript {transcript} cannot be read ({err})")
                 continue
             yield Utterance(safe_id(stem), speaker, text, audio)
 

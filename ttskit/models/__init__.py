@@ -1,0 +1,1 @@
+"""Models: nn.Modules only (acoustic model, vocoder, shared layers); constructors do no I/O."""
