@@ -44,12 +44,8 @@ def make_ljspeech(root: Path, clips: list[str] = CLIPS) -> Path:
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory) -> Path:
-    corpus = make_ljspeech(tmp_path_factory.mktemp("corpus") / "lj")
-    out = tmp_path_factory.mktemp("work") / "w"
-    result = runner.invoke(app, ["preprocess", "ljspeech", str(corpus), "-o", str(out), "-j", "1"])
-    assert result.exit_code == 0, result.output
-    return out
+def work(mini_work) -> Path:
+    return mini_work
 
 
 def test_work_folder_is_complete_and_self_describing(work):

@@ -1,0 +1,255 @@
+"""FastSpeech2 (Ren et al., 2021): phonemes (+ speaker) -> mel frames, with explicit duration,
+pitch and energy predictors. Shapes: B batch, N phonemes, T frames, C channels, M mel bands.
+
+The constructor takes everything it needs as arguments (vocabulary size, speakers, value
+ranges); it never opens a file, so a checkpoint alone can rebuild it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ttskit.models.length_regulator import regulate_length
+
+
+@dataclass(frozen=True)
+class FastSpeech2Config:
+    hidden: int = 256
+    encoder_layers: int = 4
+    decoder_layers: int = 6
+    heads: int = 2
+    conv_filter: int = 1024
+    conv_kernels: tuple[int, int] = (9, 1)
+    dropout: float = 0.2
+    variance_filter: int = 256
+    variance_kernel: int = 3
+    variance_dropout: float = 0.5
+    # Pitch and energy values are embedded by bucketing into this many bins over the corpus range.
+    n_bins: int = 256
+    postnet_layers: int = 5
+    postnet_channels: int = 512
+    postnet_kernel: int = 5
+
+
+PRESETS: dict[str, FastSpeech2Config] = {
+    # ming024/FastSpeech2's LJSpeech size.
+    "base": FastSpeech2Config(),
+    # Learns something within minutes on 2 CPU cores.
+    "small": FastSpeech2Config(hidden=128, encoder_layers=2, decoder_layers=2, heads=2, conv_filter=512,
+                               variance_filter=128, postnet_layers=3, postnet_channels=256),
+}
+
+
+@dataclass
+class VarianceTargets:
+    """Ground truth for teacher forcing: (B, N) durations in frames, (B, N) or (B, T) normalised
+    pitch and energy (level given by the model's feature_level)."""
+
+    durations: torch.Tensor
+    pitch: torch.Tensor
+    energy: torch.Tensor
+
+
+@dataclass
+class Controls:
+    """Inference controls. Per-phoneme overrides are (B, N) tensors that replace predictions."""
+
+    duration_scale: float = 1.0  # > 1 speaks slower
+    pitch_shift: float = 0.0  # added to the normalised pitch (in units of the speaker's std)
+    pitch_scale: float = 1.0  # multiplies the normalised pitch (expressiveness)
+    energy_scale: float = 1.0  # multiplies the normalised energy
+    durations: torch.Tensor | None = None
+    pitch: torch.Tensor | None = None
+    energy: torch.Tensor | None = None
+
+
+@dataclass
+class FastSpeech2Output:
+    mel: torch.Tensor  # (B, T, M) before the postnet
+    mel_postnet: torch.Tensor  # (B, T, M)
+    log_duration: torch.Tensor  # (B, N) predicted log(1 + frames)
+    pitch: torch.Tensor  # predicted, (B, N) or (B, T)
+    energy: torch.Tensor
+    durations: torch.Tensor  # (B, N) frames actually used (targets or rounded predictions)
+    phoneme_mask: torch.Tensor  # (B, N) True on padding
+    frame_mask: torch.Tensor  # (B, T) True on padding
+    frame_lengths: torch.Tensor  # (B,)
+    extra: dict = field(default_factory=dict)
+
+
+def padding_mask(lengths: torch.Tensor, width: int | None = None) -> torch.Tensor:
+    """(B,) lengths -> (B, width) mask, True past each length."""
+    width = int(lengths.max()) if width is None else width
+    return torch.arange(width, device=lengths.device).unsqueeze(0) >= lengths.unsqueeze(1)
+
+
+def sinusoid_positions(length: int, channels: int, device: torch.device) -> torch.Tensor:
+    position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
+    frequency = torch.exp(torch.arange(0, channels, 2, device=device, dtype=torch.float32)
+                          * (-math.log(10000.0) / channels))
+    table = torch.zeros(length, channels, device=device)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency[: channels // 2])
+    return table
+
+
+class FFTBlock(nn.Module):
+    """Self-attention + 1-D convolutional feed-forward, each residual and layer-normalised. (B, L, C)."""
+
+    def __init__(self, channels: int, heads: int, filter_channels: int, kernels: tuple[int, int],
+                 dropout: float) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(channels, heads, dropout=dropout, batch_first=True)
+        self.attention_norm = nn.LayerNorm(channels)
+        self.conv1 = nn.Conv1d(channels, filter_channels, kernels[0], padding=kernels[0] // 2)
+        self.conv2 = nn.Conv1d(filter_channels, channels, kernels[1], padding=kernels[1] // 2)
+        self.feed_forward_norm = nn.LayerNorm(channels)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        attended, _ = self.attention(x, x, x, key_padding_mask=mask, need_weights=False)
+        x = self.attention_norm(x + self.dropout(attended)).masked_fill(mask.unsqueeze(-1), 0.0)
+        hidden = self.conv2(F.relu(self.conv1(x.transpose(1, 2)))).transpose(1, 2)
+        return self.feed_forward_norm(x + self.dropout(hidden)).masked_fill(mask.unsqueeze(-1), 0.0)
+
+
+class FFTStack(nn.Module):
+    def __init__(self, config: FastSpeech2Config, layers: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(FFTBlock(config.hidden, config.heads, config.conv_filter, config.conv_kernels,
+                                             config.dropout) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = x + sinusoid_positions(x.shape[1], x.shape[2], x.device).to(x.dtype)
+        for block in self.blocks:
+            x = block(x, mask)
+        return x
+
+
+class VariancePredictor(nn.Module):
+    """Two conv layers with ReLU, layer norm and dropout, then one value per position: (B, L, C) -> (B, L)."""
+
+    def __init__(self, config: FastSpeech2Config) -> None:
+        super().__init__()
+        c, k = config.variance_filter, config.variance_kernel
+        self.conv1 = nn.Conv1d(config.hidden, c, k, padding=k // 2)
+        self.norm1 = nn.LayerNorm(c)
+        self.conv2 = nn.Conv1d(c, c, k, padding=k // 2)
+        self.norm2 = nn.LayerNorm(c)
+        self.dropout = nn.Dropout(config.variance_dropout)
+        self.output = nn.Linear(c, 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        x = self.dropout(self.norm1(F.relu(self.conv1(x.transpose(1, 2))).transpose(1, 2)))
+        x = self.dropout(self.norm2(F.relu(self.conv2(x.transpose(1, 2))).transpose(1, 2)))
+        return self.output(x).squeeze(-1).masked_fill(mask, 0.0)
+
+
+class ValueEmbedding(nn.Module):
+    """A scalar per position -> an embedding, by bucketing over a fixed range: (B, L) -> (B, L, C)."""
+
+    def __init__(self, n_bins: int, channels: int, low: float, high: float) -> None:
+        super().__init__()
+        self.register_buffer("boundaries", torch.linspace(low, high, n_bins - 1), persistent=False)
+        self.embedding = nn.Embedding(n_bins, channels)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        return self.embedding(torch.bucketize(values.float().contiguous(), self.boundaries))
+
+
+class PostNet(nn.Module):
+    """Tacotron 2's residual convolutional refinement of the mel: (B, T, M) -> (B, T, M)."""
+
+    def __init__(self, n_mels: int, config: FastSpeech2Config) -> None:
+        super().__init__()
+        k, c = config.postnet_kernel, config.postnet_channels
+        sizes = [n_mels] + [c] * (config.postnet_layers - 1) + [n_mels]
+        self.layers = nn.ModuleList(
+            nn.Sequential(nn.Conv1d(a, b, k, padding=k // 2), nn.BatchNorm1d(b)) for a, b in zip(sizes, sizes[1:]))
+        self.dropout = nn.Dropout(0.5)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        x = mel.transpose(1, 2)
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < len(self.layers) - 1:
+                x = torch.tanh(x)
+            x = self.dropout(x)
+        return x.transpose(1, 2)
+
+
+class FastSpeech2(nn.Module):
+    """Phoneme ids (B, N) -> mel (B, T, n_mels) through a variance adaptor and length regulation."""
+
+    def __init__(self, config: FastSpeech2Config, n_symbols: int, n_mels: int, n_speakers: int = 1,
+                 pitch_range: tuple[float, float] = (-4.0, 4.0), energy_range: tuple[float, float] = (-4.0, 4.0),
+                 feature_level: Literal["phoneme", "frame"] = "phoneme") -> None:
+        super().__init__()
+        self.config = config
+        self.feature_level = feature_level
+        self.embedding = nn.Embedding(n_symbols, config.hidden, padding_idx=0)
+        self.encoder = FFTStack(config, config.encoder_layers)
+        self.speaker_embedding = nn.Embedding(n_speakers, config.hidden) if n_speakers > 1 else None
+        self.duration_predictor = VariancePredictor(config)
+        self.pitch_predictor = VariancePredictor(config)
+        self.energy_predictor = VariancePredictor(config)
+        self.pitch_embedding = ValueEmbedding(config.n_bins, config.hidden, *pitch_range)
+        self.energy_embedding = ValueEmbedding(config.n_bins, config.hidden, *energy_range)
+        self.decoder = FFTStack(config, config.decoder_layers)
+        self.mel_linear = nn.Linear(config.hidden, n_mels)
+        self.postnet = PostNet(n_mels, config)
+
+    def forward(self, phonemes: torch.Tensor, phoneme_lengths: torch.Tensor, speakers: torch.Tensor | None = None,
+                targets: VarianceTargets | None = None, controls: Controls | None = None,
+                max_frames: int | None = None) -> FastSpeech2Output:
+        controls = controls or Controls()
+        phoneme_mask = padding_mask(phoneme_lengths, phonemes.shape[1])
+        x = self.encoder(self.embedding(phonemes), phoneme_mask)
+        if self.speaker_embedding is not None and speakers is not None:
+            x = x + self.speaker_embedding(speakers).unsqueeze(1)
+        log_duration = self.duration_predictor(x, phoneme_mask)
+        if targets is not None:
+            durations = targets.durations
+        elif controls.durations is not None:
+            durations = controls.durations
+        else:
+            frames = torch.clamp(torch.round((torch.exp(log_duration) - 1) * controls.duration_scale), min=0)
+            durations = frames.long().masked_fill(phoneme_mask, 0)
+        if self.feature_level == "phoneme":
+            x, pitch, energy = self._add_variances(x, phoneme_mask, targets, controls)
+            frames, frame_lengths = regulate_length(x, durations, max_frames)
+            frame_mask = padding_mask(frame_lengths, frames.shape[1])
+        else:
+            frames, frame_lengths = regulate_length(x, durations, max_frames)
+            frame_mask = padding_mask(frame_lengths, frames.shape[1])
+            frames, pitch, energy = self._add_variances(frames, frame_mask, targets, controls)
+        hidden = self.decoder(frames, frame_mask)
+        mel = self.mel_linear(hidden)
+        mel_postnet = (mel + self.postnet(mel)).masked_fill(frame_mask.unsqueeze(-1), 0.0)
+        return FastSpeech2Output(mel.masked_fill(frame_mask.unsqueeze(-1), 0.0), mel_postnet, log_duration, pitch,
+                                 energy, durations, phoneme_mask, frame_mask, frame_lengths)
+
+    def _add_variances(self, x: torch.Tensor, mask: torch.Tensor, targets: VarianceTargets | None,
+                       controls: Controls) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pitch = self.pitch_predictor(x, mask)
+        if targets is not None:
+            pitch_value = targets.pitch
+        elif controls.pitch is not None:
+            pitch_value = controls.pitch
+        else:
+            pitch_value = pitch * controls.pitch_scale + controls.pitch_shift
+        x = x + self.pitch_embedding(pitch_value)
+        energy = self.energy_predictor(x, mask)
+        if targets is not None:
+            energy_value = targets.energy
+        elif controls.energy is not None:
+            energy_value = controls.energy
+        else:
+            energy_value = energy * controls.energy_scale
+        return x + self.energy_embedding(energy_value), pitch, energy
