@@ -3,8 +3,11 @@ ming024/FastSpeech2 uses (pyworld dio + stonemask F0 at the hop, STFT mel and en
 pitch trackers alone (ttskit YIN, librosa.yin, librosa.pyin, pyworld), in the same run.
 
 pyworld is a baseline only (pip install pyworld "setuptools<81"); without it those rows are skipped.
+With --fastspeech2 CHECKOUT the baseline's mel and energy come from ming024's own TacotronSTFT
+(loaded at run time from the checkout; its positional calls of librosa.filters.mel and
+librosa.util.pad_center are adapted to today's keyword-only librosa, nothing else); without it, from ttskit's mel.
 
-    python benchmarks/bench_features.py CORPUS_DIR [--files 40]
+    python benchmarks/bench_features.py CORPUS_DIR [--files 40] [--fastspeech2 /path/to/FastSpeech2]
 """
 
 from __future__ import annotations
@@ -25,10 +28,34 @@ from ttskit.audio.pitch import extract_pitch  # noqa: E402
 from ttskit.config import AudioConfig  # noqa: E402
 
 
+def load_ming024_mel(checkout: Path, config: AudioConfig):
+    """ming024's get_mel_from_wav with its TacotronSTFT, from a checkout (never copied into ttskit)."""
+    import importlib.util
+
+    sys.path.insert(0, str(checkout))
+
+    def load(name: str, relative: str):
+        spec = importlib.util.spec_from_file_location(name, checkout / relative)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    stft = load("audio.stft", "audio/stft.py")
+    stft.librosa_mel_fn = lambda sr, n_fft, n_mels, fmin, fmax: librosa.filters.mel(
+        sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    stft.pad_center = lambda data, size: librosa.util.pad_center(data, size=size)
+    tools = load("audio.tools", "audio/tools.py")
+    module = stft.TacotronSTFT(config.n_fft, config.hop_length, config.win_length, config.n_mels,
+                               config.sample_rate, config.fmin, config.fmax_hz)
+    return lambda wave: tools.get_mel_from_wav(np.clip(wave, -1, 1), module)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpus", type=Path, help="folder with wavs/ (LJSpeech layout)")
     parser.add_argument("--files", type=int, default=40)
+    parser.add_argument("--fastspeech2", type=Path, help="a ming024/FastSpeech2 checkout (optional)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     config = AudioConfig()
@@ -52,18 +79,29 @@ def main() -> None:
         pyworld = None
     if pyworld is not None:
         frame_ms = 1000 * config.hop_length / config.sample_rate
+        their_mel = load_ming024_mel(args.fastspeech2, config) if args.fastspeech2 else None
+        if their_mel is not None:
+            try:
+                their_mel(waves[0])
+            except (AssertionError, RuntimeError) as err:  # their STFT calls .cuda() unconditionally
+                print(f"(ming024's TacotronSTFT cannot run here: {err}; ttskit's STFT stands in for it)\n")
+                their_mel = None
 
         def ming024_method() -> None:
             for wave in waves:
                 signal = wave.astype(np.float64)
                 f0, times = pyworld.dio(signal, config.sample_rate, frame_period=frame_ms)
                 pyworld.stonemask(signal, f0, times, config.sample_rate)
-                with torch.inference_mode():
-                    mel.mel_and_energy(torch.from_numpy(wave)[None])
+                if their_mel is not None:
+                    their_mel(wave)
+                else:
+                    with torch.inference_mode():
+                        mel.mel_and_energy(torch.from_numpy(wave)[None])
 
         baseline = best_of(ming024_method, repeats=2)
-        rows.append(["ming024 method: pyworld dio + stonemask, STFT mel + energy", f"{seconds / baseline:.0f}x",
-                     f"{baseline / ours:.1f}"])
+        source = "their TacotronSTFT" if their_mel else "ttskit's STFT"
+        rows.append([f"ming024 method: pyworld dio + stonemask, mel + energy from {source}",
+                     f"{seconds / baseline:.0f}x", f"{baseline / ours:.1f}"])
     pitch_rows = []
     yin_time = best_of(lambda: [extract_pitch(w, config) for w in waves])
     pitch_rows.append(["ttskit YIN (+ voicing, cleanup, interpolation)", f"{seconds / yin_time:.0f}x", "1.00"])

@@ -43,18 +43,18 @@ class AudioConfig:
     peak_normalize: float | None = None
 
     def __post_init__(self) -> None:
-        _require(self.sample_rate > 0, "audio.sample_rate", "must be positive")
-        _require(self.hop_length > 0, "audio.hop_length", "must be positive")
-        _require(0 < self.win_length <= self.n_fft, "audio.win_length", "must be in (0, n_fft]")
-        _require((self.n_fft - self.hop_length) % 2 == 0, "audio.hop_length",
+        require(self.sample_rate > 0, "audio.sample_rate", "must be positive")
+        require(self.hop_length > 0, "audio.hop_length", "must be positive")
+        require(0 < self.win_length <= self.n_fft, "audio.win_length", "must be in (0, n_fft]")
+        require((self.n_fft - self.hop_length) % 2 == 0, "audio.hop_length",
                  "n_fft - hop_length must be even (the analysis pads (n_fft - hop) / 2 per side)")
-        _require(self.n_mels > 0, "audio.n_mels", "must be positive")
-        _require(0 <= self.fmin < self.fmax_hz, "audio.fmin", "must be in [0, fmax)")
-        _require(self.fmax_hz <= self.sample_rate / 2, "audio.fmax",
+        require(self.n_mels > 0, "audio.n_mels", "must be positive")
+        require(0 <= self.fmin < self.fmax_hz, "audio.fmin", "must be in [0, fmax)")
+        require(self.fmax_hz <= self.sample_rate / 2, "audio.fmax",
                  f"must not exceed the Nyquist frequency {self.sample_rate / 2:g} Hz")
-        _require(self.mel_floor > 0, "audio.mel_floor", "must be positive")
+        require(self.mel_floor > 0, "audio.mel_floor", "must be positive")
         if self.peak_normalize is not None:
-            _require(0 < self.peak_normalize <= 1, "audio.peak_normalize", "must be in (0, 1]")
+            require(0 < self.peak_normalize <= 1, "audio.peak_normalize", "must be in (0, 1]")
 
     @property
     def fmax_hz(self) -> float:
@@ -115,10 +115,10 @@ class PreprocessConfig:
     val_max: int = 100
 
     def __post_init__(self) -> None:
-        _require(0 < self.pitch_fmin < self.pitch_fmax, "preprocess.pitch_fmin", "must be in (0, pitch_fmax)")
-        _require(0 <= self.min_duration_s < self.max_duration_s, "preprocess.min_duration_s",
+        require(0 < self.pitch_fmin < self.pitch_fmax, "preprocess.pitch_fmin", "must be in (0, pitch_fmax)")
+        require(0 <= self.min_duration_s < self.max_duration_s, "preprocess.min_duration_s",
                  "must be in [0, max_duration_s)")
-        _require(0 <= self.val_fraction < 1, "preprocess.val_fraction", "must be in [0, 1)")
+        require(0 <= self.val_fraction < 1, "preprocess.val_fraction", "must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class Config:
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
 
 
-def _require(ok: bool, key: str, problem: str) -> None:
+def require(ok: bool, key: str, problem: str) -> None:
     if not ok:
         raise ConfigError(f"{key}: {problem}")
 
@@ -262,8 +262,9 @@ C = TypeVar("C")
 
 
 def load_config(path: Path | str | None = None, overrides: list[str] | tuple[str, ...] = (),
-                cls: type[C] = Config) -> C:  # type: ignore[assignment]
-    """Defaults, then the YAML file at `path` (if any), then `--set` overrides."""
+                cls: type[C] = Config, base: Any = None) -> C:  # type: ignore[assignment]
+    """Defaults (or the config object `base`, e.g. a preset), then the YAML file at `path`, then
+    `--set` overrides."""
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -278,6 +279,8 @@ def load_config(path: Path | str | None = None, overrides: list[str] | tuple[str
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path}: top level must be a mapping of sections")
         data = loaded or {}
+    if base is not None:
+        data = _merge(config_to_dict(base), data)
     if overrides:
         data = _merge(data, parse_overrides(overrides))
         source = f"{source} + --set"

@@ -92,9 +92,10 @@ class FrameBudgetSampler(Sampler[list[int]]):
         self.max_frames = max_frames
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
         self.num_replicas, self.rank, self.bucket_size = num_replicas, rank, bucket_size
+        self.skip = 0  # batches of the current epoch already trained on (set when resuming mid-epoch)
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
 
     def _batches(self) -> list[list[int]]:
         rng = random.Random(self.seed + self.epoch)
@@ -119,7 +120,7 @@ class FrameBudgetSampler(Sampler[list[int]]):
         return batches[:usable][self.rank::self.num_replicas]
 
     def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
+        return iter(self._batches()[self.skip:])
 
     def __len__(self) -> int:
-        return len(self._batches())
+        return len(self._batches()) - self.skip

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ttskit.cli import app
+from ttskit.train.acoustic import TrainingError, prepare_run, train_acoustic
+from ttskit.train.checkpoint import load_checkpoint
+
+runner = CliRunner()
+# A tiny model and batches of ~2 utterances keep each step well under a second on a CPU.
+TINY = ["model.hidden=32", "model.encoder_layers=1", "model.decoder_layers=1", "model.conv_filter=64",
+        "model.variance_filter=32", "model.postnet_layers=2", "model.postnet_channels=32",
+        "train.max_frames_per_batch=900", "train.log_every=1", "train.checkpoint_every=3", "train.val_every=3",
+        "train.warmup_steps=10"]
+
+
+def metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_cli_trains_logs_and_checkpoints(mini_work, tmp_path):
+    run = tmp_path / "run"
+    args = ["train-acoustic", str(mini_work), "-o", str(run), "--max-steps", "4", *sum((["--set", s] for s in TINY), [])]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    steps = [m for m in metrics(run) if "loss" in m]
+    assert [m["step"] for m in steps] == [1, 2, 3, 4]
+    for key in ("loss", "mel_l1", "postnet_l1", "duration_mse", "pitch_mse", "energy_mse", "lr", "frames_per_s"):
+        assert all(np.isfinite(m[key]) for m in steps), key
+    assert any("val_loss" in m for m in metrics(run))
+    state = load_checkpoint(run / "checkpoints" / "step_00000004.pt")
+    # The checkpoint alone rebuilds and uses the model: configs, vocabulary, speakers and stats are inside.
+    for key in ("model", "optimizer", "scheduler", "scaler", "rng", "run_config", "audio", "text", "vocab", "speakers",
+                "stats"):
+        assert key in state, key
+    assert state["step"] == 4 and (run / "checkpoints" / "best.pt").is_file()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "--resume" in again.stderr  # never silently overwrites a run
+
+
+def test_resume_continues_exactly(mini_work, tmp_path):
+    straight = prepare_run(mini_work, tmp_path / "a", overrides=TINY, max_steps=6)
+    train_acoustic(straight, device="cpu")
+    first = prepare_run(mini_work, tmp_path / "b", overrides=TINY, max_steps=3)
+    train_acoustic(first, device="cpu")
+    resumed = prepare_run(mini_work, tmp_path / "b", overrides=TINY, max_steps=6, resume=True)
+    assert resumed.resume_from.name == "step_00000003.pt"
+    train_acoustic(resumed, device="cpu")
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "step_00000006.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "step_00000006.pt")
+    assert (a["step"], a["epoch"], a["batch_in_epoch"]) == (b["step"], b["epoch"], b["batch_in_epoch"])
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    assert a["optimizer"]["state"][0]["exp_avg"].equal(b["optimizer"]["state"][0]["exp_avg"])
+
+
+def test_two_gloo_ranks_stay_in_sync_on_disjoint_data(mini_work, tmp_path):
+    job = prepare_run(mini_work, tmp_path / "ddp", overrides=[*TINY, "train.max_frames_per_batch=500"], max_steps=3)
+    summary = train_acoustic(job, gpus=2, device="cpu")
+    assert summary["world_size"] == 2 and summary["step"] == 3
+    assert summary["ranks_in_sync"] is True and summary["ranks_data_disjoint"] is True
+
+
+def test_poisoned_batch_trips_the_nan_guard(mini_work, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(mini_work, work)
+    victim = json.loads((work / "train.jsonl").read_text().splitlines()[0])["id"]
+    mel = np.load(work / "mel" / f"{victim}.npy")
+    mel[:, 5] = np.nan
+    np.save(work / "mel" / f"{victim}.npy", mel)
+    job = prepare_run(work, tmp_path / "run", overrides=TINY, max_steps=8)
+    train_acoustic(job, device="cpu")
+    events = [m for m in metrics(tmp_path / "run") if "event" in m]
+    assert events and victim in events[0]["ids"] and "skipped" in events[0]["event"]
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "step_00000008.pt")
+    assert all(torch.isfinite(t).all() for t in state["model"].values() if t.is_floating_point())
+
+
+def test_incompatible_work_and_bad_requests_are_clear(mini_work, tmp_path):
+    job = prepare_run(mini_work, tmp_path / "run", overrides=TINY, max_steps=1)
+    train_acoustic(job, device="cpu")
+    other = tmp_path / "other"
+    shutil.copytree(mini_work, other)
+    vocab = json.loads((other / "vocab.json").read_text())
+    vocab["symbols"].append("ZZ")
+    (other / "vocab.json").write_text(json.dumps(vocab))
+    with pytest.raises(TrainingError, match="different vocab"):
+        prepare_run(other, tmp_path / "run", overrides=TINY, max_steps=2, resume=True)
+    with pytest.raises(TrainingError, match="model config differs"):
+        prepare_run(mini_work, tmp_path / "run", overrides=[*TINY, "model.hidden=64"], max_steps=2, resume=True)
+    with pytest.raises(TrainingError, match="no checkpoint to resume"):
+        prepare_run(mini_work, tmp_path / "fresh", overrides=TINY, max_steps=2, resume=True)
+    result = runner.invoke(app, ["train-acoustic", str(tmp_path), "-o", str(tmp_path / "x")])
+    assert result.exit_code == 2 and "run `ttskit preprocess`" in result.stderr
+    result = runner.invoke(app, ["train-acoustic", str(mini_work), "-o", str(tmp_path / "y"), "--gpus", "2",
+                                 "--device", "cuda"])
+    assert result.exit_code == 2 and "CUDA device(s) are visible" in result.stderr

@@ -1,0 +1,48 @@
+"""`ttskit train-acoustic WORK -o RUN`: train the FastSpeech2 acoustic model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ttskit.cli.common import ConfigOption, SetOption, err_console, user_errors
+
+
+def train_acoustic(
+    work: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="WORK folder made by `ttskit preprocess`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", file_okay=False,
+                                         help="RUN folder for checkpoints, metrics.jsonl and config.yaml.")],
+    preset: Annotated[str, typer.Option(help="small (minutes on a CPU) or base (ming024's LJSpeech size).")] = "small",
+    max_steps: Annotated[Optional[int], typer.Option(
+        "--max-steps", min=1, help="Stop after this many steps in total; --resume with a larger value continues.")] = None,
+    gpus: Annotated[int, typer.Option(
+        min=1, help="Local DistributedDataParallel ranks (GPUs, or gloo processes on a CPU-only machine). "
+                    "Under torchrun the ranks come from torchrun instead.")] = 1,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue RUN from its latest checkpoint.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when present).")] = None,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Train the FastSpeech2 acoustic model on a WORK folder.
+
+    Example: ttskit train-acoustic work/mini -o runs/mini --preset small --max-steps 2000
+    """
+    from ttskit.train.acoustic import TrainingError, prepare_run, train_acoustic as run_training
+    from ttskit.train.checkpoint import CheckpointError
+    from ttskit.train.distributed import DistributedError
+
+    with user_errors(TrainingError, CheckpointError, DistributedError):
+        job = prepare_run(work, output, preset=preset, config_path=config, overrides=overrides or [],
+                          max_steps=max_steps, resume=resume)
+        start = f"resuming from {job.resume_from.name}" if job.resume_from else "starting"
+        err_console.print(f"{start}: training to step {job.max_steps} on {work} -> {output}")
+
+        def on_log(record: dict[str, Any]) -> None:
+            err_console.print(f"step {record['step']:>7}  loss {record['loss']:.4f}  mel {record['mel_l1']:.4f}  "
+                              f"lr {record['lr']:.2e}  {record['frames_per_s']:.0f} frames/s", highlight=False)
+
+        summary = run_training(job, gpus=gpus, device=device, on_log=on_log)
+    how = "stopped by signal at" if summary.get("stopped_by_signal") else "finished at"
+    err_console.print(f"[green]{how} step {summary.get('step')}[/]; checkpoints in {output / 'checkpoints'}")

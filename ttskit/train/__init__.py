@@ -1,0 +1,1 @@
+"""Training: loops, distributed set-up, mixed precision, checkpoints, logging."""

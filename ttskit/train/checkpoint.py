@@ -1,0 +1,67 @@
+"""Atomic, self-sufficient checkpoints: weights, optimiser state, RNG states, and everything
+needed to rebuild and use the model (configs, vocabulary, speakers, statistics)."""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ttskit.audio.io import atomic_write
+
+STEP_RE = re.compile(r"^step_(\d+)\.pt$")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, unreadable or does not fit; the message names the file and the mismatch."""
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG's state as plain types and tensors, which `weights_only` loading accepts."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    return {"python": random.getstate(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position,
+                                                   has_gauss, gauss],
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    kind, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """`torch.load(weights_only=True)`: a checkpoint holds data only, never code to run."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and torch errors all mean the same thing to a user
+        raise CheckpointError(f"{path}: not a readable ttskit checkpoint ({type(err).__name__}: {err})") from None
+
+
+def step_checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    found = [(int(m.group(1)), p) for p in folder.glob("step_*.pt") if (m := STEP_RE.match(p.name))]
+    return sorted(found)
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    found = step_checkpoints(folder)
+    return found[-1][1] if found else None
+
+
+def prune_checkpoints(folder: Path, keep: int) -> None:
+    for _, path in step_checkpoints(folder)[:-keep]:
+        path.unlink(missing_ok=True)
