@@ -101,3 +101,18 @@ def test_incompatible_work_and_bad_requests_are_clear(mini_work, tmp_path):
     result = runner.invoke(app, ["train-acoustic", str(mini_work), "-o", str(tmp_path / "y"), "--gpus", "2",
                                  "--device", "cuda"])
     assert result.exit_code == 2 and "CUDA device(s) are visible" in result.stderr
+
+
+def test_export_gta_matches_ground_truth_frames(mini_work, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(mini_work, work)
+    run = tmp_path / "run"
+    args = ["train-acoustic", str(work), "-o", str(run), "--max-steps", "2", "--export-gta",
+            *sum((["--set", s] for s in TINY), [])]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for split in ("train", "val") for line in (work / f"{split}.jsonl").read_text().splitlines()]
+    assert len(list((work / "gta").glob("*.npy"))) == len(rows)
+    for row in rows:
+        gta = np.load(work / "gta" / f"{row['id']}.npy")
+        assert gta.shape == np.load(work / "mel" / f"{row['id']}.npy").shape and np.isfinite(gta).all()

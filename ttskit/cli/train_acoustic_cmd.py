@@ -22,6 +22,9 @@ def train_acoustic(
                     "Under torchrun the ranks come from torchrun instead.")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUN from its latest checkpoint.")] = False,
     device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when present).")] = None,
+    export_gta: Annotated[bool, typer.Option(
+        "--export-gta", help="After training, write teacher-forced mels of every utterance to WORK/gta/ "
+                             "(same frames as the recorded mels) for vocoder fine-tuning.")] = False,
     config: ConfigOption = None,
     overrides: SetOption = None,
 ) -> None:
@@ -30,6 +33,8 @@ def train_acoustic(
     Example: ttskit train-acoustic work/mini -o runs/mini --preset small --max-steps 2000
     """
     from ttskit.train.acoustic import TrainingError, prepare_run, train_acoustic as run_training
+    from ttskit.train.checkpoint import latest_checkpoint
+    from ttskit.train.gta import export_gta as write_gta
     from ttskit.train.checkpoint import CheckpointError
     from ttskit.train.distributed import DistributedError
 
@@ -44,5 +49,9 @@ def train_acoustic(
                               f"lr {record['lr']:.2e}  {record['frames_per_s']:.0f} frames/s", highlight=False)
 
         summary = run_training(job, gpus=gpus, device=device, on_log=on_log)
-    how = "stopped by signal at" if summary.get("stopped_by_signal") else "finished at"
-    err_console.print(f"[green]{how} step {summary.get('step')}[/]; checkpoints in {output / 'checkpoints'}")
+        how = "stopped by signal at" if summary.get("stopped_by_signal") else "finished at"
+        err_console.print(f"[green]{how} step {summary.get('step')}[/]; checkpoints in {output / 'checkpoints'}")
+        if export_gta and not summary.get("stopped_by_signal"):
+            last = latest_checkpoint(output / "checkpoints")
+            count = write_gta(work, last, device=device)
+            err_console.print(f"[green]wrote {count} teacher-forced mels[/] from {last.name} to {work / 'gta'}")

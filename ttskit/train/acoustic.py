@@ -271,13 +271,16 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
                     frames_seen, window_start = 0, time.perf_counter()
                 if step % cfg.val_every == 0 or step == job.max_steps:
                     val_loss = _validate(model, val_set, rank, autocast_dtype, cfg) if rank.is_main else None
-                    if rank.is_main and val_loss is not None:
-                        _append(metrics_path, {"step": step, "val_loss": round(val_loss, 5)})
+                    if rank.distributed:  # every rank must take the same path: save() is collective
+                        shared = [val_loss]
+                        dist.broadcast_object_list(shared, src=0)
+                        val_loss = shared[0]
+                    if val_loss is not None:
+                        if rank.is_main:
+                            _append(metrics_path, {"step": step, "val_loss": round(val_loss, 5)})
                         if val_loss < best:
                             best = val_loss
                             save("best")
-                    if rank.distributed:
-                        dist.barrier()
                 if step % cfg.checkpoint_every == 0 or step == job.max_steps:
                     save()
                 if step >= job.max_steps or stop.stop:
