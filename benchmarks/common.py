@@ -19,23 +19,22 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def best_of(function: Callable[[], object], repeats: int = 3) -> float:
-    """Fastest wall time of `repeats` runs (the least disturbed by other processes)."""
+def timings(function: Callable[[], object], repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         function()
         times.append(time.perf_counter() - started)
-    return min(times)
+    return times
+
+
+def best_of(function: Callable[[], object], repeats: int = 3) -> float:
+    """Fastest wall time of `repeats` runs (the least disturbed by other processes)."""
+    return min(timings(function, repeats))
 
 
 def median_of(function: Callable[[], object], repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return statistics.median(timings(function, repeats))
 
 
 def table(headers: list[str], rows: list[list[object]]) -> str:

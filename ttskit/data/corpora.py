@@ -41,15 +41,20 @@ def safe_id(raw: str) -> str:
     return _SAFE_ID.sub("_", raw).strip("._") or "utt"
 
 
+def _read_lines(path: Path, missing: str) -> list[str]:
+    """The lines of a corpus' index file; `missing` is the error when it does not exist."""
+    if not path.is_file():
+        raise CorpusError(missing)
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as err:
+        raise CorpusError(f"{path}: not UTF-8 text ({err})") from None
+
+
 def read_ljspeech(root: Path, speaker: str = "ljspeech") -> Iterator[Entry]:
     """LJSpeech: root/metadata.csv (`id|text|normalized text`) and root/wavs/<id>.wav (or .flac)."""
     metadata = root / "metadata.csv"
-    if not metadata.is_file():
-        raise CorpusError(f"{root}: no metadata.csv (an LJSpeech folder holds metadata.csv and wavs/)")
-    try:
-        lines = metadata.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise CorpusError(f"{metadata}: not UTF-8 text ({err})") from None
+    lines = _read_lines(metadata, f"{root}: no metadata.csv (an LJSpeech folder holds metadata.csv and wavs/)")
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -100,12 +105,7 @@ def read_vctk(root: Path) -> Iterator[Entry]:
 
 def read_list(list_file: Path, default_speaker: str = "speaker") -> Iterator[Entry]:
     """Lines `audio_path|text` or `audio_path|speaker|text`; paths relative to the list file."""
-    if not list_file.is_file():
-        raise CorpusError(f"{list_file}: list file not found")
-    try:
-        lines = list_file.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise CorpusError(f"{list_file}: not UTF-8 text ({err})") from None
+    lines = _read_lines(list_file, f"{list_file}: list file not found")
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 from torch import nn
@@ -184,6 +184,14 @@ class PostNet(nn.Module):
         return x.transpose(1, 2)
 
 
+def _choose(target: torch.Tensor | None, override: torch.Tensor | None,
+            predicted: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """Teacher forcing while training, else a caller's per-phoneme override, else the prediction."""
+    if target is not None:
+        return target
+    return override if override is not None else predicted()
+
+
 class FastSpeech2(nn.Module):
     """Phoneme ids (B, N) -> mel (B, T, n_mels) through a variance adaptor and length regulation."""
 
@@ -214,13 +222,9 @@ class FastSpeech2(nn.Module):
         if self.speaker_embedding is not None and speakers is not None:
             x = x + self.speaker_embedding(speakers).unsqueeze(1)
         log_duration = self.duration_predictor(x, phoneme_mask)
-        if targets is not None:
-            durations = targets.durations
-        elif controls.durations is not None:
-            durations = controls.durations
-        else:
-            frames = torch.clamp(torch.round((torch.exp(log_duration) - 1) * controls.duration_scale), min=0)
-            durations = frames.long().masked_fill(phoneme_mask, 0)
+        durations = _choose(targets and targets.durations, controls.durations, lambda: torch.clamp(
+            torch.round((torch.exp(log_duration) - 1) * controls.duration_scale), min=0).long().masked_fill(
+                phoneme_mask, 0))
         if self.feature_level == "phoneme":
             x, pitch, energy = self._add_variances(x, phoneme_mask, targets, controls)
             frames, frame_lengths = regulate_length(x, durations, max_frames)
@@ -238,18 +242,9 @@ class FastSpeech2(nn.Module):
     def _add_variances(self, x: torch.Tensor, mask: torch.Tensor, targets: VarianceTargets | None,
                        controls: Controls) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         pitch = self.pitch_predictor(x, mask)
-        if targets is not None:
-            pitch_value = targets.pitch
-        elif controls.pitch is not None:
-            pitch_value = controls.pitch
-        else:
-            pitch_value = pitch * controls.pitch_scale + controls.pitch_shift
-        x = x + self.pitch_embedding(pitch_value)
+        x = x + self.pitch_embedding(_choose(targets and targets.pitch, controls.pitch,
+                                             lambda: pitch * controls.pitch_scale + controls.pitch_shift))
         energy = self.energy_predictor(x, mask)
-        if targets is not None:
-            energy_value = targets.energy
-        elif controls.energy is not None:
-            energy_value = controls.energy
-        else:
-            energy_value = energy * controls.energy_scale
-        return x + self.energy_embedding(energy_value), pitch, energy
+        x = x + self.energy_embedding(_choose(targets and targets.energy, controls.energy,
+                                              lambda: energy * controls.energy_scale))
+        return x, pitch, energy
