@@ -116,3 +116,17 @@ def test_export_gta_matches_ground_truth_frames(mini_work, tmp_path):
     for row in rows:
         gta = np.load(work / "gta" / f"{row['id']}.npy")
         assert gta.shape == np.load(work / "mel" / f"{row['id']}.npy").shape and np.isfinite(gta).all()
+
+
+def test_tensorboard_gets_scalars_plots_and_audio(mini_work, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    job = prepare_run(mini_work, tmp_path / "run", overrides=TINY, max_steps=3)
+    train_acoustic(job, device="cpu")
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"images": 0, "audio": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/loss", "train/mel_l1", "train/lr", "val/loss"} <= set(tags["scalars"])
+    assert {"val/mel", "val/pitch"} <= set(tags["images"])
+    assert "val/griffin_lim" in tags["audio"]
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]

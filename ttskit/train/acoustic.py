@@ -31,6 +31,8 @@ from ttskit.data.preprocess import load_work_config
 from ttskit.models.fastspeech2 import FastSpeech2, FastSpeech2Config, VarianceTargets
 from ttskit.models.losses import fastspeech2_loss
 from ttskit.train.acoustic_config import RUN_PRESETS, AcousticRunConfig
+from ttskit.audio import MelSpectrogram
+from ttskit.train.media import log_validation_media
 from ttskit.train.checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, prune_checkpoints,
                                      rng_state, save_checkpoint, set_rng_state)
 from ttskit.train.distributed import Rank, launch
@@ -199,6 +201,8 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
     trained = DistributedDataParallel(model, device_ids=[rank.local_rank] if rank.device.type == "cuda" else None) \
         if rank.distributed else model
     stop = _StopFlag()
+    writer = _tensorboard(job.run) if rank.is_main else None
+    mel_analysis = MelSpectrogram(work_config.audio)
     checkpoints = job.run / "checkpoints"
     metrics_path = job.run / "metrics.jsonl"
     bad_in_a_row = 0
@@ -266,6 +270,10 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
                               "lr": scheduler.get_last_lr()[0], "grad_norm": round(float(grad_norm), 4),
                               "frames_per_s": round(frames_seen / max(elapsed, 1e-9), 1)}
                     _append(metrics_path, record)
+                    if writer is not None:
+                        for key, value in record.items():
+                            if key not in ("step", "epoch"):
+                                writer.add_scalar(f"train/{key}", value, step)
                     if on_log:
                         on_log(record)
                     frames_seen, window_start = 0, time.perf_counter()
@@ -278,6 +286,9 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
                     if val_loss is not None:
                         if rank.is_main:
                             _append(metrics_path, {"step": step, "val_loss": round(val_loss, 5)})
+                        if writer is not None:
+                            writer.add_scalar("val/loss", val_loss, step)
+                            log_validation_media(writer, model, val_set, mel_analysis, step, rank.device)
                         if val_loss < best:
                             best = val_loss
                             save("best")
@@ -303,6 +314,14 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
                          lambda tmp: tmp.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8"))
     finally:
         stop.restore()
+        if writer is not None:
+            writer.close()
+
+
+def _tensorboard(run: Path) -> Any:
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(run / "tensorboard"))
 
 
 def _checksum(model: torch.nn.Module) -> str:

@@ -1,0 +1,51 @@
+"""Validation media for TensorBoard: predicted vs target mel, pitch curves, and audio."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ttskit.audio import MelSpectrogram, griffin_lim
+from ttskit.data.dataset import WorkDataset, collate
+from ttskit.models.fastspeech2 import FastSpeech2, VarianceTargets
+
+
+@torch.no_grad()
+def log_validation_media(writer: Any, model: FastSpeech2, val_set: WorkDataset, mel: MelSpectrogram, step: int,
+                         device: torch.device) -> None:
+    """One validation utterance: its teacher-forced mel beside the recording's, the predicted and
+    true pitch, and the free-running synthesis made audible with Griffin-Lim."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if len(val_set) == 0:
+        return
+    model.eval()
+    batch = collate([val_set[0]]).to(device)
+    forced = model(batch.phonemes, batch.phoneme_lengths, batch.speakers,
+                   targets=VarianceTargets(batch.durations, batch.pitch, batch.energy), max_frames=batch.mels.shape[1])
+    free = model(batch.phonemes, batch.phoneme_lengths, batch.speakers)
+    figure, axes = plt.subplots(2, 1, figsize=(8, 5), dpi=90)
+    for axis, image, title in ((axes[0], forced.mel_postnet[0], "predicted (teacher-forced)"),
+                               (axes[1], batch.mels[0], "recorded")):
+        axis.imshow(image.float().cpu().numpy().T, origin="lower", aspect="auto", interpolation="none")
+        axis.set_title(title)
+    figure.tight_layout()
+    writer.add_figure("val/mel", figure, step)
+    plt.close(figure)
+    figure, axis = plt.subplots(figsize=(8, 3), dpi=90)
+    axis.plot(batch.pitch[0].cpu().numpy(), label="target")
+    axis.plot(forced.pitch[0].float().cpu().numpy(), label="predicted")
+    axis.set_xlabel("phoneme" if val_set.stats["feature_level"] == "phoneme" else "frame")
+    axis.set_ylabel("normalised pitch")
+    axis.legend()
+    figure.tight_layout()
+    writer.add_figure("val/pitch", figure, step)
+    plt.close(figure)
+    frames = int(free.frame_lengths[0])
+    if frames > 0:
+        wave = griffin_lim(free.mel_postnet[0, :frames].float().cpu().T, mel.cpu())
+        writer.add_audio("val/griffin_lim", wave.unsqueeze(0), step, sample_rate=mel.config.sample_rate)
