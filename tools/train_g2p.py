@@ -11,7 +11,9 @@ number of reference phonemes. It is reported against the first pronunciation ("s
 against the closest of the word's listed pronunciations ("any variant", as g2p papers do).
 
     python tools/train_g2p.py --epochs 12 --threads 2 --out /tmp/g2p_a.pt
-    python tools/train_g2p.py --epochs 12 --threads 2 --lr 1e-3 --init /tmp/g2p_a.pt --out ttskit/text/data/g2p_en.pt
+    python tools/train_g2p.py --epochs 12 --threads 2 --lr 1e-3 --init /tmp/g2p_a.pt --out /tmp/g2p_b.pt
+    python tools/train_g2p.py --epochs 12 --threads 2 --lr 6e-4 --init /tmp/g2p_b.pt --out ttskit/text/data/g2p_en.pt
+    python tools/train_g2p.py --evaluate ttskit/text/data/g2p_en.pt    # test PER, greedy and beam 4
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--init", type=Path, help="start from these weights (continue an earlier run)")
+    parser.add_argument("--evaluate", type=Path, help="only score these weights on the test words, then stop")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -98,6 +101,12 @@ def main() -> None:
     for word in sorted(lexicon):
         split[split_of(word)].append(word)
     print({k: len(v) for k, v in split.items()})
+    if args.evaluate:
+        for beam in (1, 4):
+            started = time.time()
+            print(f"beam {beam}:", evaluate(NeuralG2P.load(args.evaluate, beam=beam), split["test"], lexicon),
+                  f"({time.time() - started:.0f} s)")
+        return
     config = G2PConfig()
     model = NeuralG2P.load(args.init).model if args.init else G2PTransformer(config)
     print(f"parameters: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M")
@@ -124,13 +133,13 @@ def main() -> None:
             schedule.step()
             running += loss.item()
         model.eval()
-        valid = evaluate(NeuralG2P(model), split["valid"], lexicon)
+        valid = evaluate(NeuralG2P(model, beam=1), split["valid"], lexicon)
         print(f"epoch {epoch} loss {running / steps_per_epoch:.4f} valid PER {valid['per_strict']:.4f} "
               f"({time.time() - started:.0f} s)", flush=True)
         if valid["per_strict"] < best_valid:
             best_valid = valid["per_strict"]
             save_weights(model, args.out)
-    # Score the saved (float16) weights exactly as ttskit will load them.
+    # Score the saved (float16) weights exactly as ttskit will load them (beam search of 4).
     test = evaluate(NeuralG2P.load(args.out), split["test"], lexicon)
     print(f"test: {test}  size {args.out.stat().st_size / 1e6:.2f} MB  "
           f"trained {time.time() - started:.0f} s")

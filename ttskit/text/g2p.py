@@ -101,6 +101,44 @@ class G2PTransformer(nn.Module):
         return results
 
 
+@torch.no_grad()
+def beam_search(model: G2PTransformer, graphemes: torch.Tensor, beam: int) -> list[list[int]]:
+    """Beam search for a batch of words at once (words x beams decoded together); the best
+    hypothesis by log-probability per output symbol, so short guesses get no unfair advantage."""
+    batch = graphemes.shape[0]
+    memory = model.encode(graphemes).repeat_interleave(beam, dim=0)
+    grapheme_rows = graphemes.repeat_interleave(beam, dim=0)
+    sequences = torch.full((batch * beam, 1), BOS, dtype=torch.long, device=graphemes.device)
+    scores = torch.full((batch, beam), -torch.inf, device=graphemes.device)
+    scores[:, 0] = 0.0  # all beams start identical: keep one alive
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
+    longest = int((graphemes != PAD).sum(dim=1).max()) * 2 + 2
+    for _ in range(min(model.config.max_len, longest)):
+        log_probs = model.decode(memory, grapheme_rows, sequences)[:, -1].log_softmax(-1)
+        log_probs[:, PAD] = -torch.inf
+        log_probs[:, BOS] = -torch.inf
+        vocabulary = log_probs.shape[-1]
+        total = (scores.reshape(-1, 1) + log_probs).reshape(batch, beam * vocabulary)
+        best, index = total.topk(beam, dim=1)
+        origin = index // vocabulary + torch.arange(batch, device=graphemes.device).unsqueeze(1) * beam
+        symbol = index % vocabulary
+        sequences = torch.cat([sequences[origin.reshape(-1)], symbol.reshape(-1, 1)], dim=1)
+        ended = symbol == EOS
+        for word, position in ended.nonzero().tolist():
+            ids = sequences[word * beam + position, 1:-1].tolist()
+            finished[word].append((float(best[word, position]) / (len(ids) + 1), ids))
+        scores = best.masked_fill(ended, -torch.inf)
+        if all(len(f) >= beam for f in finished) or bool(torch.isinf(scores).all()):
+            break
+    results = []
+    for word in range(batch):
+        if finished[word]:
+            results.append(max(finished[word])[1])
+        else:  # nothing ended within the length limit: take the best open hypothesis
+            results.append(sequences[word * beam + int(scores[word].argmax()), 1:].tolist())
+    return results
+
+
 def encode_word(word: str, max_len: int) -> list[int]:
     index = {g: i + len(SPECIALS) for i, g in enumerate(GRAPHEMES)}
     return [index[ch] for ch in word.lower() if ch in index][:max_len]
@@ -120,20 +158,22 @@ def batch_words(words: list[str], max_len: int) -> torch.Tensor:
 class NeuralG2P:
     """Predicts ARPAbet (with stress) for any alphabetic word."""
 
-    def __init__(self, model: G2PTransformer) -> None:
+    def __init__(self, model: G2PTransformer, beam: int = 4) -> None:
         self.model = model.eval()
+        self.beam = beam
 
     @classmethod
-    def load(cls, path: Path = DEFAULT_WEIGHTS) -> "NeuralG2P":
+    def load(cls, path: Path = DEFAULT_WEIGHTS, beam: int = 4) -> "NeuralG2P":
         state = torch.load(path, map_location="cpu", weights_only=True)
         model = G2PTransformer(G2PConfig(**state["config"]))
         model.load_state_dict({k: v.float() for k, v in state["weights"].items()})
-        return cls(model)
+        return cls(model, beam)
 
     def predict(self, words: list[str]) -> list[list[str]]:
         if not words:
             return []
-        ids = self.model.greedy(batch_words(words, self.model.config.max_len))
+        graphemes = batch_words(words, self.model.config.max_len)
+        ids = self.model.greedy(graphemes) if self.beam <= 1 else beam_search(self.model, graphemes, self.beam)
         return [[ARPABET[i - len(SPECIALS)] for i in row if i >= len(SPECIALS)] for row in ids]
 
 
