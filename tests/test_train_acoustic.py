@@ -130,3 +130,17 @@ def test_tensorboard_gets_scalars_plots_and_audio(mini_work, tmp_path):
     assert {"val/mel", "val/pitch"} <= set(tags["images"])
     assert "val/griffin_lim" in tags["audio"]
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]
+
+
+def test_under_torchrun_the_ranks_join_its_group(mini_work, tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+               "-m", "ttskit", "train-acoustic", str(mini_work), "-o", str(run), "--max-steps", "2",
+               "--device", "cpu", *sum((["--set", s] for s in [*TINY, "train.max_frames_per_batch=500"]), [])]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["ranks_in_sync"] and summary["ranks_data_disjoint"]

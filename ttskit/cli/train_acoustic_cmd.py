@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -38,20 +39,22 @@ def train_acoustic(
     from ttskit.train.checkpoint import CheckpointError
     from ttskit.train.distributed import DistributedError
 
+    # Under torchrun every rank runs this command; only the first one talks.
+    say = err_console.print if os.environ.get("RANK", "0") == "0" else (lambda *args, **kwargs: None)
     with user_errors(TrainingError, CheckpointError, DistributedError):
         job = prepare_run(work, output, preset=preset, config_path=config, overrides=overrides or [],
                           max_steps=max_steps, resume=resume)
         start = f"resuming from {job.resume_from.name}" if job.resume_from else "starting"
-        err_console.print(f"{start}: training to step {job.max_steps} on {work} -> {output}")
+        say(f"{start}: training to step {job.max_steps} on {work} -> {output}")
 
         def on_log(record: dict[str, Any]) -> None:
-            err_console.print(f"step {record['step']:>7}  loss {record['loss']:.4f}  mel {record['mel_l1']:.4f}  "
+            say(f"step {record['step']:>7}  loss {record['loss']:.4f}  mel {record['mel_l1']:.4f}  "
                               f"lr {record['lr']:.2e}  {record['frames_per_s']:.0f} frames/s", highlight=False)
 
         summary = run_training(job, gpus=gpus, device=device, on_log=on_log)
         how = "stopped by signal at" if summary.get("stopped_by_signal") else "finished at"
-        err_console.print(f"[green]{how} step {summary.get('step')}[/]; checkpoints in {output / 'checkpoints'}")
-        if export_gta and not summary.get("stopped_by_signal"):
+        say(f"[green]{how} step {summary.get('step')}[/]; checkpoints in {output / 'checkpoints'}")
+        if export_gta and not summary.get("stopped_by_signal") and os.environ.get("RANK", "0") == "0":
             last = latest_checkpoint(output / "checkpoints")
             count = write_gta(work, last, device=device)
-            err_console.print(f"[green]wrote {count} teacher-forced mels[/] from {last.name} to {work / 'gta'}")
+            say(f"[green]wrote {count} teacher-forced mels[/] from {last.name} to {work / 'gta'}")
