@@ -62,14 +62,25 @@ def _setup(local_rank: int, world_size: int, device_kind: str, rank: int | None 
     return Rank(rank, world_size, local_rank, device)
 
 
-def _spawned(local_rank: int, world_size: int, device_kind: str, function: Callable[..., Any],
-             args: tuple) -> None:
-    rank = _setup(local_rank, world_size, device_kind)
+def _run_and_leave(function: Callable[..., Any], rank: Rank, args: tuple) -> None:
+    """Run, then leave the group together: a rank that destroys its gloo group while another
+    still has messages in flight can die in C++ ("terminate called without an active
+    exception"; 1 run in 3 before this barrier). After an error there is no barrier, since the
+    other ranks may be inside a collective that will never complete."""
     try:
         function(rank, *args)
-    finally:
+    except BaseException:
         if dist.is_initialized():
             dist.destroy_process_group()
+        raise
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def _spawned(local_rank: int, world_size: int, device_kind: str, function: Callable[..., Any],
+             args: tuple) -> None:
+    _run_and_leave(function, _setup(local_rank, world_size, device_kind), args)
 
 
 def launch(function: Callable[..., Any], args: tuple, gpus: int, device_kind: str) -> None:
@@ -77,11 +88,7 @@ def launch(function: Callable[..., Any], args: tuple, gpus: int, device_kind: st
     if under_torchrun():
         rank = _setup(int(os.environ.get("LOCAL_RANK", 0)), int(os.environ["WORLD_SIZE"]), device_kind,
                       rank=int(os.environ["RANK"]))
-        try:
-            function(rank, *args)
-        finally:
-            if dist.is_initialized():
-                dist.destroy_process_group()
+        _run_and_leave(function, rank, args)
         return
     check_gpus(gpus, device_kind)
     if gpus <= 1:
