@@ -144,3 +144,27 @@ def test_under_torchrun_the_ranks_join_its_group(mini_work, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["ranks_in_sync"] and summary["ranks_data_disjoint"]
+
+
+def test_sigterm_saves_a_checkpoint_then_exits(mini_work, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "ttskit", "train-acoustic", str(mini_work), "-o", str(run), "--max-steps",
+               "100000", "--device", "cpu", *sum((["--set", s] for s in [*TINY, "train.checkpoint_every=100000",
+                                                                          "train.val_every=100000"]), [])]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "metrics.jsonl").is_file():
+        time.sleep(0.1)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped_by_signal"] is True and summary["step"] > 0
+    assert (run / "checkpoints" / f"step_{summary['step']:08d}.pt").is_file()
+    assert "stopped by signal" in stderr
