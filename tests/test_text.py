@@ -136,3 +136,11 @@ def test_analyze_texts_reports_when_ids_depend_on_the_text():
     assert not built
     results, vocab, built = analyze_texts(["ab", "ba"], TextConfig(frontend="chars"))
     assert built and results[0].ids == [vocab.symbols.index("a"), vocab.symbols.index("b")]
+
+
+def test_edit_distance_by_hand():
+    from ttskit.text.distance import edit_distance
+
+    assert edit_distance("kitten", "sitting") == 3
+    assert edit_distance(["HH", "AH0", "L", "OW1"], ["HH", "EH0", "L", "OW1", "Z"]) == 2
+    assert edit_distance([], ["a"]) == 1 and edit_distance(["a"], []) == 1

@@ -23,6 +23,7 @@ from ttskit.audio import MelSpectrogram, griffin_lim, save_wav
 from ttskit.config import config_from_dict
 from ttskit.data.dataset import WorkDataset, collate
 from ttskit.data.work import read_jsonl
+from ttskit.text.distance import edit_distance
 from ttskit.text.normalize import normalize_english
 from ttskit.train.acoustic import build_model
 from ttskit.train.acoustic_config import AcousticRunConfig
@@ -39,15 +40,6 @@ def recognise(decoder, wave: np.ndarray, rate: int) -> str:
 
 def words(text: str) -> list[str]:
     return re.sub(r"[^a-z' ]+", " ", normalize_english(text).lower().replace("-", " ")).split()
-
-
-def errors(reference: list[str], hypothesis: list[str]) -> int:
-    row = list(range(len(hypothesis) + 1))
-    for i, r in enumerate(reference, 1):
-        previous, row[0] = row[0], i
-        for j, h in enumerate(hypothesis, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (r != h))
-    return row[-1]
 
 
 def main() -> None:
@@ -82,7 +74,7 @@ def main() -> None:
         if args.out:
             save_wav(args.out / f"{row['id']}.wav", synthetic, rate)
         for key, wave in zip(totals, (recorded, copy, synthetic)):
-            totals[key] += errors(truth, recognise(decoder, wave, rate).split())
+            totals[key] += edit_distance(truth, recognise(decoder, wave, rate).split())
     print(f"{len(rows)} validation sentences, {reference_words} words; pocketsphinx word error rate:")
     for key, count in totals.items():
         print(f"  {key}: {100 * count / reference_words:.1f} %")

@@ -31,6 +31,7 @@ from torch import nn
 
 from ttskit.text.g2p import (BOS, EOS, PAD, G2PConfig, G2PTransformer, NeuralG2P, batch_words, phoneme_ids,
                              save_weights)
+from ttskit.text.distance import edit_distance
 from ttskit.text.lexicon import read_cmudict
 
 WORD = re.compile(r"^[a-z][a-z']*$")
@@ -39,15 +40,6 @@ WORD = re.compile(r"^[a-z][a-z']*$")
 def split_of(word: str) -> str:
     bucket = zlib.crc32(word.encode()) % 100
     return "test" if bucket < 5 else "valid" if bucket < 6 else "train"
-
-
-def edit_distance(a: list[str], b: list[str]) -> int:
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1]
 
 
 def evaluate(g2p: NeuralG2P, words: list[str], lexicon: dict[str, list[list[str]]]) -> dict[str, float]:
