@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import pytest
 import torch
 
 from ttskit.data.dataset import FrameBudgetSampler, WorkDataset, collate

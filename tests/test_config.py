@@ -64,3 +64,11 @@ def test_derived_values_are_computed():
     assert audio.frame_shift_s == pytest.approx(0.0125)
     assert audio.num_frames(24000) == 80
     assert "n_freqs" not in dump_config(Config())
+
+
+def test_differences_name_the_paths():
+    from ttskit.config import differences
+
+    assert differences({"a": {"b": 1, "c": [1, 2]}}, {"a": {"b": 2, "c": [1, 3]}}) == [("a.b", 1, 2), ("a.c[1]", 2, 3)]
+    assert differences({"v": [1]}, {"v": [1, 2]}) == [("v length", 1, 2)]
+    assert differences({"x": 1}, {"x": 1}) == []

@@ -347,3 +347,14 @@ def test_shard_parsing():
     for bad in ("4/4", "x", "1/0"):
         with pytest.raises(PreprocessError):
             Shard.parse(bad)
+
+
+def test_rerun_with_other_settings_is_refused_naming_them(work, tmp_path):
+    copy = tmp_path / "w"
+    shutil.copytree(work, copy)
+    corpus = make_ljspeech(tmp_path / "lj")
+    result = runner.invoke(app, ["preprocess", "ljspeech", str(corpus), "-o", str(copy), "--level", "frame",
+                                 "--set", "audio.fmax=7600"])
+    assert result.exit_code == 2
+    assert "audio.fmax: 8000.0 there, 7600.0 now" in result.stderr
+    assert "preprocess.feature_level: 'phoneme' there, 'frame' now" in result.stderr

@@ -223,6 +223,19 @@ def config_to_dict(config: Any) -> dict[str, Any]:
     return plain(dataclasses.asdict(config))
 
 
+def differences(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted path, old value, new value) for everything that differs between two plain values
+    (nested dicts and lists, as configs, vocabularies and checkpoints hold them)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for key in sorted(set(old) | set(new))
+                for d in differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))]
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) != len(new):
+            return [(f"{path} length" if path else "length", len(old), len(new))]
+        return [d for i, (a, b) in enumerate(zip(old, new)) for d in differences(a, b, f"{path}[{i}]")]
+    return [] if old == new else [(path, old, new)]
+
+
 def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Turn `["audio.hop_length=200", "text.frontend=chars"]` into a nested dict.
 

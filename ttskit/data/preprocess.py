@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import yaml
 
-from ttskit.config import Config, config_from_dict, config_to_dict, dump_config
+from ttskit.config import Config, config_from_dict, config_to_dict, differences, dump_config
 from ttskit.data.corpora import BadEntry, CorpusKind, Utterance, read_corpus
 from ttskit.data.work import array_path, meta_path, read_metas, remove_stale_temp_files, save_json, save_jsonl
 from ttskit.text.frontend import build_frontend
@@ -67,20 +67,13 @@ def check_work_config(work: Path, config: Config) -> None:
     if path.is_file():
         existing = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         wanted = config_to_dict(config)
-        differences = _differences(existing, wanted)
-        if differences:
-            raise PreprocessError(f"{work} was preprocessed with other settings ({'; '.join(differences[:5])}); "
+        changed = [f"{path}: {old!r} there, {new!r} now" for path, old, new in differences(existing, wanted)]
+        if changed:
+            raise PreprocessError(f"{work} was preprocessed with other settings ({'; '.join(changed[:5])}); "
                                   "use a new output folder, or the same settings to resume")
         return
     work.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: tmp.write_text(dump_config(config), encoding="utf-8"))
-
-
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        return [d for key in sorted(set(old) | set(new))
-                for d in _differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else key)]
-    return [] if old == new else [f"{prefix}: {old!r} there, {new!r} now"]
 
 
 def _worker_init(config: Config, work: Path, textgrid_dir: Path | None) -> None:

@@ -20,20 +20,19 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from ttskit.config import Config, config_from_dict, config_to_dict, dump_config, load_config
+from ttskit.config import config_from_dict, config_to_dict, differences, dump_config, load_config
 from ttskit.audio.io import atomic_write
 from ttskit.data.dataset import AcousticBatch, FrameBudgetSampler, WorkDataset, collate
 from ttskit.data.preprocess import load_work_config
-from ttskit.models.fastspeech2 import FastSpeech2, FastSpeech2Config, VarianceTargets
+from ttskit.models.fastspeech2 import FastSpeech2, VarianceTargets
 from ttskit.models.losses import fastspeech2_loss
 from ttskit.train.acoustic_config import RUN_PRESETS, AcousticRunConfig
 from ttskit.audio import MelSpectrogram
 from ttskit.train.media import log_validation_media
-from ttskit.train.checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, prune_checkpoints,
+from ttskit.train.checkpoint import (latest_checkpoint, load_checkpoint, prune_checkpoints,
                                      rng_state, save_checkpoint, set_rng_state)
 from ttskit.train.distributed import Rank, launch
 
@@ -85,16 +84,8 @@ def check_compatible(checkpoint: dict[str, Any], identity: dict[str, Any], sourc
 
 
 def _first_difference(a: Any, b: Any) -> str:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                return f"{key}: {a.get(key)!r} vs {b.get(key)!r}"
-    if isinstance(a, list) and isinstance(b, list):
-        if len(a) != len(b):
-            return f"{len(a)} vs {len(b)} entries"
-        index = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
-        return f"entry {index}: {a[index]!r} vs {b[index]!r}"
-    return f"{a!r} vs {b!r}"
+    path, old, new = differences(a, b)[0]
+    return f"{path}: {old!r} vs {new!r}"
 
 
 def prepare_run(work: Path, run: Path, *, preset: str = "small", config_path: Path | None = None,

@@ -27,12 +27,13 @@ def export_gta(work: Path, checkpoint_path: Path, device: str | None = None, max
     run_config = config_from_dict(AcousticRunConfig, state["run_config"], source=str(checkpoint_path))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     written = 0
-    for split in ("train", "val"):
-        dataset = WorkDataset(work, split)
-        model = build_model(run_config, len(dataset.vocab), state["audio"]["n_mels"], len(dataset.speakers),
-                            state["stats"])
-        model.load_state_dict(state["model"])
-        model.to(device).eval()
+    datasets = [WorkDataset(work, split) for split in ("train", "val")]
+    # Both splits share the vocabulary and speakers: one model serves both.
+    model = build_model(run_config, len(datasets[0].vocab), state["audio"]["n_mels"], len(datasets[0].speakers),
+                        state["stats"])
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    for dataset in datasets:
         sampler = FrameBudgetSampler([dataset.frames(i) for i in range(len(dataset))], max_frames, shuffle=False)
         for indices in sampler:
             batch = collate([dataset[i] for i in indices]).to(device)
