@@ -358,3 +358,16 @@ def test_rerun_with_other_settings_is_refused_naming_them(work, tmp_path):
     assert result.exit_code == 2
     assert "audio.fmax: 8000.0 there, 7600.0 now" in result.stderr
     assert "preprocess.feature_level: 'phoneme' there, 'frame' now" in result.stderr
+
+
+def test_pyin_and_peak_normalisation_through_the_cli(tmp_path):
+    corpus = make_ljspeech(tmp_path / "lj", ["SY01-00002"])
+    out = tmp_path / "w"
+    result = runner.invoke(app, ["preprocess", "ljspeech", str(corpus), "-o", str(out), "-j", "1", "--pitch", "pyin",
+                                 "--set", "audio.peak_normalize=0.5"])
+    assert result.exit_code == 0, result.output
+    assert load_config(out / "config.yaml").preprocess.pitch_method == "pyin"
+    wave, _ = sf.read(str(out / "wav" / "SY01-00002.wav"))
+    assert np.max(np.abs(wave)) == pytest.approx(0.5, abs=0.01)
+    pitch = np.load(out / "pitch" / "SY01-00002.npy")
+    assert (pitch > 100).all() and (pitch < 300).all()
