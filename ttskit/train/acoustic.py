@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import json
 import math
-import signal
-import threading
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from ttskit.config import config_from_dict, config_to_dict, differences, dump_config, load_config
+from ttskit.config import config_from_dict, config_to_dict, dump_config, load_config
 from ttskit.audio.io import atomic_write
 from ttskit.data.dataset import AcousticBatch, FrameBudgetSampler, WorkDataset, collate
 from ttskit.data.preprocess import load_work_config
@@ -32,15 +28,14 @@ from ttskit.models.losses import fastspeech2_loss
 from ttskit.train.acoustic_config import RUN_PRESETS, AcousticRunConfig
 from ttskit.audio import MelSpectrogram
 from ttskit.train.media import log_validation_media
-from ttskit.train.checkpoint import (latest_checkpoint, load_checkpoint, prune_checkpoints,
-                                     rng_state, save_checkpoint, set_rng_state)
+from ttskit.train.checkpoint import (latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint,
+                                     set_rng_state)
 from ttskit.train.distributed import Rank, launch
+from ttskit.train.loop import (StopFlag, TrainingError, all_ranks_agree, append_jsonl, autocast,
+                               broadcast_from_main, finish, first_difference, gather_rng_states, precision,
+                               read_summary, resume_point, tensorboard_writer)
 
 CHECKPOINT_FORMAT = "ttskit-acoustic-1"
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or go on; the message says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -79,13 +74,8 @@ def check_compatible(checkpoint: dict[str, Any], identity: dict[str, Any], sourc
     for key in ("audio", "text", "vocab", "speakers"):
         if checkpoint[key] != identity[key]:
             raise TrainingError(f"{source} was trained on a different {key} than {work} has "
-                                f"({_first_difference(checkpoint[key], identity[key])}); "
+                                f"({first_difference(checkpoint[key], identity[key])}); "
                                 "preprocess with the checkpoint's settings or start a new run")
-
-
-def _first_difference(a: Any, b: Any) -> str:
-    path, old, new = differences(a, b)[0]
-    return f"{path}: {old!r} vs {new!r}"
 
 
 def prepare_run(work: Path, run: Path, *, preset: str = "small", config_path: Path | None = None,
@@ -98,12 +88,7 @@ def prepare_run(work: Path, run: Path, *, preset: str = "small", config_path: Pa
         if not (work / name).is_file():
             raise TrainingError(f"{work}: no {name}; run `ttskit preprocess` into this folder first")
     identity = _work_identity(work)
-    previous = latest_checkpoint(run / "checkpoints") if (run / "checkpoints").is_dir() else None
-    if previous is not None and not resume:
-        raise TrainingError(f"{run} already holds checkpoints (latest {previous.name}); pass --resume to continue "
-                            "it or choose a new output folder")
-    if resume and previous is None:
-        raise TrainingError(f"--resume: {run} has no checkpoint to resume from")
+    previous = resume_point(run, resume)
     if previous is not None:
         checkpoint = load_checkpoint(previous)
         check_compatible(checkpoint, identity, previous, work)
@@ -111,7 +96,7 @@ def prepare_run(work: Path, run: Path, *, preset: str = "small", config_path: Pa
         run_config = load_config(config_path, overrides, cls=AcousticRunConfig, base=stored)
         if run_config.model != stored.model:
             raise TrainingError(f"--resume: the model config differs from {previous.name}'s "
-                                f"({_first_difference(config_to_dict(stored.model), config_to_dict(run_config.model))})")
+                                f"({first_difference(config_to_dict(stored.model), config_to_dict(run_config.model))})")
     else:
         run_config = load_config(config_path, overrides, cls=AcousticRunConfig, base=RUN_PRESETS[preset])
     steps = max_steps if max_steps is not None else 200_000
@@ -125,35 +110,7 @@ def train_acoustic(job: AcousticJob, *, gpus: int = 1, device: str | None = None
     """Train until `job.max_steps` steps in total (or a stop signal); returns the final metrics."""
     device_kind = device or ("cuda" if torch.cuda.is_available() else "cpu")
     launch(_train_rank, (job, on_log if gpus <= 1 else None), gpus, device_kind)
-    summary_path = job.run / "summary.json"
-    return json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.is_file() else {}
-
-
-class _StopFlag:
-    """Set by SIGTERM/SIGINT: the loop saves a checkpoint and exits at the end of the current step."""
-
-    def __init__(self) -> None:
-        self.stop = False
-        self.previous: dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                self.previous[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        self.stop = True
-
-    def restore(self) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-
-def _precision(setting: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, use a GradScaler)."""
-    if setting == "fp32" or (setting == "auto" and device.type != "cuda"):
-        return None, False
-    if setting == "fp16":
-        return torch.float16, device.type == "cuda"
-    return torch.bfloat16, False
+    return read_summary(job.run)
 
 
 def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]], None] | None) -> None:
@@ -177,7 +134,7 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, betas=cfg.betas,
                                   weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: noam_factor(s, cfg.warmup_steps))
-    autocast_dtype, use_scaler = _precision(cfg.precision, rank.device)
+    autocast_dtype, use_scaler = precision(cfg.precision, rank.device)
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
     step, epoch, best, batch_in_epoch = 0, 0, math.inf, 0
     if job.resume_from is not None:
@@ -191,8 +148,8 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
         set_rng_state(state["rng"][min(rank.rank, len(state["rng"]) - 1)])
     trained = DistributedDataParallel(model, device_ids=[rank.local_rank] if rank.device.type == "cuda" else None) \
         if rank.distributed else model
-    stop = _StopFlag()
-    writer = _tensorboard(job.run) if rank.is_main else None
+    stop = StopFlag()
+    writer = tensorboard_writer(job.run) if rank.is_main else None
     mel_analysis = MelSpectrogram(work_config.audio)
     checkpoints = job.run / "checkpoints"
     metrics_path = job.run / "metrics.jsonl"
@@ -200,11 +157,7 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
     frames_seen, window_start = 0, time.perf_counter()
 
     def save(kind: str = "step") -> None:
-        rngs = [rng_state()]
-        if rank.distributed:
-            gathered: list[Any] = [None] * rank.world_size
-            dist.all_gather_object(gathered, rngs[0])
-            rngs = gathered
+        rngs = gather_rng_states(rank)
         if not rank.is_main:
             return
         state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -223,7 +176,7 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
                 batch_in_epoch += 1
                 batch: AcousticBatch = batch.to(rank.device)
                 model.train()
-                with torch.autocast(rank.device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext():
+                with autocast(rank.device, autocast_dtype):
                     out = trained(batch.phonemes, batch.phoneme_lengths, batch.speakers,
                                   targets=VarianceTargets(batch.durations, batch.pitch, batch.energy),
                                   max_frames=batch.mels.shape[1])
@@ -232,16 +185,11 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
                 scaler.scale(terms["loss"]).backward()
                 scaler.unscale_(optimizer)
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                finite = torch.isfinite(terms["loss"].detach()) & torch.isfinite(grad_norm)
-                if rank.distributed:  # every rank skips, or none does, so the replicas never diverge
-                    flag = finite.to(torch.float32)
-                    dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-                    finite = flag.bool()
-                if not bool(finite):
+                if not all_ranks_agree(torch.isfinite(terms["loss"].detach()) & torch.isfinite(grad_norm), rank):
                     bad_in_a_row += 1
                     optimizer.zero_grad(set_to_none=True)
                     if rank.is_main:
-                        _append(metrics_path, {"step": step, "event": "non-finite loss or gradient, step skipped",
+                        append_jsonl(metrics_path, {"step": step, "event": "non-finite loss or gradient, step skipped",
                                                "ids": batch.ids})
                     if bad_in_a_row >= cfg.nan_patience:
                         _restore_last_good(job, checkpoints, model, optimizer, scheduler, scaler, rank)
@@ -260,7 +208,7 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
                     record = {"step": step, "epoch": epoch, **{k: round(v.item(), 5) for k, v in terms.items()},
                               "lr": scheduler.get_last_lr()[0], "grad_norm": round(float(grad_norm), 4),
                               "frames_per_s": round(frames_seen / max(elapsed, 1e-9), 1)}
-                    _append(metrics_path, record)
+                    append_jsonl(metrics_path, record)
                     if writer is not None:
                         for key, value in record.items():
                             if key not in ("step", "epoch"):
@@ -270,13 +218,11 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
                     frames_seen, window_start = 0, time.perf_counter()
                 if step % cfg.val_every == 0 or step == job.max_steps:
                     val_loss = _validate(model, val_set, rank, autocast_dtype, cfg) if rank.is_main else None
-                    if rank.distributed:  # every rank must take the same path: save() is collective
-                        shared = [val_loss]
-                        dist.broadcast_object_list(shared, src=0)
-                        val_loss = shared[0]
+                    # Every rank must take the same path: save() is collective.
+                    val_loss = broadcast_from_main(val_loss, rank)
                     if val_loss is not None:
                         if rank.is_main:
-                            _append(metrics_path, {"step": step, "val_loss": round(val_loss, 5)})
+                            append_jsonl(metrics_path, {"step": step, "val_loss": round(val_loss, 5)})
                         if writer is not None:
                             writer.add_scalar("val/loss", val_loss, step)
                             log_validation_media(writer, model, val_set, mel_analysis, step, rank.device)
@@ -291,38 +237,12 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
                 epoch, batch_in_epoch = epoch + 1, 0
         if stop.stop:
             save()
-        summary = {"step": step, "epoch": epoch, "stopped_by_signal": stop.stop, "best_val": best,
-                   "world_size": rank.world_size, "parameters_checksum": _checksum(model)}
-        if rank.distributed:
-            sums: list[Any] = [None] * rank.world_size
-            dist.all_gather_object(sums, summary["parameters_checksum"])
-            summary["ranks_in_sync"] = len(set(sums)) == 1
-            seen: list[Any] = [None] * rank.world_size
-            dist.all_gather_object(seen, sorted(i for b in sampler for i in b))
-            summary["ranks_data_disjoint"] = not set(seen[0]).intersection(*map(set, seen[1:]))
-        if rank.is_main:
-            atomic_write(job.run / "summary.json",
-                         lambda tmp: tmp.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8"))
+        finish(job.run, {"step": step, "epoch": epoch, "stopped_by_signal": stop.stop, "best_val": best},
+               rank, [model], (i for b in sampler for i in b))
     finally:
         stop.restore()
         if writer is not None:
             writer.close()
-
-
-def _tensorboard(run: Path) -> Any:
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(str(run / "tensorboard"))
-
-
-def _checksum(model: torch.nn.Module) -> str:
-    total = sum(float(p.detach().double().sum()) * (i + 1) for i, p in enumerate(model.parameters()))
-    return f"{total:.10e}"
-
-
-def _append(path: Path, record: dict[str, Any]) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
 
 
 @torch.no_grad()
@@ -336,7 +256,7 @@ def _validate(model: FastSpeech2, val_set: WorkDataset, rank: Rank, autocast_dty
                                  shuffle=False)
     for indices in sampler:
         batch = collate([val_set[i] for i in indices]).to(rank.device)
-        with torch.autocast(rank.device.type, dtype=autocast_dtype) if autocast_dtype else nullcontext():
+        with autocast(rank.device, autocast_dtype):
             out = model(batch.phonemes, batch.phoneme_lengths, batch.speakers,
                         targets=VarianceTargets(batch.durations, batch.pitch, batch.energy),
                         max_frames=batch.mels.shape[1])
@@ -358,4 +278,4 @@ def _restore_last_good(job: AcousticJob, checkpoints: Path, model: torch.nn.Modu
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
     if rank.is_main:
-        _append(job.run / "metrics.jsonl", {"event": f"restored {last.name} after repeated non-finite steps"})
+        append_jsonl(job.run / "metrics.jsonl", {"event": f"restored {last.name} after repeated non-finite steps"})

@@ -1,0 +1,137 @@
+"""What every ttskit training loop shares: stop signals, precision, run-folder checks, metrics
+files, the distributed bookkeeping that keeps ranks in step, and the run summary."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+import torch.distributed as dist
+
+from ttskit.audio.io import atomic_write
+from ttskit.config import differences
+from ttskit.train.checkpoint import latest_checkpoint, rng_state
+from ttskit.train.distributed import Rank
+
+
+class TrainingError(RuntimeError):
+    """Training cannot start or go on; the message says why and what to do."""
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT: the loop saves a checkpoint and exits at the end of the current step."""
+
+    def __init__(self) -> None:
+        self.stop = False
+        self.previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.stop = True
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def precision(setting: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, use a GradScaler) for a `train.precision` setting."""
+    if setting == "fp32" or (setting == "auto" and device.type != "cuda"):
+        return None, False
+    if setting == "fp16":
+        return torch.float16, device.type == "cuda"
+    return torch.bfloat16, False
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:
+    return torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
+
+
+def first_difference(a: Any, b: Any) -> str:
+    path, old, new = differences(a, b)[0]
+    return f"{path}: {old!r} vs {new!r}"
+
+
+def resume_point(run: Path, resume: bool) -> Path | None:
+    """The checkpoint a run continues from; refuses to overwrite a run or resume from nothing."""
+    previous = latest_checkpoint(run / "checkpoints") if (run / "checkpoints").is_dir() else None
+    if previous is not None and not resume:
+        raise TrainingError(f"{run} already holds checkpoints (latest {previous.name}); pass --resume to continue "
+                            "it or choose a new output folder")
+    if resume and previous is None:
+        raise TrainingError(f"--resume: {run} has no checkpoint to resume from")
+    return previous
+
+
+def tensorboard_writer(run: Path) -> Any:
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(run / "tensorboard"))
+
+
+def parameters_checksum(*models: torch.nn.Module) -> str:
+    parameters = [p for model in models for p in model.parameters()]
+    total = sum(float(p.detach().double().sum()) * (i + 1) for i, p in enumerate(parameters))
+    return f"{total:.10e}"
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+
+
+def gather_rng_states(rank: Rank) -> list[dict[str, Any]]:
+    """Every rank's RNG states (collective: all ranks must call it)."""
+    states = [rng_state()]
+    if rank.distributed:
+        gathered: list[Any] = [None] * rank.world_size
+        dist.all_gather_object(gathered, states[0])
+        states = gathered
+    return states
+
+
+def all_ranks_agree(flag: torch.Tensor, rank: Rank) -> bool:
+    """True when the flag is true on every rank, so all skip a step or none does and the
+    replicas never diverge."""
+    if rank.distributed:
+        value = flag.to(torch.float32)
+        dist.all_reduce(value, op=dist.ReduceOp.MIN)
+        return bool(value)
+    return bool(flag)
+
+
+def broadcast_from_main(value: Any, rank: Rank) -> Any:
+    if not rank.distributed:
+        return value
+    shared = [value]
+    dist.broadcast_object_list(shared, src=0)
+    return shared[0]
+
+
+def finish(run: Path, summary: dict[str, Any], rank: Rank, models: Iterable[torch.nn.Module],
+           seen_indices: Iterable[int]) -> None:
+    """Write RUN/summary.json; under DDP it also says whether the ranks ended with the same
+    parameters and saw disjoint data (collective)."""
+    summary = {**summary, "world_size": rank.world_size, "parameters_checksum": parameters_checksum(*models)}
+    if rank.distributed:
+        sums: list[Any] = [None] * rank.world_size
+        dist.all_gather_object(sums, summary["parameters_checksum"])
+        summary["ranks_in_sync"] = len(set(sums)) == 1
+        seen: list[Any] = [None] * rank.world_size
+        dist.all_gather_object(seen, sorted(seen_indices))
+        summary["ranks_data_disjoint"] = not set(seen[0]).intersection(*map(set, seen[1:]))
+    if rank.is_main:
+        atomic_write(run / "summary.json",
+                     lambda tmp: tmp.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8"))
+
+
+def read_summary(run: Path) -> dict[str, Any]:
+    path = run / "summary.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
