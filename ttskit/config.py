@@ -73,6 +73,18 @@ class AudioConfig:
         return n_samples // self.hop_length
 
 
+# What defines a mel spectrogram's meaning: two stages (an acoustic model and a vocoder, a mel file
+# and a vocoder) fit together only if these agree. Trimming and level settings do not matter here.
+# fmax_hz, not fmax: None (Nyquist) and the Nyquist frequency written out mean the same.
+MEL_FIELDS = ("sample_rate", "n_fft", "hop_length", "win_length", "n_mels", "fmin", "fmax_hz", "mel_floor")
+
+
+def mel_mismatches(a: AudioConfig, b: AudioConfig) -> list[tuple[str, Any, Any]]:
+    """(audio.field, value in a, value in b) for each mel-defining setting that differs."""
+    return [(f"audio.{name.removesuffix('_hz')}", getattr(a, name), getattr(b, name)) for name in MEL_FIELDS
+            if getattr(a, name) != getattr(b, name)]
+
+
 FrontendName = Literal["english", "chars", "espeak"]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ttskit.cli import preprocess_cmd, text_cmd, train_acoustic_cmd, version_cmd
+from ttskit.cli import preprocess_cmd, text_cmd, train_acoustic_cmd, train_vocoder_cmd, version_cmd, vocode_cmd
 
 app = typer.Typer(
     name="ttskit",
@@ -18,6 +18,8 @@ app.command("text")(text_cmd.text)
 app.command("version")(version_cmd.version)
 app.add_typer(preprocess_cmd.app, name="preprocess")
 app.command("train-acoustic")(train_acoustic_cmd.train_acoustic)
+app.command("train-vocoder")(train_vocoder_cmd.train_vocoder)
+app.command("vocode")(vocode_cmd.vocode)
 
 
 def main() -> None:

@@ -108,6 +108,7 @@ def adversarial_loss(fake: list[torch.Tensor]) -> torch.Tensor:
 
 
 def feature_matching_loss(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
-    """L1 between the discriminators' feature maps on real and generated audio, x2 as in the paper's code."""
-    return 2 * sum(torch.mean(torch.abs(r.float() - f.float())) for maps_r, maps_f in zip(real, fake)
+    """Summed mean L1 between the discriminators' feature maps on real and generated audio (the
+    paper's code weighs it by 2: train.feature_loss_weight)."""
+    return sum(torch.mean(torch.abs(r.float() - f.float())) for maps_r, maps_f in zip(real, fake)
                    for r, f in zip(maps_r, maps_f))

@@ -13,7 +13,6 @@ import torch
 
 from ttskit.audio.io import atomic_write
 
-STEP_RE = re.compile(r"^step_(\d+)\.pt$")
 
 
 class CheckpointError(ValueError):
@@ -52,16 +51,18 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a readable ttskit checkpoint ({type(err).__name__}: {err})") from None
 
 
-def step_checkpoints(folder: Path) -> list[tuple[int, Path]]:
-    found = [(int(m.group(1)), p) for p in folder.glob("step_*.pt") if (m := STEP_RE.match(p.name))]
+def step_checkpoints(folder: Path, prefix: str = "step") -> list[tuple[int, Path]]:
+    """(step, path) of every `<prefix>_<step>.pt` in `folder`, oldest first."""
+    pattern = re.compile(rf"^{re.escape(prefix)}_(\d+)\.pt$")
+    found = [(int(m.group(1)), p) for p in folder.glob(f"{prefix}_*.pt") if (m := pattern.match(p.name))]
     return sorted(found)
 
 
-def latest_checkpoint(folder: Path) -> Path | None:
-    found = step_checkpoints(folder)
+def latest_checkpoint(folder: Path, prefix: str = "step") -> Path | None:
+    found = step_checkpoints(folder, prefix)
     return found[-1][1] if found else None
 
 
-def prune_checkpoints(folder: Path, keep: int) -> None:
-    for _, path in step_checkpoints(folder)[:-keep]:
+def prune_checkpoints(folder: Path, keep: int, prefix: str = "step") -> None:
+    for _, path in step_checkpoints(folder, prefix)[:-keep]:
         path.unlink(missing_ok=True)

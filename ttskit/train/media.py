@@ -49,3 +49,22 @@ def log_validation_media(writer: Any, model: FastSpeech2, val_set: WorkDataset, 
     if frames > 0:
         wave = griffin_lim(free.mel_postnet[0, :frames].float().cpu().T, mel.cpu())
         writer.add_audio("val/griffin_lim", wave.unsqueeze(0), step, sample_rate=mel.config.sample_rate)
+
+
+def log_vocoder_media(writer: Any, tag: str, recorded_mel: torch.Tensor, generated_mel: torch.Tensor,
+                      wave: torch.Tensor, step: int, sample_rate: int) -> None:
+    """Recorded vs generated log-mel as one figure, and the generated audio."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(2, 1, figsize=(8, 5), dpi=90, sharex=True)
+    for axis, image, title in ((axes[0], recorded_mel, "recorded"), (axes[1], generated_mel, "vocoder")):
+        axis.imshow(image.float().cpu().numpy(), origin="lower", aspect="auto", interpolation="none")
+        axis.set_title(title)
+    axes[1].set_xlabel("frame")
+    figure.tight_layout()
+    writer.add_figure(f"{tag}/mel", figure, step)
+    plt.close(figure)
+    writer.add_audio(f"{tag}/audio", wave.float().cpu().clamp(-1, 1).unsqueeze(0), step, sample_rate=sample_rate)

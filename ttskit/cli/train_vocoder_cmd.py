@@ -1,0 +1,63 @@
+"""`ttskit train-vocoder WORK -o RUN`: train a HiFi-GAN vocoder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ttskit.cli.common import ConfigOption, SetOption, err_console, user_errors
+
+
+def train_vocoder(
+    work: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="WORK folder made by `ttskit preprocess`.")],
+    output: Annotated[Path, typer.Option("--output", "-o", file_okay=False,
+                                         help="RUN folder for checkpoints, metrics.jsonl and config.yaml.")],
+    model: Annotated[str, typer.Option(help="hifigan-v1 (best quality), hifigan-v2 (small, fast) or "
+                                            "hifigan-v3 (fastest).")] = "hifigan-v1",
+    max_steps: Annotated[Optional[int], typer.Option(
+        "--max-steps", min=1, help="Stop after this many steps in total; --resume with a larger value continues.")] = None,
+    gpus: Annotated[int, typer.Option(
+        min=1, help="Local DistributedDataParallel ranks (GPUs, or gloo processes on a CPU-only machine). "
+                    "train.batch_size is the global batch: each rank takes batch_size / gpus segments. "
+                    "Under torchrun the ranks come from torchrun instead.")] = 1,
+    gta: Annotated[bool, typer.Option(
+        "--gta", help="Train on the acoustic model's teacher-forced mels in WORK/gta/ (from train-acoustic "
+                      "--export-gta) instead of the recorded ones: fine-tuning that removes the metallic sound.")] = False,
+    init: Annotated[Optional[Path], typer.Option(
+        "--init", help="Start from this generator: a ttskit vocoder checkpoint or run, or a jik876/hifi-gan "
+                       "g_XXXXXXXX (with its config.json; a do_XXXXXXXX beside it initialises the discriminators).")
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue RUN from its latest checkpoint.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when present).")] = None,
+    config: ConfigOption = None,
+    overrides: SetOption = None,
+) -> None:
+    """Train a HiFi-GAN vocoder (mel -> waveform) on a WORK folder.
+
+    Example: ttskit train-vocoder work/lj -o runs/lj-vocoder --model hifigan-v1 --gpus 2
+    """
+    from ttskit.train.checkpoint import CheckpointError
+    from ttskit.train.distributed import DistributedError
+    from ttskit.train.loop import TrainingError
+    from ttskit.train.vocoder import prepare_vocoder_run, train_vocoder as run_training
+
+    say = err_console.print if os.environ.get("RANK", "0") == "0" else (lambda *args, **kwargs: None)
+    with user_errors(TrainingError, CheckpointError, DistributedError):
+        job = prepare_vocoder_run(work, output, model=model, config_path=config, overrides=overrides or [],
+                                  max_steps=max_steps, resume=resume, gta=gta, init=init)
+        start = (f"resuming from {job.resume_from.name}" if job.resume_from
+                 else f"fine-tuning {job.init_from}" if job.init_from else "starting")
+        mels = "teacher-forced (gta) mels" if job.gta else "recorded mels"
+        say(f"{start}: training the vocoder to step {job.max_steps} on {work} ({mels}) -> {output}")
+
+        def on_log(record: dict[str, Any]) -> None:
+            say(f"step {record['step']:>7}  loss_g {record['loss_g']:.3f}  loss_d {record['loss_d']:.3f}  "
+                f"mel {record['mel_l1']:.4f}  {record['audio_s_per_s']:.2f} s audio/s", highlight=False)
+
+        summary = run_training(job, gpus=gpus, device=device, on_log=on_log)
+        how = "stopped by signal at" if summary.get("stopped_by_signal") else "finished at"
+        say(f"[green]{how} step {summary.get('step')}[/]; generator checkpoints in {output / 'checkpoints'} "
+            f"(use with `ttskit vocode IN -o OUT --vocoder {output}`)")

@@ -1,0 +1,56 @@
+"""`ttskit vocode IN -o OUT --vocoder CKPT`: copy-synthesis through a vocoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ttskit.cli.common import err_console, user_errors
+
+
+def vocode(
+    source: Annotated[Path, typer.Argument(exists=True, help="An audio file or a .npy log-mel (n_mels, frames), "
+                                                            "or a folder of them.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .wav (a folder when IN is a folder).")],
+    vocoder_path: Annotated[Path, typer.Option(
+        "--vocoder", "-v", exists=True, help="A vocoder run folder or generator checkpoint from `ttskit train-vocoder`, "
+                                             "or a jik876/hifi-gan g_XXXXXXXX with its config.json.")],
+    mel_config: Annotated[Optional[Path], typer.Option(
+        "--mel-config", exists=True, dir_okay=False,
+        help="The WORK config.yaml a .npy mel was made with (found automatically for WORK/mel and WORK/gta).")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when present).")] = None,
+) -> None:
+    """Turn audio (analysed to a mel) or a stored mel back into audio with a vocoder.
+
+    Example: ttskit vocode recording.wav -o copy.wav --vocoder runs/lj-vocoder
+    """
+    from ttskit.audio.io import AudioError
+    from ttskit.copy_synthesis import inputs_in, vocode_file
+    from ttskit.models.vocoder import VocoderError, load_vocoder
+
+    with user_errors(VocoderError, AudioError):
+        vocoder = load_vocoder(vocoder_path, device)
+        err_console.print(f"vocoder: {vocoder.source} ({vocoder.sample_rate} Hz, {vocoder.audio.n_mels} mels, "
+                          f"hop {vocoder.hop_length}) on {vocoder.device}", highlight=False)
+        if source.is_dir():
+            if output.suffix:
+                raise VocoderError(f"{source} is a folder, so -o must be a folder too (got {output})")
+            jobs = [(path, output / f"{path.stem}.wav") for path in inputs_in(source)]
+        else:
+            jobs = [(source, output if output.suffix else output / f"{source.stem}.wav")]
+        audio_s = compute_s = 0.0
+        unchecked = []
+        for path, target in jobs:
+            done, checked = vocode_file(path, target, vocoder, mel_config)
+            audio_s, compute_s = audio_s + done.seconds, compute_s + done.compute_s
+            if not checked:
+                unchecked.append(path.name)
+            err_console.print(f"{path} -> [bold]{target}[/] ({done.seconds:.2f} s)", highlight=False)
+        if unchecked:
+            err_console.print(f"[yellow]warning:[/] the mel settings of {len(unchecked)} .npy file(s) could not be "
+                              f"checked against the vocoder's (e.g. {unchecked[0]}); pass --mel-config WORK/config.yaml")
+        err_console.print(f"[green]{len(jobs)} file(s), {audio_s:.2f} s of audio[/] in {compute_s:.2f} s of vocoder "
+                          f"time: {audio_s / max(compute_s, 1e-9):.1f}x real time (RTF {compute_s / max(audio_s, 1e-9):.3f})",
+                          highlight=False)

@@ -1,0 +1,53 @@
+"""What `ttskit train-vocoder` is configured by: the generator architecture and the GAN training run
+(the mel settings come from the WORK folder)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ttskit.config import require
+from ttskit.models.hifigan import PRESETS, HiFiGANConfig
+from ttskit.train.acoustic_config import Precision
+
+
+@dataclass(frozen=True)
+class VocoderTrainConfig:
+    # The global batch: with --gpus N each rank takes batch_size / N segments.
+    batch_size: int = 16
+    segment_samples: int = 8192
+    learning_rate: float = 2e-4
+    betas: tuple[float, float] = (0.8, 0.99)
+    lr_decay: float = 0.999  # per epoch, both optimisers
+    weight_decay: float = 0.01  # AdamW's; the paper's code used this default too
+    grad_clip: float | None = None  # max gradient norm; None leaves gradients as they are
+    mel_loss_weight: float = 45.0
+    feature_loss_weight: float = 2.0
+    # The mel loss looks at the whole band (None: Nyquist), as the paper does, even when the
+    # input mels stop at audio.fmax.
+    loss_fmax: float | None = None
+    # auto: bf16 autocast on CUDA, fp32 on CPU; fp16 uses a GradScaler.
+    precision: Precision = "auto"
+    log_every: int = 100
+    val_every: int = 1000
+    checkpoint_every: int = 1000
+    val_utterances: int = 8
+    keep_last: int = 3
+    num_workers: int = 2
+    seed: int = 1234
+    nan_patience: int = 10
+
+    def __post_init__(self) -> None:
+        require(self.batch_size > 0, "train.batch_size", "must be positive")
+        require(self.segment_samples > 0, "train.segment_samples", "must be positive")
+        require(self.learning_rate > 0, "train.learning_rate", "must be positive")
+        require(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
+        require(self.keep_last >= 1, "train.keep_last", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class VocoderRunConfig:
+    model: HiFiGANConfig = field(default_factory=HiFiGANConfig)
+    train: VocoderTrainConfig = field(default_factory=VocoderTrainConfig)
+
+
+VOCODER_PRESETS: dict[str, VocoderRunConfig] = {name: VocoderRunConfig(config) for name, config in PRESETS.items()}
