@@ -1,0 +1,149 @@
+"""`ttskit train-vocoder`: GAN steps, checkpoints, exact resume, DDP on gloo, GTA, --init, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from ttskit.cli import app
+from ttskit.models import jik876
+from ttskit.models.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
+from ttskit.models.vocoder import load_vocoder
+from ttskit.train.checkpoint import load_checkpoint
+from ttskit.train.loop import TrainingError
+from ttskit.train.vocoder import prepare_vocoder_run, train_vocoder
+
+runner = CliRunner()
+# A narrow V3-shaped generator, short segments and batches of 2 keep a GAN step near a second on a CPU.
+TINY = ["model.upsample_initial_channel=32", "train.segment_samples=2048", "train.batch_size=2",
+        "train.log_every=1", "train.val_every=2", "train.checkpoint_every=2", "train.val_utterances=1",
+        "train.num_workers=0"]
+
+
+def sets(values):
+    return sum((["--set", v] for v in values), [])
+
+
+def metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_cli_trains_checkpoints_and_vocodes(mini_work, tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(run), "--model", "hifigan-v3",
+                                 "--max-steps", "3", *sets(TINY)])
+    assert result.exit_code == 0, result.output
+    steps = [m for m in metrics(run) if "loss_g" in m]
+    assert [m["step"] for m in steps] == [1, 2, 3]
+    for key in ("loss_g", "loss_d", "mel_l1", "adversarial", "feature_matching", "lr", "audio_s_per_s"):
+        assert all(np.isfinite(m[key]) for m in steps), key
+    assert [m["step"] for m in metrics(run) if "val_mel_l1" in m] == [2, 3]
+    folder = run / "checkpoints"
+    full = load_checkpoint(folder / "step_00000003.pt")
+    for key in ("generator", "mpd", "msd", "optim_g", "optim_d", "sched_g", "sched_d", "scaler", "rng", "run_config",
+                "audio", "epoch", "batch_in_epoch"):
+        assert key in full, key
+    light = folder / "generator_00000003.pt"
+    assert light.stat().st_size < (folder / "step_00000003.pt").stat().st_size / 5
+    assert (folder / "generator_best.pt").is_file()
+    # The run folder is a vocoder: copy-synthesis from a WORK mel, whose settings are checked.
+    mel_file = next((mini_work / "mel").glob("*.npy"))
+    result = runner.invoke(app, ["vocode", str(mel_file), "-o", str(tmp_path / "copy.wav"), "--vocoder", str(run)])
+    assert result.exit_code == 0, result.output
+    vocoder = load_vocoder(run, "cpu")
+    assert vocoder.source.endswith("generator_best.pt")
+    again = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(run), *sets(TINY)])
+    assert again.exit_code == 2 and "--resume" in again.stderr
+
+
+def test_resume_continues_exactly(mini_work, tmp_path):
+    straight = prepare_vocoder_run(mini_work, tmp_path / "a", model="hifigan-v3", overrides=TINY, max_steps=4)
+    train_vocoder(straight, device="cpu")
+    first = prepare_vocoder_run(mini_work, tmp_path / "b", model="hifigan-v3", overrides=TINY, max_steps=2)
+    train_vocoder(first, device="cpu")
+    resumed = prepare_vocoder_run(mini_work, tmp_path / "b", overrides=TINY, max_steps=4, resume=True)
+    assert resumed.resume_from.name == "step_00000002.pt"
+    train_vocoder(resumed, device="cpu")
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "step_00000004.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "step_00000004.pt")
+    assert (a["step"], a["epoch"], a["batch_in_epoch"]) == (b["step"], b["epoch"], b["batch_in_epoch"])
+    for part in ("generator", "mpd", "msd"):
+        for name, tensor in a[part].items():
+            assert torch.equal(tensor, b[part][name]), (part, name)
+    assert a["optim_d"]["state"][0]["exp_avg"].equal(b["optim_d"]["state"][0]["exp_avg"])
+
+
+def test_two_gloo_ranks_stay_in_sync_on_disjoint_data(mini_work, tmp_path):
+    job = prepare_vocoder_run(mini_work, tmp_path / "ddp", model="hifigan-v3", overrides=TINY, max_steps=2)
+    summary = train_vocoder(job, gpus=2, device="cpu")
+    assert summary["world_size"] == 2 and summary["step"] == 2
+    assert summary["ranks_in_sync"] is True and summary["ranks_data_disjoint"] is True
+    with pytest.raises(TrainingError, match="split evenly"):
+        train_vocoder(prepare_vocoder_run(mini_work, tmp_path / "odd", model="hifigan-v3",
+                                          overrides=[*TINY, "train.batch_size=3"], max_steps=1), gpus=2, device="cpu")
+
+
+def test_gta_fine_tuning_from_a_jik876_checkpoint(mini_work, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(mini_work, work)
+    with pytest.raises(TrainingError, match="--export-gta"):
+        prepare_vocoder_run(work, tmp_path / "r0", model="hifigan-v3", overrides=TINY, gta=True)
+    (work / "gta").mkdir()
+    for mel in (work / "mel").glob("*.npy"):  # stand-in teacher-forced mels: the recorded ones, shifted
+        np.save(work / "gta" / mel.name, np.load(mel) + 0.1)
+    # A published-style pair: g_ (generator) and do_ (discriminators) in the reference layout.
+    job = prepare_vocoder_run(work, tmp_path / "base", model="hifigan-v3", overrides=TINY, max_steps=1)
+    train_vocoder(job, device="cpu")
+    vocoder_state = load_checkpoint(tmp_path / "base" / "checkpoints" / "step_00000001.pt")
+    from ttskit.models.hifigan import Generator
+
+    generator = Generator(job.config.model)
+    generator.load_state_dict(vocoder_state["generator"])
+    jik876.save_generator(generator, tmp_path / "pub" / "g_00100000", job.audio)
+    torch.save({k: jik876.to_jik876_keys(vocoder_state[k]) for k in ("mpd", "msd")}, tmp_path / "pub" / "do_00100000")
+    tuned = prepare_vocoder_run(work, tmp_path / "tuned", model="hifigan-v3", overrides=TINY, max_steps=1, gta=True,
+                                init=tmp_path / "pub" / "g_00100000")
+    assert tuned.gta and tuned.init_from is not None
+    # Started exactly from the published weights: check before any step is taken.
+    from ttskit.train.vocoder import _build, _initialise
+
+    nets = _build(tuned, torch.device("cpu"), False)
+    _initialise(nets, tuned.init_from)
+    for name, tensor in vocoder_state["mpd"].items():
+        assert torch.equal(nets.mpd.state_dict()[name], tensor), name
+    train_vocoder(tuned, device="cpu")
+    assert load_checkpoint(tmp_path / "tuned" / "checkpoints" / "generator_00000001.pt")["gta"] is True
+    # --init of another architecture is refused before anything runs.
+    with pytest.raises(TrainingError, match="different generator"):
+        prepare_vocoder_run(work, tmp_path / "v1", model="hifigan-v1", overrides=TINY[1:], max_steps=1,
+                            init=tmp_path / "pub" / "g_00100000")
+
+
+def test_bad_requests_are_clear(mini_work, tmp_path):
+    with pytest.raises(TrainingError, match="upsamples by 128"):
+        prepare_vocoder_run(mini_work, tmp_path / "a", model="hifigan-v3",
+                            overrides=[*TINY, "model.upsample_rates=[8,4,4]", "model.upsample_kernel_sizes=[16,8,8]"])
+    with pytest.raises(TrainingError, match="not a multiple of the hop"):
+        prepare_vocoder_run(mini_work, tmp_path / "b", overrides=["train.segment_samples=1000"])
+    with pytest.raises(TrainingError, match="no checkpoint to resume"):
+        prepare_vocoder_run(mini_work, tmp_path / "c", resume=True)
+    result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(tmp_path / "d"), "--model", "wavenet"])
+    assert result.exit_code == 2 and "hifigan-v1" in result.stderr
+    result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(tmp_path / "e"), "--gpus", "2",
+                                 "--device", "cuda"])
+    assert result.exit_code == 2 and "CUDA device(s) are visible" in result.stderr
+
+
+def test_discriminator_checkpoints_in_the_reference_layout_load():
+    # Spectral-norm layers keep their own weight_v (a power-iteration vector): not renamed.
+    msd = MultiScaleDiscriminator()
+    state = jik876.to_jik876_keys(msd.state_dict())
+    assert "discriminators.0.convs.0.weight_orig" in state and "discriminators.1.convs.0.weight_g" in state
+    MultiScaleDiscriminator().load_state_dict(jik876.from_jik876_keys(state))
+    MultiPeriodDiscriminator().load_state_dict(jik876.from_jik876_keys(
+        jik876.to_jik876_keys(MultiPeriodDiscriminator().state_dict())))
