@@ -36,10 +36,13 @@ def metrics(run):
 def test_cli_trains_checkpoints_and_vocodes(mini_work, tmp_path):
     run = tmp_path / "run"
     result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(run), "--model", "hifigan-v3",
-                                 "--max-steps", "3", *sets(TINY)])
+                                 "--max-steps", "3", *sets([*TINY, "train.discriminator_start_step=1"])])
     assert result.exit_code == 0, result.output
     steps = [m for m in metrics(run) if "loss_g" in m]
     assert [m["step"] for m in steps] == [1, 2, 3]
+    # Step 1 is the mel-loss warm-up: no discriminator yet; then the GAN terms join.
+    assert steps[0]["loss_d"] == 0 and steps[0]["adversarial"] == 0 and steps[0]["loss_g"] == pytest.approx(45 * steps[0]["mel_l1"], rel=1e-4)
+    assert steps[1]["loss_d"] > 0 and steps[1]["adversarial"] > 0 and steps[1]["feature_matching"] > 0
     for key in ("loss_g", "loss_d", "mel_l1", "adversarial", "feature_matching", "lr", "audio_s_per_s"):
         assert all(np.isfinite(m[key]) for m in steps), key
     assert [m["step"] for m in metrics(run) if "val_mel_l1" in m] == [2, 3]

@@ -291,26 +291,20 @@ def _train_rank(rank: Rank, job: VocoderJob, on_log: Callable[[dict[str, Any]], 
                 nets.generator.train()
                 with autocast(rank.device, autocast_dtype):
                     fake = generator(mel)
-                # Discriminator step: real vs generated, both through each discriminator in one batch.
-                with autocast(rank.device, autocast_dtype):
-                    both = torch.cat([wave, fake.detach().to(wave.dtype)])
-                    loss_d = sum(discriminator_loss(*_split(d(both)[0])) for d in (mpd, msd))
-                nets.optim_d.zero_grad(set_to_none=True)
-                nets.scaler.scale(loss_d).backward()
-                nets.scaler.unscale_(nets.optim_d)
-                norm_d = _grad_norm([*nets.mpd.parameters(), *nets.msd.parameters()], cfg.grad_clip)
-                finite_d = all_ranks_agree(torch.isfinite(loss_d.detach()) & (torch.isfinite(norm_d) | use_scaler), rank)
-                # With fp16 a GradScaler is in charge of overflowing gradients (it skips the step and
-                # lowers its scale); only a non-finite loss counts as a bad step then.
-                if finite_d:
-                    nets.scaler.step(nets.optim_d)
+                adversarial_phase = step >= cfg.discriminator_start_step
+                finite_d, norm_d, loss_d = True, torch.zeros(()), torch.zeros(())
+                if adversarial_phase:
+                    loss_d, norm_d, finite_d = _discriminator_step(nets, (mpd, msd), wave, fake, cfg, rank,
+                                                                   autocast_dtype, use_scaler)
                 # Generator step: fool both discriminators, match their features, match the mel.
-                with autocast(rank.device, autocast_dtype):
-                    both = torch.cat([wave, fake.to(wave.dtype)])
-                    judged = [d(both) for d in (mpd, msd)]
-                adversarial = sum(adversarial_loss(_split(scores)[1]) for scores, _ in judged)
-                features = sum(feature_matching_loss(*_split_maps(maps)) for _, maps in judged)
                 mel_l1 = F.l1_loss(loss_mel(fake.squeeze(1).float()), loss_mel(wave.squeeze(1)))
+                adversarial, features = torch.zeros(()), torch.zeros(())
+                if adversarial_phase:
+                    with autocast(rank.device, autocast_dtype):
+                        both = torch.cat([wave, fake.to(wave.dtype)])
+                        judged = [d(both) for d in (mpd, msd)]
+                    adversarial = sum(adversarial_loss(_split(scores)[1]) for scores, _ in judged)
+                    features = sum(feature_matching_loss(*_split_maps(maps)) for _, maps in judged)
                 loss_g = adversarial + cfg.feature_loss_weight * features + cfg.mel_loss_weight * mel_l1
                 nets.optim_g.zero_grad(set_to_none=True)
                 nets.scaler.scale(loss_g).backward()
@@ -374,6 +368,25 @@ def _train_rank(rank: Rank, job: VocoderJob, on_log: Callable[[dict[str, Any]], 
         stop.restore()
         if writer is not None:
             writer.close()
+
+
+def _discriminator_step(nets: _Nets, discriminators: tuple[torch.nn.Module, ...], wave: torch.Tensor,
+                        fake: torch.Tensor, cfg: Any, rank: Rank, autocast_dtype: torch.dtype | None,
+                        use_scaler: bool) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Real vs generated, both through each discriminator in one batch; steps unless non-finite.
+    With fp16 a GradScaler is in charge of overflowing gradients (it skips the step and lowers
+    its scale), so only a non-finite loss counts as a bad step then."""
+    with autocast(rank.device, autocast_dtype):
+        both = torch.cat([wave, fake.detach().to(wave.dtype)])
+        loss_d = sum(discriminator_loss(*_split(d(both)[0])) for d in discriminators)
+    nets.optim_d.zero_grad(set_to_none=True)
+    nets.scaler.scale(loss_d).backward()
+    nets.scaler.unscale_(nets.optim_d)
+    norm_d = _grad_norm([*nets.mpd.parameters(), *nets.msd.parameters()], cfg.grad_clip)
+    finite = all_ranks_agree(torch.isfinite(loss_d.detach()) & (torch.isfinite(norm_d) | use_scaler), rank)
+    if finite:
+        nets.scaler.step(nets.optim_d)
+    return loss_d, norm_d, finite
 
 
 def _split(scores: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

@@ -20,6 +20,10 @@ class VocoderTrainConfig:
     lr_decay: float = 0.999  # per epoch, both optimisers
     weight_decay: float = 0.01  # AdamW's; the paper's code used this default too
     grad_clip: float | None = None  # max gradient norm; None leaves gradients as they are
+    # Steps trained on the mel loss alone before the discriminators join (0: adversarial from the
+    # start, as the paper). A warm-up gives an intelligible generator far sooner where a GAN step
+    # is expensive (a CPU, where the discriminators take ~90% of a step).
+    discriminator_start_step: int = 0
     mel_loss_weight: float = 45.0
     feature_loss_weight: float = 2.0
     # The mel loss looks at the whole band (None: Nyquist), as the paper does, even when the
@@ -42,6 +46,7 @@ class VocoderTrainConfig:
         require(self.learning_rate > 0, "train.learning_rate", "must be positive")
         require(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
         require(self.keep_last >= 1, "train.keep_last", "must be at least 1")
+        require(self.discriminator_start_step >= 0, "train.discriminator_start_step", "must be >= 0")
 
 
 @dataclass(frozen=True)
