@@ -62,73 +62,50 @@ def _as_2d(weight: torch.Tensor) -> torch.Tensor:
 
 
 class _Conv:
-    """One 'same'-padded convolution of the generator, on (B, C, L, 1) channels-last activations
-    as a (K, 1) 2-D convolution, or on (B, C, L) channels-first ones as the reference does it."""
+    """One 'same'-padded convolution of the generator as a (K, 1) 2-D convolution over (B, C, L, 1)
+    channels-last activations; the extension past `length` is zeroed again afterwards."""
 
-    def __init__(self, conv: nn.Conv1d, channels_last: bool, scale: float = 1.0) -> None:
-        self.channels_last = channels_last
-        self.weight = _as_2d(conv.weight * scale) if channels_last else (conv.weight * scale).detach().contiguous()
+    def __init__(self, conv: nn.Conv1d, scale: float = 1.0) -> None:
+        self.weight = _as_2d(conv.weight * scale)
         self.bias = conv.bias.detach().clone()
         self.dilation = conv.dilation[0]
-        self.padding = conv.padding[0]
+        self.padding = conv.padding[0] // self.dilation  # in phase steps
 
     def __call__(self, x: torch.Tensor, length: int) -> torch.Tensor:
         d = self.dilation
-        if not self.channels_last:
-            y = F.conv1d(x, self.weight, self.bias, padding=self.padding, dilation=d)
-        elif d == 1:
+        if d == 1:
             y = F.conv2d(x, self.weight, self.bias, padding=(self.padding, 0))
         else:  # (B, C, L, 1) -> (B, C, L/d, d): the same memory, read as d undilated phases
             batch, channels, padded, _ = x.shape
             phases = x.permute(0, 2, 3, 1).reshape(batch, padded // d, d, channels).permute(0, 3, 1, 2)
-            y = F.conv2d(phases, self.weight, self.bias, padding=(self.padding // d, 0))
+            y = F.conv2d(phases, self.weight, self.bias, padding=(self.padding, 0))
             y = y.permute(0, 2, 3, 1).reshape(batch, padded, 1, -1).permute(0, 3, 1, 2)
         y[:, :, length:].zero_()
         return y
 
 
 class _Upsample:
-    def __init__(self, transposed: nn.ConvTranspose1d, channels_last: bool, scale: float) -> None:
-        self.channels_last = channels_last
+    """A transposed convolution in polyphase form; the s phases interleave by a free reshape."""
+
+    def __init__(self, transposed: nn.ConvTranspose1d, scale: float) -> None:
         self.stride, self.c_out = transposed.stride[0], transposed.out_channels
         self.kernel, self.padding = transposed.kernel_size[0], transposed.padding[0]
-        if channels_last:
-            weight, self.bias, left, right = polyphase_weights(transposed)
-            self.weight = _as_2d(weight * scale)
-            self.pad = max(left, right)
-            self.start = self.pad - left  # the first output block that the symmetric padding gives too early
-        else:
-            self.weight = (transposed.weight * scale).detach().contiguous()
-            self.bias = transposed.bias.detach().clone()
+        weight, self.bias, left, right = polyphase_weights(transposed)
+        self.weight = _as_2d(weight * scale)
+        self.pad = max(left, right)
+        self.start = self.pad - left  # the output blocks the symmetric padding adds in front
 
     def __call__(self, x: torch.Tensor, length: int) -> tuple[torch.Tensor, int]:
-        padded = x.shape[2]
-        if self.channels_last:
-            batch = x.shape[0]
-            y = F.conv2d(x, self.weight, self.bias, padding=(self.pad, 0))[:, :, self.start:self.start + padded]
-            y = y.permute(0, 2, 3, 1).reshape(batch, padded * self.stride, 1, self.c_out).permute(0, 3, 1, 2)
-        else:
-            y = F.conv_transpose1d(x, self.weight, self.bias, stride=self.stride, padding=self.padding)
-            y = F.pad(y, (0, padded * self.stride - y.shape[-1]))
+        batch, _, padded, _ = x.shape
+        y = F.conv2d(x, self.weight, self.bias, padding=(self.pad, 0))[:, :, self.start:self.start + padded]
+        y = y.permute(0, 2, 3, 1).reshape(batch, padded * self.stride, 1, self.c_out).permute(0, 3, 1, 2)
         new_length = (length - 1) * self.stride - 2 * self.padding + self.kernel
         y[:, :, new_length:].zero_()
         return y, new_length
 
 
-def _to_layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    if channels_last:
-        return x if x.dim() == 4 else x.unsqueeze(-1).contiguous(memory_format=CHANNELS_LAST)
-    return x if x.dim() == 3 else x.squeeze(-1).contiguous()
-
-
 class FastGenerator(nn.Module):
-    """Inference-only copy of a `Generator`: mel (B, n_mels, T) -> wave (B, 1, T * hop).
-
-    Stages with at least `CHANNELS_LAST_MIN` channels run channels-last; narrower ones run
-    channels-first, where oneDNN was measured faster for them (docs/benchmarks.md).
-    """
-
-    CHANNELS_LAST_MIN = 64
+    """Inference-only copy of a `Generator`: mel (B, n_mels, T) -> wave (B, 1, T * hop)."""
 
     def __init__(self, generator: Generator) -> None:
         super().__init__()
@@ -141,20 +118,17 @@ class FastGenerator(nn.Module):
         self.hop_length = config.hop_length
         self.n_mels = source.n_mels
         kernels = len(config.resblock_kernel_sizes)
-        wide = [up.out_channels >= self.CHANNELS_LAST_MIN for up in source.ups]
-        self.layouts = [wide[0]] + wide  # conv_pre's layout is the first stage's
         # The mean over the fusion's resblocks becomes a scale on the next layer's weights:
         # lrelu(x / n) = lrelu(x) / n and convolution is linear.
-        self.pre = _Conv(source.conv_pre, wide[0])
-        self.ups = [_Upsample(up, wide[i], 1.0 if i == 0 else 1.0 / kernels) for i, up in enumerate(source.ups)]
+        self.pre = _Conv(source.conv_pre)
+        self.ups = [_Upsample(up, 1.0 if i == 0 else 1.0 / kernels) for i, up in enumerate(source.ups)]
         self.blocks: list[list[list[_Conv]]] = []
-        for index, block in enumerate(source.resblocks):
-            layout = wide[index // kernels]
+        for block in source.resblocks:
             if isinstance(block, ResBlock1):
-                self.blocks.append([[_Conv(a, layout), _Conv(b, layout)] for a, b in zip(block.convs1, block.convs2)])
+                self.blocks.append([[_Conv(a), _Conv(b)] for a, b in zip(block.convs1, block.convs2)])
             else:
-                self.blocks.append([[_Conv(a, layout)] for a in block.convs])
-        self.post = _Conv(source.conv_post, wide[-1], 1.0 / kernels)
+                self.blocks.append([[_Conv(a)] for a in block.convs])
+        self.post = _Conv(source.conv_post, 1.0 / kernels)
         self.kernels = kernels
         dilations = [c.dilation for layers in self.blocks for pair in layers for c in pair]
         self.multiple = math.lcm(*dilations)
@@ -164,9 +138,10 @@ class FastGenerator(nn.Module):
         batch, _, frames = mel.shape
         padded = -(-frames // self.multiple) * self.multiple
         length = frames
-        x = self.pre(_to_layout(F.pad(mel, (0, padded - frames)), self.pre.channels_last), length)
+        x = F.pad(mel, (0, padded - frames)).unsqueeze(-1).contiguous(memory_format=CHANNELS_LAST)
+        x = self.pre(x, length)
         for i, up in enumerate(self.ups):
-            x, length = up(_to_layout(F.leaky_relu(x, LRELU_SLOPE), up.channels_last), length)
+            x, length = up(F.leaky_relu(x, LRELU_SLOPE), length)
             fused = None
             for layers in self.blocks[i * self.kernels:(i + 1) * self.kernels]:
                 h = x

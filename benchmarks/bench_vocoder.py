@@ -1,0 +1,131 @@
+"""HiFi-GAN generator inference speed, x real time, for V1, V2 and V3: ttskit (FastGenerator, the
+CPU path `ttskit vocode` and synthesis use) against jik876/hifi-gan's own Generator with the
+same weights on the same mel, in the same run; also ttskit's plain Generator.
+
+jik876's code is loaded at run time from a checkout you name (never copied into ttskit); without
+one, only ttskit's two paths are timed:
+
+    python benchmarks/bench_vocoder.py [--hifigan /path/to/hifi-gan] [--threads 2] [--seconds 10]
+
+Both sides run with weight norm removed, in inference mode, float32, batch 1. The mel is the
+analysis of real speech from the embedded mini corpus, clips joined to `--seconds`. Runs of the
+contenders are interleaved (A, B, C, A, B, C, ...) and each keeps its fastest, so a slow spell
+of the machine cannot favour one of them. Output equality is reported as the largest absolute
+sample difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import soundfile as sf
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import time  # noqa: E402
+
+from common import best_of, machine, table  # noqa: E402
+
+from ttskit.assets import MINI_LJSPEECH  # noqa: E402
+from ttskit.audio import MelSpectrogram  # noqa: E402
+from ttskit.models import jik876  # noqa: E402
+from ttskit.models.hifigan import PRESETS, Generator  # noqa: E402
+from ttskit.models.hifigan_inference import FastGenerator  # noqa: E402
+
+
+def speech_mel(seconds: float) -> torch.Tensor:
+    clips, total = [], 0
+    for path in sorted((MINI_LJSPEECH / "wavs").glob("*.flac")):
+        wave, rate = sf.read(path, dtype="float32")
+        clips.append(wave)
+        total += len(wave)
+        if total >= seconds * rate:
+            break
+    return MelSpectrogram()(torch.from_numpy(np.concatenate(clips)[: int(seconds * rate)]))
+
+
+def load_jik876_generator(checkout: Path, name: str, state: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """jik876's models.Generator built from its own config_vN.json, with `state` loaded."""
+    import importlib.util
+
+    sys.path.insert(0, str(checkout))  # models.py imports utils from the checkout
+    spec = importlib.util.spec_from_file_location("jik876_models", checkout / "models.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = json.loads((checkout / f"config_{name.split('-')[1]}.json").read_text())
+    generator = module.Generator(SimpleNamespace(**config))
+    generator.load_state_dict(jik876.to_jik876_keys(state))
+    generator.eval()
+    generator.remove_weight_norm()
+    return generator
+
+
+def interleaved_best(contenders: dict[str, torch.nn.Module], mel: torch.Tensor, repeats: int) -> dict[str, float]:
+    best = {key: float("inf") for key in contenders}
+    for _ in range(repeats):
+        for key, model in contenders.items():
+            started = time.perf_counter()
+            model(mel)
+            best[key] = min(best[key], time.perf_counter() - started)
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hifigan", type=Path, help="a jik876/hifi-gan checkout (optional)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    mel = speech_mel(args.seconds)
+    seconds = mel.shape[-1] * 256 / 22050
+    print(f"{machine()}, torch {torch.__version__}, {args.threads} threads; {seconds:.1f} s of speech")
+    rows = []
+    for name, config in PRESETS.items():
+        torch.manual_seed(0)
+        trained = Generator(config).eval()
+        state = {k: v.clone() for k, v in trained.state_dict().items()}
+        fast = FastGenerator(trained)
+        plain = Generator(config).eval()
+        plain.load_state_dict(state)
+        plain.remove_weight_norm()
+        contenders = {"fast": fast, "plain": plain}
+        if args.hifigan:
+            contenders["jik876"] = load_jik876_generator(args.hifigan, name, state)
+        with torch.inference_mode():
+            outputs = {key: model(mel) for key, model in contenders.items()}  # also the warm-up
+            best = interleaved_best(contenders, mel, args.repeats)
+        row = [name, f"{seconds / best['fast']:.1f}x", f"{seconds / best['plain']:.1f}x"]
+        if args.hifigan:
+            difference = (outputs["fast"] - outputs["jik876"]).abs().max().item()
+            row += [f"{seconds / best['jik876']:.1f}x", f"{best['jik876'] / best['fast']:.2f}", f"{difference:.1e}"]
+        else:
+            row += ["-", "-", "-"]
+        rows.append(row)
+        print(row, flush=True)
+    print(table(["model", "ttskit FastGenerator", "ttskit Generator", "jik876 Generator",
+                 "speed-up vs jik876", "max |diff| vs jik876"], rows))
+    if torch.cuda.is_available():
+        cuda_rows = []
+        for name, config in PRESETS.items():
+            generator = Generator(config).eval().remove_weight_norm().cuda()
+            gpu_mel = mel.cuda()
+            with torch.inference_mode():
+                generator(gpu_mel)
+
+                def run() -> None:
+                    generator(gpu_mel)
+                    torch.cuda.synchronize()
+
+                cuda_rows.append([name, f"{seconds / best_of(run, 10):.0f}x"])
+        print(table(["model (CUDA, fp32, batch 1)", "x real time"], cuda_rows))
+
+
+if __name__ == "__main__":
+    main()
