@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -150,3 +151,45 @@ def test_discriminator_checkpoints_in_the_reference_layout_load():
     MultiScaleDiscriminator().load_state_dict(jik876.from_jik876_keys(state))
     MultiPeriodDiscriminator().load_state_dict(jik876.from_jik876_keys(
         jik876.to_jik876_keys(MultiPeriodDiscriminator().state_dict())))
+
+
+def test_acoustic_validation_audio_through_a_vocoder(mini_work, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from ttskit.config import AudioConfig
+    from ttskit.models.hifigan import PRESETS, Generator
+    from ttskit.train.acoustic import prepare_run, train_acoustic
+    from test_train_acoustic import TINY as ACOUSTIC_TINY
+
+    small = dataclasses.replace(PRESETS["hifigan-v3"], upsample_initial_channel=32)
+    jik876.save_generator(Generator(small), tmp_path / "voc" / "g_00000001", AudioConfig())
+    job = prepare_run(mini_work, tmp_path / "run", overrides=ACOUSTIC_TINY, max_steps=3, vocoder=tmp_path / "voc")
+    train_acoustic(job, device="cpu")
+    events = EventAccumulator(str(tmp_path / "run" / "tensorboard"), size_guidance={"audio": 0})
+    events.Reload()
+    assert "val/vocoder" in events.Tags()["audio"] and "val/griffin_lim" not in events.Tags()["audio"]
+    jik876.save_generator(Generator(small), tmp_path / "other" / "g_00000001", AudioConfig(fmax=7600.0))
+    with pytest.raises(TrainingError, match="audio.fmax: 8000.0 here vs 7600.0"):
+        prepare_run(mini_work, tmp_path / "run2", overrides=ACOUSTIC_TINY, max_steps=3, vocoder=tmp_path / "other")
+
+
+def test_vocoder_tensorboard_and_nan_guard(mini_work, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    work = tmp_path / "work"
+    shutil.copytree(mini_work, work)
+    for mel in (work / "mel").glob("*.npy"):  # every input poisoned: every step is non-finite
+        np.save(mel, np.full_like(np.load(mel), np.nan))
+    job = prepare_vocoder_run(work, tmp_path / "nan", model="hifigan-v3", max_steps=2,
+                              overrides=[*TINY, "train.nan_patience=3"])
+    with pytest.raises(TrainingError, match="no checkpoint to go back to"):
+        train_vocoder(job, device="cpu")
+    events = [m for m in metrics(tmp_path / "nan") if "event" in m]
+    assert len(events) == 3 and all("skipped" in e["event"] for e in events)
+    job = prepare_vocoder_run(mini_work, tmp_path / "tb", model="hifigan-v3", overrides=TINY, max_steps=2)
+    train_vocoder(job, device="cpu")
+    events = EventAccumulator(str(tmp_path / "tb" / "tensorboard"), size_guidance={"images": 0, "audio": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"train/loss_g", "train/loss_d", "train/mel_l1"} <= set(tags["scalars"])
+    assert "val/0/mel" in tags["images"] and "val/0/audio" in tags["audio"]

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ttskit.cli.common import ConfigOption, SetOption, err_console, user_errors
+from ttskit.cli.training import training_progress
 
 
 def train_acoustic(
@@ -26,6 +27,9 @@ def train_acoustic(
     export_gta: Annotated[bool, typer.Option(
         "--export-gta", help="After training, write teacher-forced mels of every utterance to WORK/gta/ "
                              "(same frames as the recorded mels) for vocoder fine-tuning.")] = False,
+    vocoder: Annotated[Optional[Path], typer.Option(
+        "--vocoder", exists=True, help="A vocoder run or checkpoint (ttskit or jik876/hifi-gan) for the validation "
+                                       "audio in TensorBoard; Griffin-Lim without one.")] = None,
     config: ConfigOption = None,
     overrides: SetOption = None,
 ) -> None:
@@ -34,27 +38,30 @@ def train_acoustic(
     Example: ttskit train-acoustic work/mini -o runs/mini --preset small --max-steps 2000
     """
     from ttskit.train.acoustic import TrainingError, prepare_run, train_acoustic as run_training
-    from ttskit.train.checkpoint import latest_checkpoint
     from ttskit.train.gta import export_gta as write_gta
-    from ttskit.train.checkpoint import CheckpointError
+    from ttskit.train.checkpoint import CheckpointError, checkpoint_step
     from ttskit.train.distributed import DistributedError
 
-    # Under torchrun every rank runs this command; only the first one talks.
-    say = err_console.print if os.environ.get("RANK", "0") == "0" else (lambda *args, **kwargs: None)
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun every rank runs this command
+    say = err_console.print if main_rank else (lambda *args, **kwargs: None)
     with user_errors(TrainingError, CheckpointError, DistributedError):
         job = prepare_run(work, output, preset=preset, config_path=config, overrides=overrides or [],
-                          max_steps=max_steps, resume=resume)
+                          max_steps=max_steps, resume=resume, vocoder=vocoder)
         start = f"resuming from {job.resume_from.name}" if job.resume_from else "starting"
         say(f"{start}: training to step {job.max_steps} on {work} -> {output}")
 
-        def on_log(record: dict[str, Any]) -> None:
-            say(f"step {record['step']:>7}  loss {record['loss']:.4f}  mel {record['mel_l1']:.4f}  "
-                              f"lr {record['lr']:.2e}  {record['frames_per_s']:.0f} frames/s", highlight=False)
+        def describe(record: dict[str, Any]) -> str:
+            return (f"step {record['step']:>7}  loss {record['loss']:.4f}  mel {record['mel_l1']:.4f}  "
+                    f"lr {record['lr']:.2e}  {record['frames_per_s']:.0f} frames/s")
 
-        summary = run_training(job, gpus=gpus, device=device, on_log=on_log)
+        start_step = checkpoint_step(job.resume_from)
+        with training_progress(job.max_steps, start_step, describe, enabled=main_rank) as on_log:
+            summary = run_training(job, gpus=gpus, device=device, on_log=on_log)
         how = "stopped by signal at" if summary.get("stopped_by_signal") else "finished at"
         say(f"[green]{how} step {summary.get('step')}[/]; checkpoints in {output / 'checkpoints'}")
-        if export_gta and not summary.get("stopped_by_signal") and os.environ.get("RANK", "0") == "0":
+        if export_gta and not summary.get("stopped_by_signal") and main_rank:
+            from ttskit.train.checkpoint import latest_checkpoint
+
             last = latest_checkpoint(output / "checkpoints")
             count = write_gta(work, last, device=device)
             say(f"[green]wrote {count} teacher-forced mels[/] from {last.name} to {work / 'gta'}")

@@ -19,7 +19,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from ttskit.config import config_from_dict, config_to_dict, dump_config, load_config
+from ttskit.config import config_from_dict, config_to_dict, dump_config, load_config, mel_mismatches
 from ttskit.audio.io import atomic_write
 from ttskit.data.dataset import AcousticBatch, FrameBudgetSampler, WorkDataset, collate
 from ttskit.data.preprocess import load_work_config
@@ -45,6 +45,7 @@ class AcousticJob:
     config: AcousticRunConfig
     max_steps: int
     resume_from: Path | None
+    vocoder: Path | None = None  # for validation audio; Griffin-Lim without one
 
 
 def build_model(run_config: AcousticRunConfig, n_symbols: int, n_mels: int, n_speakers: int,
@@ -80,7 +81,7 @@ def check_compatible(checkpoint: dict[str, Any], identity: dict[str, Any], sourc
 
 def prepare_run(work: Path, run: Path, *, preset: str = "small", config_path: Path | None = None,
                 overrides: tuple[str, ...] | list[str] = (), max_steps: int | None = None,
-                resume: bool = False) -> AcousticJob:
+                resume: bool = False, vocoder: Path | None = None) -> AcousticJob:
     """Resolve the run config and check WORK and RUN before any process starts."""
     if preset not in RUN_PRESETS:
         raise TrainingError(f"unknown preset {preset!r} (choose from {', '.join(RUN_PRESETS)})")
@@ -102,7 +103,23 @@ def prepare_run(work: Path, run: Path, *, preset: str = "small", config_path: Pa
     steps = max_steps if max_steps is not None else 200_000
     run.mkdir(parents=True, exist_ok=True)
     atomic_write(run / "config.yaml", lambda tmp: tmp.write_text(dump_config(run_config), encoding="utf-8"))
-    return AcousticJob(work, run, run_config, steps, previous)
+    if vocoder is not None:
+        _check_vocoder(vocoder, work)
+    return AcousticJob(work, run, run_config, steps, previous, vocoder)
+
+
+def _check_vocoder(vocoder: Path, work: Path) -> None:
+    from ttskit.models.vocoder import VocoderError, load_generator
+
+    try:
+        _, audio, resolved = load_generator(vocoder)
+        mismatches = mel_mismatches(load_work_config(work).audio, audio)
+    except VocoderError as err:
+        raise TrainingError(f"--vocoder: {err}") from None
+    if mismatches:
+        key, ours, theirs = mismatches[0]
+        raise TrainingError(f"--vocoder: {resolved} was trained on other mels than {work} holds "
+                            f"({key}: {ours!r} here vs {theirs!r}); leave it out to hear Griffin-Lim")
 
 
 def train_acoustic(job: AcousticJob, *, gpus: int = 1, device: str | None = None,
@@ -151,6 +168,11 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
     stop = StopFlag()
     writer = tensorboard_writer(job.run) if rank.is_main else None
     mel_analysis = MelSpectrogram(work_config.audio)
+    vocoder = None
+    if job.vocoder is not None and rank.is_main:
+        from ttskit.models.vocoder import load_vocoder
+
+        vocoder = load_vocoder(job.vocoder, "cpu")  # beside training, never in the way of its GPU memory
     checkpoints = job.run / "checkpoints"
     metrics_path = job.run / "metrics.jsonl"
     bad_in_a_row = 0
@@ -225,7 +247,7 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
                             append_jsonl(metrics_path, {"step": step, "val_loss": round(val_loss, 5)})
                         if writer is not None:
                             writer.add_scalar("val/loss", val_loss, step)
-                            log_validation_media(writer, model, val_set, mel_analysis, step, rank.device)
+                            log_validation_media(writer, model, val_set, mel_analysis, step, rank.device, vocoder)
                         if val_loss < best:
                             best = val_loss
                             save("best")

@@ -66,3 +66,8 @@ def latest_checkpoint(folder: Path, prefix: str = "step") -> Path | None:
 def prune_checkpoints(folder: Path, keep: int, prefix: str = "step") -> None:
     for _, path in step_checkpoints(folder, prefix)[:-keep]:
         path.unlink(missing_ok=True)
+
+
+def checkpoint_step(path: Path | None) -> int:
+    """The step in a `<prefix>_<step>.pt` name (0 for None), without loading the file."""
+    return int(path.stem.rsplit("_", 1)[1]) if path is not None else 0

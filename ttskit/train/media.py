@@ -13,9 +13,10 @@ from ttskit.models.fastspeech2 import FastSpeech2, VarianceTargets
 
 @torch.no_grad()
 def log_validation_media(writer: Any, model: FastSpeech2, val_set: WorkDataset, mel: MelSpectrogram, step: int,
-                         device: torch.device) -> None:
+                         device: torch.device, vocoder: Any = None) -> None:
     """One validation utterance: its teacher-forced mel beside the recording's, the predicted and
-    true pitch, and the free-running synthesis made audible with Griffin-Lim."""
+    true pitch, and the free-running synthesis made audible with the vocoder (Griffin-Lim
+    without one)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,8 +48,12 @@ def log_validation_media(writer: Any, model: FastSpeech2, val_set: WorkDataset, 
     plt.close(figure)
     frames = int(free.frame_lengths[0])
     if frames > 0:
-        wave = griffin_lim(free.mel_postnet[0, :frames].float().cpu().T, mel.cpu())
-        writer.add_audio("val/griffin_lim", wave.unsqueeze(0), step, sample_rate=mel.config.sample_rate)
+        predicted = free.mel_postnet[0, :frames].float().cpu().T
+        if vocoder is not None:
+            writer.add_audio("val/vocoder", vocoder(predicted).cpu(), step, sample_rate=mel.config.sample_rate)
+        else:
+            wave = griffin_lim(predicted, mel.cpu())
+            writer.add_audio("val/griffin_lim", wave.unsqueeze(0), step, sample_rate=mel.config.sample_rate)
 
 
 def log_vocoder_media(writer: Any, tag: str, recorded_mel: torch.Tensor, generated_mel: torch.Tensor,
