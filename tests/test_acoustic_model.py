@@ -101,3 +101,25 @@ def test_loss_ignores_padding(mini_work):
         mels[batch.mels.abs().sum(-1) == 0] = 1e6  # garbage in the padding only
         dirty = fastspeech2_loss(out, mels, batch.durations, batch.pitch, batch.energy)
     assert torch.allclose(clean["loss"], dirty["loss"])
+
+
+def test_batched_inference_equals_one_by_one():
+    """Padding must not leak into real positions (convolutions see zeros past each utterance)."""
+    from ttskit.models.fastspeech2 import PRESETS, FastSpeech2
+
+    torch.manual_seed(0)
+    model = FastSpeech2(PRESETS["small"], n_symbols=40, n_mels=80, n_speakers=2).eval()
+    with torch.no_grad():
+        for parameter in model.duration_predictor.output.parameters():
+            parameter.zero_()
+        model.duration_predictor.output.bias.fill_(1.5)
+        lengths = torch.tensor([12, 7, 3])
+        phonemes = torch.randint(1, 40, (3, 12)) * (torch.arange(12) < lengths[:, None])
+        speakers = torch.tensor([0, 1, 1])
+        batched = model(phonemes, lengths, speakers)
+        for row in range(3):
+            alone = model(phonemes[row:row + 1, :lengths[row]], lengths[row:row + 1], speakers[row:row + 1])
+            frames = int(alone.frame_lengths[0])
+            assert frames == int(batched.frame_lengths[row]) > 0
+            assert torch.allclose(batched.mel_postnet[row, :frames], alone.mel_postnet[0], atol=1e-5)
+            assert torch.allclose(batched.pitch[row, :lengths[row]], alone.pitch[0], atol=1e-5)

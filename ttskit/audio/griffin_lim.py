@@ -24,6 +24,11 @@ def griffin_lim(log_mel: torch.Tensor, mel: MelSpectrogram, n_iter: int = 32, po
         raise ValueError(f"expected a log-mel of shape (n_mels, frames), got {tuple(log_mel.shape)}")
     c = mel.config
     frames = log_mel.shape[-1]
+    shortest = c.n_fft // c.hop_length + 1  # the STFT's reflect padding needs more than n_fft / 2 samples
+    if 0 < frames < shortest:  # e.g. one short word: extend with silence, invert, cut back
+        silence = torch.full((log_mel.shape[0], shortest - frames), torch.log(torch.tensor(c.mel_floor)).item())
+        return griffin_lim(torch.cat([log_mel.float().cpu(), silence], dim=1), mel, n_iter, power, momentum,
+                           seed)[:frames * c.hop_length]
     magnitude = mel_to_magnitude(log_mel.float(), mel).pow(power)
     generator = torch.Generator(device="cpu").manual_seed(seed)
     angles = torch.exp(2j * torch.pi * torch.rand(magnitude.shape, generator=generator)).to(magnitude.device)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from ttskit.cli import preprocess_cmd, text_cmd, train_acoustic_cmd, train_vocoder_cmd, version_cmd, vocode_cmd
+from ttskit.cli import (demo_cmd, preprocess_cmd, synth_cmd, text_cmd, train_acoustic_cmd, train_vocoder_cmd, version_cmd,
+                        vocode_cmd)
 
 app = typer.Typer(
     name="ttskit",
@@ -20,6 +21,9 @@ app.add_typer(preprocess_cmd.app, name="preprocess")
 app.command("train-acoustic")(train_acoustic_cmd.train_acoustic)
 app.command("train-vocoder")(train_vocoder_cmd.train_vocoder)
 app.command("vocode")(vocode_cmd.vocode)
+app.command("synthesize")(synth_cmd.synthesize)
+app.command("demo")(demo_cmd.demo)
+app.command("synth", help="Alias of `synthesize`: speak text with a trained voice.")(synth_cmd.synthesize)
 
 
 def main() -> None:

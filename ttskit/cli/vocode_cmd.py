@@ -33,7 +33,7 @@ def vocode(
     with user_errors(VocoderError, AudioError):
         vocoder = load_vocoder(vocoder_path, device)
         err_console.print(f"vocoder: {vocoder.source} ({vocoder.sample_rate} Hz, {vocoder.audio.n_mels} mels, "
-                          f"hop {vocoder.hop_length}) on {vocoder.device}", highlight=False)
+                          f"hop {vocoder.hop_length}) on {vocoder.device}", highlight=False, soft_wrap=True)
         if source.is_dir():
             if output.suffix:
                 raise VocoderError(f"{source} is a folder, so -o must be a folder too (got {output})")
@@ -47,10 +47,10 @@ def vocode(
             audio_s, compute_s = audio_s + done.seconds, compute_s + done.compute_s
             if not checked:
                 unchecked.append(path.name)
-            err_console.print(f"{path} -> [bold]{target}[/] ({done.seconds:.2f} s)", highlight=False)
+            err_console.print(f"{path} -> [bold]{target}[/] ({done.seconds:.2f} s)", highlight=False, soft_wrap=True)
         if unchecked:
             err_console.print(f"[yellow]warning:[/] the mel settings of {len(unchecked)} .npy file(s) could not be "
                               f"checked against the vocoder's (e.g. {unchecked[0]}); pass --mel-config WORK/config.yaml")
         err_console.print(f"[green]{len(jobs)} file(s), {audio_s:.2f} s of audio[/] in {compute_s:.2f} s of vocoder "
                           f"time: {audio_s / max(compute_s, 1e-9):.1f}x real time (RTF {compute_s / max(audio_s, 1e-9):.3f})",
-                          highlight=False)
+                          highlight=False, soft_wrap=True)

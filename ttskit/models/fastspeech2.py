@@ -64,6 +64,7 @@ class Controls:
     pitch_shift: float = 0.0  # added to the normalised pitch (in units of the speaker's std)
     pitch_scale: float = 1.0  # multiplies the normalised pitch (expressiveness)
     energy_scale: float = 1.0  # multiplies the normalised energy
+    energy_shift: float = 0.0  # added to the normalised energy (in units of the corpus' energy std)
     durations: torch.Tensor | None = None
     pitch: torch.Tensor | None = None
     energy: torch.Tensor | None = None
@@ -146,8 +147,11 @@ class VariancePredictor(nn.Module):
         self.output = nn.Linear(c, 1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(self.norm1(F.relu(self.conv1(x.transpose(1, 2))).transpose(1, 2)))
-        x = self.dropout(self.norm2(F.relu(self.conv2(x.transpose(1, 2))).transpose(1, 2)))
+        # Padding is zeroed before each convolution, so an utterance's values do not depend on
+        # what it was batched with.
+        keep = mask.unsqueeze(-1)
+        x = self.dropout(self.norm1(F.relu(self.conv1(x.masked_fill(keep, 0.0).transpose(1, 2))).transpose(1, 2)))
+        x = self.dropout(self.norm2(F.relu(self.conv2(x.masked_fill(keep, 0.0).transpose(1, 2))).transpose(1, 2)))
         return self.output(x).squeeze(-1).masked_fill(mask, 0.0)
 
 
@@ -174,10 +178,12 @@ class PostNet(nn.Module):
             nn.Sequential(nn.Conv1d(a, b, k, padding=k // 2), nn.BatchNorm1d(b)) for a, b in zip(sizes, sizes[1:]))
         self.dropout = nn.Dropout(0.5)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """`mask` (B, T) is True on padding, which is zeroed before every convolution."""
+        keep = mask.unsqueeze(1)
         x = mel.transpose(1, 2)
         for i, layer in enumerate(self.layers):
-            x = layer(x)
+            x = layer(x.masked_fill(keep, 0.0))
             if i < len(self.layers) - 1:
                 x = torch.tanh(x)
             x = self.dropout(x)
@@ -235,7 +241,7 @@ class FastSpeech2(nn.Module):
             frames, pitch, energy = self._add_variances(frames, frame_mask, targets, controls)
         hidden = self.decoder(frames, frame_mask)
         mel = self.mel_linear(hidden)
-        mel_postnet = (mel + self.postnet(mel)).masked_fill(frame_mask.unsqueeze(-1), 0.0)
+        mel_postnet = (mel + self.postnet(mel, frame_mask)).masked_fill(frame_mask.unsqueeze(-1), 0.0)
         return FastSpeech2Output(mel.masked_fill(frame_mask.unsqueeze(-1), 0.0), mel_postnet, log_duration, pitch,
                                  energy, durations, phoneme_mask, frame_mask, frame_lengths)
 
@@ -246,5 +252,5 @@ class FastSpeech2(nn.Module):
                                              lambda: pitch * controls.pitch_scale + controls.pitch_shift))
         energy = self.energy_predictor(x, mask)
         x = x + self.energy_embedding(_choose(targets and targets.energy, controls.energy,
-                                              lambda: energy * controls.energy_scale))
+                                              lambda: energy * controls.energy_scale + controls.energy_shift))
         return x, pitch, energy

@@ -1,0 +1,175 @@
+"""`ttskit synth` and the Synthesizer: controls, batches, long-form, streaming, errors, the demo."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from ttskit.cli import app
+from ttskit.config import AudioConfig
+from ttskit.synthesis import Synthesizer
+from ttskit.synthesis.joining import Joiner, speech_level
+from ttskit.synthesis.sentences import split_sentences
+from ttskit.train.acoustic import prepare_run, train_acoustic
+from ttskit.train.checkpoint import load_checkpoint, save_checkpoint
+
+runner = CliRunner()
+FRAMES_PER_PHONEME = 6
+
+
+@pytest.fixture(scope="module")
+def acoustic(mini_work, tmp_path_factory):
+    """A briefly trained acoustic checkpoint whose duration predictor is set to say every phoneme
+    in exactly 6 frames, so frame counts under --speed are known exactly."""
+    from test_train_acoustic import TINY
+
+    run = tmp_path_factory.mktemp("acoustic") / "run"
+    train_acoustic(prepare_run(mini_work, run, overrides=TINY, max_steps=2), device="cpu")
+    path = run / "checkpoints" / "step_00000002.pt"
+    state = load_checkpoint(path)
+    state["model"]["duration_predictor.output.weight"].zero_()
+    state["model"]["duration_predictor.output.bias"].fill_(math.log(1 + FRAMES_PER_PHONEME))
+    save_checkpoint(path, state)
+    (run / "checkpoints" / "best.pt").unlink()
+    return run
+
+
+def test_speed_scales_the_frames_and_controls_change_the_output(acoustic):
+    synth = Synthesizer.from_checkpoints(acoustic, device="cpu")
+    hop = synth.acoustic.audio.hop_length
+    text = "Cats sat."
+    ids = synth._sentences([text])[0].ids
+    normal = synth.tts(text)
+    assert len(normal) == len(ids) * FRAMES_PER_PHONEME * hop
+    fast = synth.tts(text, speed=2.0)
+    assert len(fast) == len(ids) * FRAMES_PER_PHONEME // 2 * hop  # exactly half the frames
+    slow = synth.tts(text, speed=0.5)
+    assert len(slow) == len(ids) * FRAMES_PER_PHONEME * 2 * hop
+    assert not np.allclose(synth.tts(text, pitch=7.0), normal, atol=1e-4)
+    assert not np.allclose(synth.tts(text, energy=1.5), normal, atol=1e-4)
+    # --pitch in semitones is a ratio in Hz: (p * std + mean) * 2^(s/12) in the normalised domain.
+    speaker = synth.speakers[0]
+    stats = synth.acoustic.stats["pitch"]["per_speaker"][speaker]
+    controls = synth.controls(speaker, pitch=12.0)
+    normalised = torch.tensor([-1.0, 0.0, 1.5])
+    shifted_hz = (normalised * controls.pitch_scale + controls.pitch_shift) * stats["std"] + stats["mean"]
+    assert torch.allclose(shifted_hz, 2 * (normalised * stats["std"] + stats["mean"]), rtol=1e-5)
+
+
+def test_long_form_is_split_joined_and_streams_identically(acoustic):
+    synth = Synthesizer.from_checkpoints(acoustic, device="cpu")
+    text = "Dr. Smith arrived at noon. He was late!\n\nWas anyone waiting? Nobody was."
+    assert split_sentences(text) == ["Dr. Smith arrived at noon.", "He was late!", "Was anyone waiting?",
+                                     "Nobody was."]
+    whole = synth.tts(text)
+    pieces = list(synth.stream(text))
+    assert len(pieces) == 4
+    # tts batches sentences, stream renders them one by one: the same up to float rounding, which
+    # Griffin-Lim's iterations amplify to ~1e-3 at most.
+    assert np.allclose(np.concatenate(pieces), whole, atol=2e-3)
+    assert synth.timing.first_audio_s is not None and synth.timing.first_audio_s > 0
+    # Each sentence is followed by its pause (silence), the last by none.
+    single = [synth.tts(s) for s in split_sentences(text)]
+    expected = sum(len(w) for w in single) + int(0.30 * 22050) * 2 + int(0.35 * 22050)
+    assert len(whole) == expected
+
+
+def test_joiner_fades_and_levels():
+    rate = 22050
+    t = np.arange(rate) / rate
+    loud, soft = 0.8 * np.sin(2 * np.pi * 220 * t), 0.1 * np.sin(2 * np.pi * 220 * t + 1)
+    joiner = Joiner(rate)
+    first, second = joiner.piece(loud, "One.", False), joiner.piece(soft, "Two.", True)
+    assert abs(first[0]) < 1e-6 and abs(second[-1]) < 1e-3  # faded ends: no click at a join
+    assert np.all(first[rate:] == 0) and len(first) == rate + int(0.3 * rate)
+    # 18 dB quieter; lifted by the 6 dB the leveller allows.
+    gain = speech_level(second, rate) / speech_level(soft, rate)
+    assert gain == pytest.approx(2.0, rel=0.02)
+
+
+def test_sentence_splitting_keeps_abbreviations_and_cuts_long_sentences():
+    assert split_sentences("Mr. J. Doe met Mrs. Roe, e.g. at 5 p.m. yesterday. Then \"Go!\" She went.") == [
+        "Mr. J. Doe met Mrs. Roe, e.g. at 5 p.m. yesterday.", "Then \"Go!\"", "She went."]
+    long = ", ".join(f"clause number {i} of a very long sentence" for i in range(30)) + "."
+    pieces = split_sentences(long, max_chars=120)
+    assert len(pieces) > 5 and all(len(p) <= 120 for p in pieces)
+    assert " ".join(pieces) == long
+    assert split_sentences("   ") == []
+
+
+def test_cli_file_batch_and_stdout(acoustic, tmp_path):
+    result = runner.invoke(app, ["synth", "Hello there. How are you?", "-o", str(tmp_path / "a.wav"),
+                                 "--acoustic", str(acoustic), "--verbose"])
+    assert result.exit_code == 0, result.output
+    wave, rate = sf.read(tmp_path / "a.wav")
+    assert rate == 22050 and len(wave) > 0
+    assert "real-time factor" in result.stderr and "acoustic" in result.stderr
+    lines = tmp_path / "lines.txt"
+    lines.write_text("greet|Hello there.\nA second line, without an id.\n\nbad|...!\n")
+    result = runner.invoke(app, ["synthesize", "--text-file", str(lines), "-o", str(tmp_path / "out"),
+                                 "--acoustic", str(acoustic)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0002.wav", "greet.wav"]
+    assert "skipped" in result.stderr and "nothing to pronounce" in result.stderr
+    result = runner.invoke(app, ["synth", "One sentence. And another one.", "-o", "-", "--acoustic", str(acoustic)])
+    assert result.exit_code == 0, result.stderr
+    data = result.stdout_bytes
+    assert data[:4] == b"RIFF" and data[8:16] == b"WAVEfmt " and data[36:40] == b"data"
+    samples = np.frombuffer(data[44:], dtype="<i2")
+    expected = Synthesizer.from_checkpoints(acoustic, device="cpu").tts("One sentence. And another one.")
+    assert len(samples) == len(expected)
+    result = runner.invoke(app, ["synth", "One sentence.", "-o", "-", "--raw", "--acoustic", str(acoustic)])
+    assert result.exit_code == 0 and result.stdout_bytes[:4] != b"RIFF" and len(result.stdout_bytes) % 2 == 0
+
+
+def test_bad_requests_are_clear_and_write_nothing(acoustic, tmp_path):
+    from ttskit.models import jik876
+    from ttskit.models.hifigan import PRESETS, Generator
+
+    def synth(*args):
+        return runner.invoke(app, ["synth", *args, "--acoustic", str(acoustic), "-o", str(tmp_path / "x.wav")])
+
+    for args, message in ((["   "], "empty text"), (["?!..."], "nothing to pronounce"),
+                          (["Hi.", "--speaker", "nobody"], "unknown speaker 'nobody'"),
+                          (["Hi.", "--speed", "0"], "outside 0.1-10"), ([], "give the text to say")):
+        result = synth(*args)
+        assert result.exit_code == 2 and message in result.stderr, (args, result.stderr)
+    generator = Generator(PRESETS["hifigan-v3"])
+    jik876.save_generator(generator, tmp_path / "v16k" / "g_00000001", AudioConfig(sample_rate=16000, fmax=8000.0))
+    result = synth("Hi.", "--vocoder", str(tmp_path / "v16k"))
+    assert result.exit_code == 2 and "audio.sample_rate 22050 vs 16000" in result.stderr
+    result = synth("Hi.", "--vocoder", str(acoustic))
+    assert result.exit_code == 2 and "no vocoder checkpoint in it" in result.stderr
+    result = synth("Hi.", "--vocoder", str(acoustic / "checkpoints" / "step_00000002.pt"))
+    assert result.exit_code == 2 and "not a vocoder checkpoint" in result.stderr
+    assert not (tmp_path / "x.wav").exists()
+    result = synth("Hi § there.")
+    assert result.exit_code == 0 and "warning" in result.stderr and "§" in result.stderr
+
+
+def test_synthesis_through_a_trained_vocoder(acoustic, mini_work, tmp_path):
+    from ttskit.models import jik876
+    from ttskit.models.hifigan import PRESETS, Generator
+
+    jik876.save_generator(Generator(PRESETS["hifigan-v2"]), tmp_path / "voc" / "g_00000001", AudioConfig())
+    synth = Synthesizer.from_checkpoints(acoustic, tmp_path / "voc", device="cpu")
+    wave = synth.tts("Cats sat.")
+    assert synth.sample_rate == 22050 and wave.dtype == np.float32 and len(wave) > 0
+    assert synth.timing.vocoder_s > 0 and synth.timing.real_time_factor > 0
+
+
+def test_demo_runs_the_whole_pipeline(tmp_path):
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "-o", str(out), "--clips", "6", "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    wave, rate = sf.read(out / "demo.wav")
+    assert rate == 22050 and len(wave) > 0
+    assert json.loads((out / "run" / "summary.json").read_text())["step"] == 2
+    again = runner.invoke(app, ["demo", "-o", str(out), "--clips", "6", "--steps", "2"])
+    assert again.exit_code == 0 and "training skipped" in again.stderr

@@ -1,0 +1,99 @@
+"""`ttskit synthesize` (alias `synth`): text -> wav with an acoustic model and a vocoder."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ttskit.cli.common import UserError, err_console, user_errors
+
+
+def read_text_file(path: Path) -> list[tuple[str, str]]:
+    """(id, text) per non-blank line: `id|text`, or bare text numbered by its line."""
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        uid, bar, text = line.partition("|")
+        items.append((uid.strip(), text) if bar and uid.strip() else (f"{number:04d}", line))
+    if not items:
+        raise UserError(f"{path}: no text in it")
+    seen: set[str] = set()
+    for uid, _ in items:
+        if uid in seen or "/" in uid:
+            raise UserError(f"{path}: id {uid!r} is repeated or not a file name")
+        seen.add(uid)
+    return items
+
+
+def synthesize(
+    text: Annotated[Optional[str], typer.Argument(help="What to say (any length; split into sentences).")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output .wav; `-` streams to stdout; a folder with "
+                                                                "--text-file.")] = Path("out.wav"),
+    acoustic: Annotated[Path, typer.Option("--acoustic", "-a", exists=True,
+                                           help="train-acoustic run folder or checkpoint.")] = Path("runs/mini"),
+    vocoder: Annotated[str, typer.Option(
+        "--vocoder", "-v", help="train-vocoder run folder or checkpoint, a jik876/hifi-gan g_ file, or "
+                                "griffin-lim (no trained vocoder needed).")] = "griffin-lim",
+    speaker: Annotated[Optional[str], typer.Option(help="Speaker name or id (default: the first).")] = None,
+    speed: Annotated[float, typer.Option(help="x faster (2 = twice as fast, about half the frames).")] = 1.0,
+    pitch: Annotated[float, typer.Option(help="Pitch shift in semitones (+ higher).")] = 0.0,
+    energy: Annotated[float, typer.Option(help="x the frame energy (> 1 louder, more emphatic).")] = 1.0,
+    text_file: Annotated[Optional[Path], typer.Option(
+        "--text-file", exists=True, dir_okay=False, help="One utterance per line (`id|text` or text); "
+                                                         "writes -o DIR/<id>.wav, in length-sorted batches.")] = None,
+    raw: Annotated[bool, typer.Option("--raw", help="With -o -: raw 16-bit PCM, no WAV header.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Per-stage times and time to first audio.")] = False,
+    device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when present).")] = None,
+) -> None:
+    """Speak text with a trained voice.
+
+    Examples:
+      ttskit synth "Hello there." -o hello.wav --acoustic runs/lj --vocoder runs/lj-vocoder
+      ttskit synth "$(cat chapter.txt)" -o - --acoustic runs/lj | aplay
+      ttskit synth --text-file lines.txt -o out/ --acoustic runs/vctk --speaker p225 --speed 1.1
+    """
+    from ttskit.audio.io import save_wav
+    from ttskit.synthesis import SynthesisError, Synthesizer
+
+    with user_errors(SynthesisError):
+        if (text is None) == (text_file is None):
+            raise UserError("give the text to say, or --text-file FILE (not both)")
+        synth = Synthesizer.from_checkpoints(acoustic, vocoder, device)
+        if verbose:
+            err_console.print(f"acoustic {synth.acoustic.source}, vocoder {synth.vocoder.source}, "
+                              f"on {synth.device}", highlight=False, soft_wrap=True)
+        if text_file is not None:
+            if output.suffix:
+                raise UserError(f"--text-file writes one wav per line into a folder; -o {output} looks like a file")
+            items = read_text_file(text_file)
+            waves = synth.tts_many([t for _, t in items], speaker, speed, pitch, energy, skip_unspeakable=True)
+            for (uid, _), wave in zip(items, waves):
+                if wave is not None:
+                    save_wav(output / f"{uid}.wav", wave, synth.sample_rate)
+            written = sum(w is not None for w in waves)
+            where = f"{written} wav files in {output}"
+        elif str(output) == "-":
+            from ttskit.synthesis.wav_stream import wav_header, write_chunk
+
+            stdout = sys.stdout.buffer
+            if not raw:
+                stdout.write(wav_header(synth.sample_rate))
+            for piece in synth.stream(text, speaker, speed, pitch, energy):  # type: ignore[arg-type]
+                write_chunk(stdout, piece)
+            where = "stdout"
+        else:
+            save_wav(output, synth.tts(text, speaker, speed, pitch, energy), synth.sample_rate)  # type: ignore[arg-type]
+            where = str(output)
+        for warning in synth.warnings:
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        t = synth.timing
+        err_console.print(f"[green]{t.audio_s:.2f} s of audio[/] -> {where}; real-time factor {t.real_time_factor:.3f} "
+                          f"({1 / max(t.real_time_factor, 1e-9):.1f}x real time)", highlight=False, soft_wrap=True)
+        if verbose:
+            first = f", first audio after {t.first_audio_s * 1000:.0f} ms" if t.first_audio_s is not None else ""
+            err_console.print(f"text {t.text_s:.3f} s, acoustic {t.acoustic_s:.3f} s, vocoder {t.vocoder_s:.3f} s"
+                              f"{first}", highlight=False, soft_wrap=True)

@@ -1,0 +1,296 @@
+"""`Synthesizer`: text -> waveform with an acoustic checkpoint and a vocoder (or Griffin-Lim).
+
+    synth = Synthesizer.from_checkpoints("runs/lj", "runs/lj-vocoder", device="cpu")
+    wave = synth.tts("Hello there. How are you?", speed=1.1, pitch=2.0)   # float32, synth.sample_rate
+
+Text of any length is split into sentences, analysed by the front end the acoustic model was
+trained with, synthesised in length-sorted batches, vocoded, and joined with pauses, fades and
+level matching (`joining.Joiner`). `stream()` yields the same audio sentence by sentence.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from ttskit.audio import MelSpectrogram, griffin_lim
+from ttskit.config import AudioConfig, TextConfig, config_from_dict
+from ttskit.models.fastspeech2 import Controls, FastSpeech2
+from ttskit.models.vocoder import VocoderError, load_vocoder
+from ttskit.synthesis.joining import Joiner
+from ttskit.synthesis.sentences import split_sentences
+from ttskit.text.frontend import PAUSE_SYMBOLS, WORD_BOUNDARY, TextFrontend, build_frontend
+from ttskit.text.vocab import Vocab
+from ttskit.train.acoustic_config import AcousticRunConfig
+from ttskit.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+
+GRIFFIN_LIM = "griffin-lim"
+BATCH_SENTENCES = 16
+
+
+class SynthesisError(ValueError):
+    """Text, speaker, controls or checkpoints that cannot be synthesised; the message says why."""
+
+
+@dataclass
+class AcousticModel:
+    """A FastSpeech2 checkpoint with everything synthesis needs: front end, vocabulary, speakers,
+    statistics and the mel settings it was trained on."""
+
+    model: FastSpeech2
+    frontend: TextFrontend
+    vocab: Vocab
+    speakers: dict[str, int]
+    stats: dict[str, Any]
+    audio: AudioConfig
+    source: str
+
+
+def resolve_acoustic_path(path: Path) -> Path:
+    """A checkpoint file as given; for a run folder its best.pt, else its latest step checkpoint."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+    if (folder / "best.pt").is_file():
+        return folder / "best.pt"
+    latest = latest_checkpoint(folder) if folder.is_dir() else None
+    if latest is None:
+        raise SynthesisError(f"{path}: no acoustic checkpoint (a .pt file, or a train-acoustic run folder)")
+    return latest
+
+
+def load_acoustic(path: Path, device: torch.device) -> AcousticModel:
+    from ttskit.train.acoustic import build_model
+
+    resolved = resolve_acoustic_path(path)
+    try:
+        state = load_checkpoint(resolved)
+    except CheckpointError as err:
+        raise SynthesisError(str(err)) from None
+    if not str(state.get("format", "")).startswith("ttskit-acoustic"):
+        raise SynthesisError(f"{resolved}: not an acoustic-model checkpoint (format {state.get('format')!r}); "
+                             "vocoder checkpoints go to --vocoder")
+    run_config = config_from_dict(AcousticRunConfig, state["run_config"], source=str(resolved))
+    audio = config_from_dict(AudioConfig, state["audio"], source=str(resolved))
+    vocab = Vocab(tuple(state["vocab"]))
+    model = build_model(run_config, len(vocab), audio.n_mels, len(state["speakers"]), state["stats"])
+    model.load_state_dict(state["model"])
+    model.to(device).eval()
+    text = config_from_dict(TextConfig, state["text"], source=str(resolved))
+    return AcousticModel(model, build_frontend(text), vocab, dict(state["speakers"]), state["stats"], audio,
+                         str(resolved))
+
+
+class GriffinLimVocoder:
+    """The vocoder that needs no training: fast Griffin-Lim on the acoustic model's own mel settings."""
+
+    source = GRIFFIN_LIM
+
+    def __init__(self, audio: AudioConfig, device: torch.device) -> None:
+        self.audio, self.device = audio, device
+        self.analysis = MelSpectrogram(audio, double_precision=False)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.audio.sample_rate
+
+    def check_mel_config(self, audio: AudioConfig, what: str) -> None:
+        """Griffin-Lim is built from the acoustic model's settings, so they always agree."""
+
+    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+        mel = mel.unsqueeze(0) if mel.dim() == 2 else mel
+        return torch.stack([griffin_lim(m.float().cpu(), self.analysis) for m in mel])
+
+
+@dataclass
+class Timing:
+    """Seconds spent per stage, and of audio made, over the last call."""
+
+    text_s: float = 0.0
+    acoustic_s: float = 0.0
+    vocoder_s: float = 0.0
+    audio_s: float = 0.0
+    first_audio_s: float | None = None  # from the call to the first audio ready (stream)
+
+    @property
+    def compute_s(self) -> float:
+        return self.text_s + self.acoustic_s + self.vocoder_s
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.compute_s / self.audio_s if self.audio_s else math.inf
+
+
+@dataclass
+class _Sentence:
+    text: str
+    ids: list[int]
+    owner: int  # which input text it belongs to
+    audio: np.ndarray | None = None
+
+
+@dataclass
+class Synthesizer:
+    acoustic: AcousticModel
+    vocoder: Any  # ttskit.models.vocoder.Vocoder or GriffinLimVocoder
+    device: torch.device
+    warnings: list[str] = field(default_factory=list)
+    timing: Timing = field(default_factory=Timing)
+
+    @classmethod
+    def from_checkpoints(cls, acoustic: str | Path, vocoder: str | Path = GRIFFIN_LIM,
+                         device: str | torch.device | None = None) -> "Synthesizer":
+        """`acoustic`: a train-acoustic checkpoint or run folder. `vocoder`: a train-vocoder run or
+        checkpoint, a jik876/hifi-gan g_ file, or "griffin-lim"."""
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        model = load_acoustic(Path(acoustic), device)
+        try:
+            voice = GriffinLimVocoder(model.audio, device) if str(vocoder) == GRIFFIN_LIM \
+                else load_vocoder(Path(vocoder), device)
+            voice.check_mel_config(model.audio, f"the acoustic model {model.source}")
+        except VocoderError as err:
+            raise SynthesisError(str(err)) from None
+        return cls(model, voice, device)
+
+    @property
+    def sample_rate(self) -> int:
+        return self.acoustic.audio.sample_rate
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted(self.acoustic.speakers, key=self.acoustic.speakers.__getitem__)
+
+    def speaker_id(self, speaker: str | int | None) -> tuple[str, int]:
+        names = self.speakers
+        if speaker is None:
+            return names[0], 0
+        if isinstance(speaker, str) and speaker in self.acoustic.speakers:
+            return speaker, self.acoustic.speakers[speaker]
+        if str(speaker).isdigit() and int(speaker) < len(names):
+            return names[int(speaker)], int(speaker)
+        shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+        raise SynthesisError(f"unknown speaker {speaker!r}; this model has {len(names)}: {shown}")
+
+    def controls(self, speaker: str, speed: float = 1.0, pitch: float = 0.0, energy: float = 1.0) -> Controls:
+        """--speed (x faster), --pitch (semitones), --energy (x of the frame energy), turned into the
+        model's controls in its normalised pitch and energy domains."""
+        if not 0.1 <= speed <= 10:
+            raise SynthesisError(f"speed {speed} is outside 0.1-10")
+        if not -24 <= pitch <= 24:
+            raise SynthesisError(f"pitch shift {pitch} semitones is outside -24..24")
+        if not 0.1 <= energy <= 10:
+            raise SynthesisError(f"energy {energy} is outside 0.1-10")
+        pitch_stats = self.acoustic.stats["pitch"]["per_speaker"][speaker]
+        energy_stats = self.acoustic.stats["energy"]
+        # f0 * r in Hz is (p * std + mean) * r: in the normalised domain p * r + mean (r - 1) / std.
+        ratio = 2.0 ** (pitch / 12.0)
+        return Controls(duration_scale=1.0 / speed, pitch_scale=ratio,
+                        pitch_shift=pitch_stats["mean"] * (ratio - 1.0) / pitch_stats["std"],
+                        energy_scale=energy, energy_shift=energy_stats["mean"] * (energy - 1.0) / energy_stats["std"])
+
+    # -- text -------------------------------------------------------------------------------------
+
+    def _sentences(self, texts: Sequence[str], skip_unspeakable: bool = False) -> list[_Sentence]:
+        started = time.perf_counter()
+        found: list[_Sentence] = []
+        for owner, text in enumerate(texts):
+            before = len(found)
+            for sentence in split_sentences(text or ""):
+                ids, analysis = self.acoustic.frontend.encode(sentence, self.acoustic.vocab)
+                self.warnings += [f"{sentence!r}: {w}" for w in analysis.warnings]
+                if any(s not in PAUSE_SYMBOLS and s != WORD_BOUNDARY for s in analysis.symbols):
+                    found.append(_Sentence(sentence, ids, owner))
+            if len(found) == before:
+                problem = ("empty text: nothing to say" if not (text or "").strip() else
+                           f"{text!r} has nothing to pronounce (only punctuation or unknown characters?)")
+                if not skip_unspeakable:
+                    raise SynthesisError(problem)
+                self.warnings.append(f"skipped: {problem}")
+        self.timing.text_s += time.perf_counter() - started
+        return found
+
+    # -- models -----------------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _render(self, batch: list[_Sentence], speaker: int, controls: Controls) -> None:
+        started = time.perf_counter()
+        lengths = torch.tensor([len(s.ids) for s in batch])
+        phonemes = torch.zeros(len(batch), int(lengths.max()), dtype=torch.long)
+        for row, sentence in enumerate(batch):
+            phonemes[row, :len(sentence.ids)] = torch.tensor(sentence.ids)
+        out = self.acoustic.model(phonemes.to(self.device), lengths.to(self.device),
+                                  torch.full((len(batch),), speaker, device=self.device), controls=controls)
+        silence = math.log(self.acoustic.audio.mel_floor)  # padding frames are silence, not log(1)
+        mels = out.mel_postnet.float().masked_fill(out.frame_mask.unsqueeze(-1), silence).transpose(1, 2)
+        frames = out.frame_lengths.tolist()
+        vocoding = time.perf_counter()
+        self.timing.acoustic_s += vocoding - started
+        if max(frames) == 0:
+            waves = torch.zeros(len(batch), 0)
+        elif isinstance(self.vocoder, GriffinLimVocoder):  # per utterance: no padding to invert
+            waves = [self.vocoder(mels[row, :, :n])[0] if n else torch.zeros(0) for row, n in enumerate(frames)]
+        else:
+            waves = self.vocoder(mels)
+        hop = self.acoustic.audio.hop_length
+        for row, sentence in enumerate(batch):
+            sentence.audio = waves[row][:frames[row] * hop].cpu().numpy().astype(np.float32)
+        self.timing.vocoder_s += time.perf_counter() - vocoding
+
+    def _render_all(self, sentences: list[_Sentence], speaker: int, controls: Controls) -> None:
+        order = sorted(sentences, key=lambda s: len(s.ids))
+        for start in range(0, len(order), BATCH_SENTENCES):
+            self._render(order[start:start + BATCH_SENTENCES], speaker, controls)
+
+    # -- public -----------------------------------------------------------------------------------
+
+    def _begin(self, speaker: str | int | None, speed: float, pitch: float,
+               energy: float) -> tuple[int, Controls]:
+        self.warnings, self.timing = [], Timing()
+        name, index = self.speaker_id(speaker)
+        return index, self.controls(name, speed, pitch, energy)
+
+    def tts_many(self, texts: Sequence[str], speaker: str | int | None = None, speed: float = 1.0,
+                 pitch: float = 0.0, energy: float = 1.0, skip_unspeakable: bool = False) -> list[np.ndarray | None]:
+        """One waveform per text; every sentence of every text goes through length-sorted batches.
+        With `skip_unspeakable`, a text with nothing to say gets None and a warning instead of an error."""
+        index, controls = self._begin(speaker, speed, pitch, energy)
+        sentences = self._sentences(texts, skip_unspeakable)
+        self._render_all(sentences, index, controls)
+        results: list[np.ndarray | None] = []
+        for owner in range(len(texts)):
+            mine = [s for s in sentences if s.owner == owner]
+            joiner = Joiner(self.sample_rate)
+            results.append(np.concatenate([joiner.piece(s.audio, s.text, i == len(mine) - 1)
+                                           for i, s in enumerate(mine)]) if mine else None)
+        self.timing.audio_s = sum(len(w) for w in results if w is not None) / self.sample_rate
+        return results
+
+    def tts(self, text: str, speaker: str | int | None = None, speed: float = 1.0, pitch: float = 0.0,
+            energy: float = 1.0) -> np.ndarray:
+        """Float32 audio at `self.sample_rate` for text of any length."""
+        wave = self.tts_many([text], speaker, speed, pitch, energy)[0]
+        assert wave is not None  # an unspeakable text raised instead
+        return wave
+
+    def stream(self, text: str, speaker: str | int | None = None, speed: float = 1.0, pitch: float = 0.0,
+               energy: float = 1.0) -> Iterator[np.ndarray]:
+        """The audio of `tts` (to float rounding: tts batches sentences), yielded sentence by sentence as
+        each is ready."""
+        called = time.perf_counter()
+        index, controls = self._begin(speaker, speed, pitch, energy)
+        sentences = self._sentences([text])
+        joiner = Joiner(self.sample_rate)
+        for position, sentence in enumerate(sentences):
+            self._render([sentence], index, controls)
+            piece = joiner.piece(sentence.audio, sentence.text, position == len(sentences) - 1)
+            if self.timing.first_audio_s is None:
+                self.timing.first_audio_s = time.perf_counter() - called
+            self.timing.audio_s += len(piece) / self.sample_rate
+            yield piece
