@@ -11,11 +11,8 @@ references: the gap to the latter is what the acoustic model loses.
 from __future__ import annotations
 
 import argparse
-import re
 from pathlib import Path
 
-import librosa
-import numpy as np
 import soundfile as sf
 import torch
 
@@ -23,23 +20,10 @@ from ttskit.audio import MelSpectrogram, griffin_lim, save_wav
 from ttskit.config import config_from_dict
 from ttskit.data.dataset import WorkDataset, collate
 from ttskit.data.work import read_jsonl
-from ttskit.text.distance import edit_distance
-from ttskit.text.normalize import normalize_english
+from ttskit.evaluation.intelligibility import Recognizer
 from ttskit.train.acoustic import build_model
 from ttskit.train.acoustic_config import AcousticRunConfig
 from ttskit.train.checkpoint import load_checkpoint
-
-
-def recognise(decoder, wave: np.ndarray, rate: int) -> str:
-    audio = librosa.resample(wave, orig_sr=rate, target_sr=16000)
-    decoder.start_utt()
-    decoder.process_raw((np.clip(audio, -1, 1) * 32767).astype(np.int16).tobytes(), full_utt=True)
-    decoder.end_utt()
-    return decoder.hyp().hypstr if decoder.hyp() else ""
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z' ]+", " ", normalize_english(text).lower().replace("-", " ")).split()
 
 
 def main() -> None:
@@ -48,8 +32,6 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--out", type=Path, help="write the synthesised wavs here")
     args = parser.parse_args()
-    from pocketsphinx import Decoder
-
     state = load_checkpoint(args.checkpoint)
     run_config = config_from_dict(AcousticRunConfig, state["run_config"])
     dataset = WorkDataset(args.work, "val")
@@ -57,13 +39,11 @@ def main() -> None:
     model.load_state_dict(state["model"])
     model.eval()
     mel = MelSpectrogram(config_from_dict(type(MelSpectrogram().config), state["audio"]))
-    decoder = Decoder(loglevel="FATAL")
+    recognizer = Recognizer()
     rows = read_jsonl(args.work / "val.jsonl")
     totals = {"recording": 0, "griffin-lim of the recorded mel": 0, "model (free-running) + griffin-lim": 0}
     reference_words = 0
     for index, row in enumerate(rows):
-        truth = words(row["text"])
-        reference_words += len(truth)
         recorded, rate = sf.read(str(args.work / row["wav"]), dtype="float32")
         item = dataset[index]
         with torch.no_grad():
@@ -74,7 +54,9 @@ def main() -> None:
         if args.out:
             save_wav(args.out / f"{row['id']}.wav", synthetic, rate)
         for key, wave in zip(totals, (recorded, copy, synthetic)):
-            totals[key] += edit_distance(truth, recognise(decoder, wave, rate).split())
+            errors, count = recognizer.word_errors(wave, rate, row["text"])
+            totals[key] += errors
+        reference_words += count
     print(f"{len(rows)} validation sentences, {reference_words} words; pocketsphinx word error rate:")
     for key, count in totals.items():
         print(f"  {key}: {100 * count / reference_words:.1f} %")

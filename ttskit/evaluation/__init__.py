@@ -1,0 +1,1 @@
+"""Objective measurements of synthetic speech."""
