@@ -193,3 +193,30 @@ def test_vocoder_tensorboard_and_nan_guard(mini_work, tmp_path):
     tags = events.Tags()
     assert {"train/loss_g", "train/loss_d", "train/mel_l1"} <= set(tags["scalars"])
     assert "val/0/mel" in tags["images"] and "val/0/audio" in tags["audio"]
+
+
+def test_sigterm_to_the_whole_process_group_saves_then_exits(mini_work, tmp_path):
+    """As a scheduler does it: every process of the job, data-loader workers included, gets SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "run"
+    settings = [*TINY, "train.num_workers=1", "train.checkpoint_every=100000", "train.val_every=100000"]
+    command = [sys.executable, "-m", "ttskit", "train-vocoder", str(mini_work), "-o", str(run), "--model",
+               "hifigan-v3", "--max-steps", "100000", "--device", "cpu", *sets(settings)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (run / "metrics.jsonl").is_file():
+        time.sleep(0.1)
+    time.sleep(1.0)
+    os.killpg(process.pid, signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr[-2000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["stopped_by_signal"] is True and summary["step"] > 0
+    assert (run / "checkpoints" / f"step_{summary['step']:08d}.pt").is_file()
+    assert (run / "checkpoints" / f"generator_{summary['step']:08d}.pt").is_file()

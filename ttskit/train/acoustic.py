@@ -31,7 +31,7 @@ from ttskit.train.media import log_validation_media
 from ttskit.train.checkpoint import (latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint,
                                      set_rng_state)
 from ttskit.train.distributed import Rank, launch
-from ttskit.train.loop import (StopFlag, TrainingError, all_ranks_agree, append_jsonl, autocast,
+from ttskit.train.loop import (StopFlag, TrainingError, all_ranks_agree, append_jsonl, autocast, ignore_stop_signals,
                                broadcast_from_main, finish, first_difference, gather_rng_states, precision,
                                read_summary, resume_point, tensorboard_writer)
 
@@ -145,6 +145,7 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
     # which would shift the dropout masks of a resumed run away from the uninterrupted one.
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate, num_workers=cfg.num_workers,
                         pin_memory=rank.device.type == "cuda", persistent_workers=cfg.num_workers > 0,
+                        worker_init_fn=ignore_stop_signals,
                         generator=torch.Generator().manual_seed(cfg.seed))
     model = build_model(job.config, len(train_set.vocab), work_config.audio.n_mels, len(train_set.speakers),
                         identity["stats"]).to(rank.device)

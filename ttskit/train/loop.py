@@ -41,6 +41,14 @@ class StopFlag:
             signal.signal(sig, handler)
 
 
+def ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader worker init: leave SIGTERM/SIGINT to the main process. A scheduler (Slurm's
+    scancel, Ctrl-C in a terminal) signals the whole process group; a worker killed by it makes
+    the main process raise instead of saving a checkpoint and shutting the workers down."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def precision(setting: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
     """(autocast dtype or None, use a GradScaler) for a `train.precision` setting."""
     if setting == "fp32" or (setting == "auto" and device.type != "cuda"):

@@ -60,6 +60,7 @@ from ttskit.train.checkpoint import (
 )
 from ttskit.train.distributed import Rank, launch
 from ttskit.train.loop import (
+    ignore_stop_signals,
     StopFlag,
     TrainingError,
     all_ranks_agree,
@@ -238,7 +239,8 @@ def _train_rank(rank: Rank, job: VocoderJob, on_log: Callable[[dict[str, Any]], 
     sampler = SegmentBatchSampler(len(train_set), per_rank, seed=cfg.seed, num_replicas=rank.world_size,
                                   rank=rank.rank)
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=collate_segments, num_workers=cfg.num_workers,
-                        pin_memory=rank.device.type == "cuda", persistent_workers=cfg.num_workers > 0)
+                        pin_memory=rank.device.type == "cuda", persistent_workers=cfg.num_workers > 0,
+                        worker_init_fn=ignore_stop_signals)
     autocast_dtype, use_scaler = precision(cfg.precision, rank.device)
     nets = _build(job, rank.device, use_scaler)
     step, epoch, batch_in_epoch, best = 0, 0, 0, math.inf
