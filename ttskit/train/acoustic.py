@@ -31,8 +31,8 @@ from ttskit.train.media import log_validation_media
 from ttskit.train.checkpoint import (latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint,
                                      set_rng_state)
 from ttskit.train.distributed import Rank, launch
-from ttskit.train.loop import (StopFlag, TrainingError, all_ranks_agree, append_jsonl, autocast, ignore_stop_signals,
-                               broadcast_from_main, finish, first_difference, gather_rng_states, precision,
+from ttskit.train.loop import (StopFlag, TrainingError, all_ranks_agree, append_jsonl, autocast, broadcast_from_main,
+                               forget_unsaved_metrics, ignore_stop_signals, finish, first_difference, gather_rng_states, precision,
                                read_summary, resume_point, tensorboard_writer)
 
 CHECKPOINT_FORMAT = "ttskit-acoustic-1"
@@ -164,6 +164,8 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
         step, epoch, best = state["step"], state["epoch"], state.get("best_val", math.inf)
         batch_in_epoch = state["batch_in_epoch"]
         set_rng_state(state["rng"][min(rank.rank, len(state["rng"]) - 1)])
+        if rank.is_main:
+            forget_unsaved_metrics(job.run / "metrics.jsonl", step)
     trained = DistributedDataParallel(model, device_ids=[rank.local_rank] if rank.device.type == "cuda" else None) \
         if rank.distributed else model
     stop = StopFlag()

@@ -95,6 +95,16 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
         handle.write(json.dumps(record) + "\n")
 
 
+def forget_unsaved_metrics(path: Path, step: int) -> None:
+    """On resume from `step`: drop metrics lines of later steps, which an interrupted run logged
+    but never saved, so metrics.jsonl reads as one run."""
+    if not path.is_file():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= step]
+    atomic_write(path, lambda tmp: tmp.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8"))
+
+
 def gather_rng_states(rank: Rank) -> list[dict[str, Any]]:
     """Every rank's RNG states (collective: all ranks must call it)."""
     states = [rng_state()]

@@ -60,6 +60,7 @@ from ttskit.train.checkpoint import (
 )
 from ttskit.train.distributed import Rank, launch
 from ttskit.train.loop import (
+    forget_unsaved_metrics,
     ignore_stop_signals,
     StopFlag,
     TrainingError,
@@ -249,6 +250,8 @@ def _train_rank(rank: Rank, job: VocoderJob, on_log: Callable[[dict[str, Any]], 
         nets.load(state)
         step, epoch, batch_in_epoch, best = state["step"], state["epoch"], state["batch_in_epoch"], state["best_val"]
         set_rng_state(state["rng"][min(rank.rank, len(state["rng"]) - 1)])
+        if rank.is_main:
+            forget_unsaved_metrics(job.run / "metrics.jsonl", step)
     elif job.init_from is not None:
         _initialise(nets, job.init_from)
 
