@@ -37,7 +37,7 @@ def _corpus(output: Path, clips: int) -> Path:
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", file_okay=False,
                                          help="Folder for work/, run/ and demo.wav.")] = Path("demo"),
-    steps: Annotated[int, typer.Option(min=1, help="Acoustic-model training steps (300: ~10 min on 2 CPU cores).")] = 300,
+    steps: Annotated[int, typer.Option(min=1, help="Acoustic-model training steps (300: 2 min on 2 quiet CPU cores).")] = 300,
     clips: Annotated[int, typer.Option(min=2, help="How many of the 100 embedded clips to use.")] = 100,
     text: Annotated[str, typer.Option(help="What the new voice says.")] = DEMO_TEXT,
     vocoder: Annotated[Optional[str], typer.Option(
