@@ -6,7 +6,14 @@
 Speed does not depend on what the weights learned, except through how many frames the duration
 predictor asks for; so the models are freshly initialised and their duration predictor is set to
 7 frames per phoneme (81 ms, LJSpeech's average). The text is three sentences, about 8-9 s of
-speech. Not yet here: the side-by-side run of ming024/FastSpeech2 + jik876/hifi-gan inference.
+speech.
+
+With --fastspeech2 CHECKOUT --hifigan CHECKOUT, ming024/FastSpeech2 (its LJSpeech model config,
+the size of ttskit's `base`) + jik876/hifi-gan V1 synthesise the same sentences side by side,
+sentence by sentence as their synthesize.py does for one text, with the same phoneme counts and
+the same 7 frames per phoneme; their code is loaded at run time from the checkouts (never copied
+into ttskit; ming024's text package needs `pip install unidecode inflect`). Their text front end
+is not timed (ttskit's is), which favours the baseline slightly.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -54,10 +62,57 @@ def synthesizer(acoustic: str, vocoder: str) -> Synthesizer:
     return Synthesizer(AcousticModel(model, frontend, vocab, {"speaker": 0}, STATS, audio, acoustic), voice, device)
 
 
+def ming024_and_jik876(fastspeech2: Path, hifigan: Path, phoneme_counts: list[int], repeats: int) -> tuple[float, float]:
+    """(acoustic seconds, vocoder seconds) of the peers' inference for sentences of these lengths."""
+    import tempfile
+
+    import yaml
+
+    sys.path.insert(0, str(fastspeech2))
+    from model.fastspeech2 import FastSpeech2 as Theirs  # the checkout's module
+
+    from bench_vocoder import load_jik876_generator
+
+    preprocess_config = yaml.safe_load((fastspeech2 / "config/LJSpeech/preprocess.yaml").read_text())
+    model_config = yaml.safe_load((fastspeech2 / "config/LJSpeech/model.yaml").read_text())
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "stats.json").write_text('{"pitch": [-2.9, 11.4, 207.6, 46.5], '
+                                                 '"energy": [-1.4, 8.4, 42.7, 29.6]}')
+        preprocess_config["path"]["preprocessed_path"] = folder
+        acoustic = Theirs(preprocess_config, model_config).eval()
+    with torch.no_grad():
+        acoustic.variance_adaptor.duration_predictor.linear_layer.weight.zero_()
+        acoustic.variance_adaptor.duration_predictor.linear_layer.bias.fill_(math.log(1 + FRAMES_PER_PHONEME))
+    torch.manual_seed(0)
+    # Both checkouts have a top-level `utils`: give jik876's its own while its models.py loads.
+    theirs_utils = {name: sys.modules.pop(name) for name in list(sys.modules) if name.split(".")[0] == "utils"}
+    try:
+        vocoder = load_jik876_generator(hifigan, "hifigan-v1", Generator(VOCODERS["hifigan-v1"]).state_dict())
+    finally:
+        sys.modules.update(theirs_utils)
+    best = (math.inf, math.inf)
+    for _ in range(repeats + 1):  # the first is the warm-up
+        acoustic_s = vocoder_s = 0.0
+        for count in phoneme_counts:
+            texts = torch.randint(1, 70, (1, count))
+            with torch.no_grad():
+                started = time.perf_counter()
+                mel = acoustic(torch.zeros(1, dtype=torch.long), texts, torch.tensor([count]), count)[1]
+                middle = time.perf_counter()
+                vocoder(mel.transpose(1, 2))
+                acoustic_s += middle - started
+                vocoder_s += time.perf_counter() - middle
+        if acoustic_s + vocoder_s < sum(best):
+            best = (acoustic_s, vocoder_s)
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--fastspeech2", type=Path, help="a ming024/FastSpeech2 checkout (optional)")
+    parser.add_argument("--hifigan", type=Path, help="a jik876/hifi-gan checkout (optional, with --fastspeech2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"{machine()}, torch {torch.__version__}, {args.threads} threads")
@@ -74,6 +129,16 @@ def main() -> None:
                      f"{best.acoustic_s * 1000:.0f} ms", f"{best.vocoder_s * 1000:.0f} ms",
                      f"{best.real_time_factor:.3f}", f"{1 / best.real_time_factor:.1f}x"])
         print(rows[-1], flush=True)
+        if acoustic == "base" and args.fastspeech2 and args.hifigan:
+            counts = [len(s.ids) for s in synth._sentences([TEXT])]
+            theirs_acoustic, theirs_vocoder = ming024_and_jik876(args.fastspeech2, args.hifigan, counts, args.repeats)
+            speech_s = best.audio_s  # the same frames per phoneme: the same audio, pauses aside
+            theirs = theirs_acoustic + theirs_vocoder
+            ours = best.acoustic_s + best.vocoder_s + best.text_s
+            rows.append(["ming024 FastSpeech2 + jik876 V1", "", "not timed", f"{theirs_acoustic * 1000:.0f} ms",
+                         f"{theirs_vocoder * 1000:.0f} ms", f"{theirs / speech_s:.3f}",
+                         f"{speech_s / theirs:.1f}x (ttskit {theirs / ours:.2f}x faster)"])
+            print(rows[-1], flush=True)
     print(table(["models", "audio", "text", "acoustic", "vocoder", "RTF", "x real time"], rows))
 
 
