@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ttskit.cli import (demo_cmd, download_cmd, preprocess_cmd, synth_cmd, text_cmd, train_acoustic_cmd, train_vocoder_cmd, version_cmd,
+from ttskit.cli import (demo_cmd, download_cmd, eval_cmd, preprocess_cmd, synth_cmd, text_cmd, train_acoustic_cmd, train_vocoder_cmd, version_cmd,
                         vocode_cmd)
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.command("vocode")(vocode_cmd.vocode)
 app.command("synthesize")(synth_cmd.synthesize)
 app.command("demo")(demo_cmd.demo)
 app.command("download")(download_cmd.download)
+app.command("eval")(eval_cmd.evaluate)
 app.command("synth", help="Alias of `synthesize`: speak text with a trained voice.")(synth_cmd.synthesize)
 
 
