@@ -2,9 +2,12 @@
 
 Definitions (the numbers are only comparable between tools when these agree):
 
-- Mel-cepstrum: DCT-II (orthonormal) of ttskit's log-mel of the wave (natural log of the mel
-  magnitude, the audio config's analysis: by default 22050 Hz, 1024-point frames every 256
-  samples, 80 bands 0-8000 Hz), coefficients c1..c24; c0 (overall level) is excluded.
+- Mel-cepstrum: the cosine-series coefficients of ttskit's log-mel of the wave (natural log of the
+  mel magnitude, the audio config's analysis: by default 22050 Hz, 1024-point frames every 256
+  samples, 80 bands 0-8000 Hz), i.e. c_d with log|X(w)| = c_0 + 2 sum_d c_d cos(d w) over the mel
+  axis: the orthonormal DCT-II divided by sqrt(2 * n_mels). Coefficients c1..c24; c0 (overall
+  level) is excluded. This is not SPTK's all-pass mel-cepstrum (no alpha warping of a full-band
+  spectrum), so values are comparable between ttskit runs, not with papers using SPTK.
 - Alignment: dynamic time warping of the two mel-cepstrum sequences (Euclidean cost, steps
   (1,1), (1,0), (0,1)), so different speaking rates do not count as spectral error.
 - MCD (dB) = (10 / ln 10) * sqrt(2 * sum_d (c_d - c'_d)^2), averaged over the aligned frame pairs.
@@ -48,7 +51,8 @@ class Distances:
 def mel_cepstrum(wave: np.ndarray, analysis: MelSpectrogram) -> np.ndarray:
     """(frames, 24) mel-cepstral coefficients c1..c24."""
     log_mel = analysis(torch.from_numpy(np.asarray(wave, dtype=np.float32)))[0].numpy().astype(np.float64)
-    return scipy.fft.dct(log_mel, type=2, norm="ortho", axis=0)[1:CEPSTRAL_COEFFICIENTS + 1].T
+    coefficients = scipy.fft.dct(log_mel, type=2, norm="ortho", axis=0) / math.sqrt(2 * log_mel.shape[0])
+    return coefficients[1:CEPSTRAL_COEFFICIENTS + 1].T
 
 
 def dtw_path(a: np.ndarray, b: np.ndarray) -> np.ndarray:
