@@ -12,10 +12,9 @@ import torch
 
 from ttskit.audio import MelSpectrogram
 from ttskit.audio.io import load_audio, save_wav
-from ttskit.config import AudioConfig, Config, ConfigError, config_from_dict
+from ttskit.data.corpora import AUDIO_SUFFIXES
+from ttskit.config import AudioConfig, ConfigError, load_config
 from ttskit.models.vocoder import Vocoder, VocoderError
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
 @dataclass(frozen=True)
@@ -29,15 +28,13 @@ class Vocoded:
 def mel_settings_of(mel_file: Path, mel_config: Path | None) -> AudioConfig | None:
     """The audio config a stored mel was made with: `mel_config` (a WORK config.yaml), or the
     config.yaml of the WORK folder the file lies in (WORK/mel/<id>.npy, WORK/gta/<id>.npy)."""
-    import yaml
-
     path = mel_config or mel_file.parent.parent / "config.yaml"
     if not path.is_file():
         return None
     try:
-        return config_from_dict(Config, yaml.safe_load(path.read_text(encoding="utf-8")) or {}, source=str(path)).audio
-    except (ConfigError, yaml.YAMLError) as err:
-        raise VocoderError(f"{path}: cannot read the mel settings ({err})") from None
+        return load_config(path).audio
+    except ConfigError as err:
+        raise VocoderError(f"cannot read the mel settings ({err})") from None
 
 
 def load_mel(path: Path, vocoder: Vocoder, mel_config: Path | None = None) -> tuple[torch.Tensor, bool]:
@@ -77,6 +74,5 @@ def inputs_in(folder: Path) -> list[Path]:
     if not found:
         raise VocoderError(f"{folder}: no audio files or .npy mels in it")
     return found
-
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from ttskit.cli.common import ConfigOption, SetOption, err_console, user_errors
-from ttskit.cli.training import training_progress
+from ttskit.cli.common import ConfigOption, SetOption, user_errors
+from ttskit.cli.training import ending, on_main_rank, say, train_with_progress
 
 
 def train_acoustic(
@@ -39,11 +38,9 @@ def train_acoustic(
     """
     from ttskit.train.acoustic import TrainingError, prepare_run, train_acoustic as run_training
     from ttskit.train.gta import export_gta as write_gta
-    from ttskit.train.checkpoint import CheckpointError, checkpoint_step
+    from ttskit.train.checkpoint import CheckpointError
     from ttskit.train.distributed import DistributedError
 
-    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun every rank runs this command
-    say = err_console.print if main_rank else (lambda *args, **kwargs: None)
     with user_errors(TrainingError, CheckpointError, DistributedError):
         job = prepare_run(work, output, preset=preset, config_path=config, overrides=overrides or [],
                           max_steps=max_steps, resume=resume, vocoder=vocoder)
@@ -54,12 +51,9 @@ def train_acoustic(
             return (f"step {record['step']:>7}  loss {record['loss']:.4f}  mel {record['mel_l1']:.4f}  "
                     f"lr {record['lr']:.2e}  {record['frames_per_s']:.0f} frames/s")
 
-        start_step = checkpoint_step(job.resume_from)
-        with training_progress(job.max_steps, start_step, describe, enabled=main_rank) as on_log:
-            summary = run_training(job, gpus=gpus, device=device, on_log=on_log)
-        how = "stopped by signal at" if summary.get("stopped_by_signal") else "finished at"
-        say(f"[green]{how} step {summary.get('step')}[/]; checkpoints in {output / 'checkpoints'}")
-        if export_gta and not summary.get("stopped_by_signal") and main_rank:
+        summary = train_with_progress(run_training, job, describe, gpus, device)
+        say(f"{ending(summary)}; checkpoints in {output / 'checkpoints'}")
+        if export_gta and not summary.get("stopped_by_signal") and on_main_rank():
             from ttskit.train.checkpoint import latest_checkpoint
 
             last = latest_checkpoint(output / "checkpoints")

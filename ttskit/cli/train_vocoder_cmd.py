@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from ttskit.cli.common import ConfigOption, SetOption, err_console, user_errors
-from ttskit.cli.training import training_progress
+from ttskit.cli.common import ConfigOption, SetOption, user_errors
+from ttskit.cli.training import ending, say, train_with_progress
 
 
 def train_vocoder(
@@ -40,13 +39,11 @@ def train_vocoder(
 
     Example: ttskit train-vocoder work/lj -o runs/lj-vocoder --model hifigan-v1 --gpus 2
     """
-    from ttskit.train.checkpoint import CheckpointError, checkpoint_step
+    from ttskit.train.checkpoint import CheckpointError
     from ttskit.train.distributed import DistributedError
     from ttskit.train.loop import TrainingError
     from ttskit.train.vocoder import prepare_vocoder_run, train_vocoder as run_training
 
-    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun every rank runs this command
-    say = err_console.print if main_rank else (lambda *args, **kwargs: None)
     with user_errors(TrainingError, CheckpointError, DistributedError):
         job = prepare_vocoder_run(work, output, model=model, config_path=config, overrides=overrides or [],
                                   max_steps=max_steps, resume=resume, gta=gta, init=init)
@@ -59,9 +56,6 @@ def train_vocoder(
             return (f"step {record['step']:>7}  loss_g {record['loss_g']:.3f}  loss_d {record['loss_d']:.3f}  "
                     f"mel {record['mel_l1']:.4f}  {record['audio_s_per_s']:.2f} s audio/s")
 
-        start_step = checkpoint_step(job.resume_from)
-        with training_progress(job.max_steps, start_step, describe, enabled=main_rank) as on_log:
-            summary = run_training(job, gpus=gpus, device=device, on_log=on_log)
-        how = "stopped by signal at" if summary.get("stopped_by_signal") else "finished at"
-        say(f"[green]{how} step {summary.get('step')}[/]; generator checkpoints in {output / 'checkpoints'} "
+        summary = train_with_progress(run_training, job, describe, gpus, device)
+        say(f"{ending(summary)}; generator checkpoints in {output / 'checkpoints'} "
             f"(use with `ttskit vocode IN -o OUT --vocoder {output}`)")

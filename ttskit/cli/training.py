@@ -1,9 +1,10 @@
-"""What the training commands share: a rich progress bar over the step budget, with each logged
-step printed above it."""
+"""What the training commands share: printing on the main rank only, a rich progress bar over the
+step budget with each logged step printed above it, and the closing line."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Any, Callable, Iterator
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -28,3 +29,28 @@ def training_progress(total: int, start: int, describe: Callable[[dict[str, Any]
 
     with progress:
         yield on_log
+
+
+def on_main_rank() -> bool:
+    """Under torchrun every rank runs the command; only the first one talks."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def say(*args: Any, **kwargs: Any) -> None:
+    if on_main_rank():
+        err_console.print(*args, **kwargs)
+
+
+def train_with_progress(run_training: Callable[..., dict[str, Any]], job: Any, describe: Callable[[dict[str, Any]], str],
+                        gpus: int, device: str | None) -> dict[str, Any]:
+    """Run a trainer (`train_acoustic`, `train_vocoder`) under the progress bar; returns its summary."""
+    from ttskit.train.checkpoint import checkpoint_step
+
+    with training_progress(job.max_steps, checkpoint_step(job.resume_from), describe,
+                           enabled=on_main_rank()) as on_log:
+        return run_training(job, gpus=gpus, device=device, on_log=on_log)
+
+
+def ending(summary: dict[str, Any]) -> str:
+    how = "stopped by signal at" if summary.get("stopped_by_signal") else "finished at"
+    return f"[green]{how} step {summary.get('step')}[/]"

@@ -22,6 +22,11 @@ from torch.utils.data import Dataset, Sampler
 from ttskit.data.work import array_path, read_jsonl, wav_path
 
 
+def mel_file(work: Path, utterance_id: str, gta: bool = False) -> Path:
+    """The recorded mel of an utterance, or with `gta` its teacher-forced twin."""
+    return array_path(work, "gta" if gta else "mel", utterance_id)
+
+
 class SegmentDataset(Dataset):
     """Items are (epoch, index) pairs from `SegmentBatchSampler`; returns (wave (S,), mel (M, S / hop))."""
 
@@ -38,13 +43,11 @@ class SegmentDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def mel_path(self, utterance_id: str) -> Path:
-        return self.work / "gta" / f"{utterance_id}.npy" if self.gta else array_path(self.work, "mel", utterance_id)
 
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, index = item
         uid = self.rows[index]["id"]
-        mel = np.load(self.mel_path(uid), mmap_mode="r")
+        mel = np.load(mel_file(self.work, uid, self.gta), mmap_mode="r")
         total = mel.shape[1]
         start = random.Random(f"{self.seed}:{epoch}:{index}").randint(0, max(total - self.frames, 0))
         stop = min(start + self.frames, total)

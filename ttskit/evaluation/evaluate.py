@@ -13,11 +13,10 @@ import numpy as np
 
 from ttskit.audio.io import atomic_write, load_audio
 from ttskit.config import AudioConfig
+from ttskit.data.corpora import AUDIO_SUFFIXES
 from ttskit.evaluation.intelligibility import spoken_words
 from ttskit.evaluation.metrics import character_errors, distances
 from ttskit.text.distance import edit_distance
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 
 class EvaluationError(ValueError):

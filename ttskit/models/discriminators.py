@@ -22,6 +22,17 @@ PERIODS = (2, 3, 5, 7, 11)
 Judgement = tuple[list[torch.Tensor], list[list[torch.Tensor]]]
 
 
+def _judge(convs: nn.ModuleList, conv_post: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The convolution stack every sub-discriminator shares: (flattened scores, every layer's output)."""
+    features = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), LRELU_SLOPE)
+        features.append(x)
+    x = conv_post(x)
+    features.append(x)
+    return torch.flatten(x, 1), features
+
+
 class PeriodDiscriminator(nn.Module):
     def __init__(self, period: int, kernel: int = 5, stride: int = 3) -> None:
         super().__init__()
@@ -37,14 +48,7 @@ class PeriodDiscriminator(nn.Module):
         batch, channels, length = wave.shape
         if length % self.period:  # reflect-pad up to a whole number of periods
             wave = F.pad(wave, (0, self.period - length % self.period), mode="reflect")
-        x = wave.view(batch, channels, -1, self.period)
-        features = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.conv_post(x)
-        features.append(x)
-        return torch.flatten(x, 1), features
+        return _judge(self.convs, self.conv_post, wave.view(batch, channels, -1, self.period))
 
 
 class ScaleDiscriminator(nn.Module):
@@ -59,14 +63,7 @@ class ScaleDiscriminator(nn.Module):
         self.conv_post = norm(nn.Conv1d(1024, 1, 3, 1, padding=1))
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        features = []
-        x = wave
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), LRELU_SLOPE)
-            features.append(x)
-        x = self.conv_post(x)
-        features.append(x)
-        return torch.flatten(x, 1), features
+        return _judge(self.convs, self.conv_post, wave)
 
 
 class MultiPeriodDiscriminator(nn.Module):

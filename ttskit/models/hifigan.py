@@ -153,6 +153,9 @@ class Generator(nn.Module):
         x = self.conv_post(F.leaky_relu(x, OUTPUT_LRELU_SLOPE))
         return torch.tanh(x)
 
+    def has_weight_norm(self) -> bool:
+        return any(parametrize.is_parametrized(module, "weight") for module in self.modules())
+
     def remove_weight_norm(self) -> "Generator":
         """Fold every weight norm into a plain weight (same output; faster, inference only)."""
         for module in self.modules():

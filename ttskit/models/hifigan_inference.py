@@ -19,6 +19,7 @@ the output equals `Generator.forward` up to float rounding (tests hold it to 1e-
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -109,11 +110,7 @@ class FastGenerator(nn.Module):
 
     def __init__(self, generator: Generator) -> None:
         super().__init__()
-        source = generator
-        if any(hasattr(m, "parametrizations") for m in source.modules()):
-            import copy
-
-            source = copy.deepcopy(generator).remove_weight_norm()
+        source = copy.deepcopy(generator).remove_weight_norm() if generator.has_weight_norm() else generator
         config = source.config
         self.hop_length = config.hop_length
         self.n_mels = source.n_mels

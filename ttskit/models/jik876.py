@@ -99,13 +99,16 @@ def config_path_for(checkpoint: Path) -> Path:
     return checkpoint.parent / "config.json"
 
 
-def load_generator(checkpoint: Path, config: Path | None = None) -> tuple[Generator, AudioConfig]:
-    """A jik876 `g_XXXXXXXX` file (with its config.json) as a ttskit Generator (weight norm kept)."""
+def load_generator(checkpoint: Path, config: Path | None = None,
+                   state: dict[str, Any] | None = None) -> tuple[Generator, AudioConfig]:
+    """A jik876 `g_XXXXXXXX` file (with its config.json) as a ttskit Generator (weight norm kept);
+    `state` is the file's content when the caller has loaded it already."""
     config = config or config_path_for(checkpoint)
     if not config.is_file():
         raise Jik876Error(f"{checkpoint}: a HiFi-GAN checkpoint needs its config.json; none at {config}")
     model_config, audio = read_config(config)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    if state is None:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     generator = Generator(model_config, n_mels=audio.n_mels)
     load_state(generator, from_jik876_keys(state["generator"]), checkpoint)
     return generator, audio
@@ -123,7 +126,7 @@ def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: 
 
 def save_generator(generator: Generator, checkpoint: Path, audio: AudioConfig) -> None:
     """Write `generator` as a jik876 `g_XXXXXXXX` file plus config.json beside it."""
-    if not any(hasattr(m, "parametrizations") for m in generator.modules()):
+    if not generator.has_weight_norm():
         raise Jik876Error("the generator's weight norm was removed; jik876 checkpoints keep it (save before removal)")
     state = to_jik876_keys({k: v.detach().cpu() for k, v in generator.state_dict().items()})
     checkpoint.parent.mkdir(parents=True, exist_ok=True)

@@ -111,8 +111,9 @@ def resolve_vocoder_path(path: Path) -> Path:
     raise VocoderError(f"{path}: no vocoder checkpoint in it (looked for generator_*.pt and jik876 g_* files)")
 
 
-def load_generator(path: Path) -> tuple[Generator, AudioConfig, Path]:
-    """The trainable generator (weight norm kept) behind `path`, with its audio config."""
+def load_generator_and_state(path: Path) -> tuple[Generator, AudioConfig, Path, dict[str, Any]]:
+    """The trainable generator (weight norm kept) behind `path`, its audio config, the resolved
+    file and that file's whole content (which may hold discriminators too)."""
     path = resolve_vocoder_path(path)
     try:
         state = load_checkpoint(path)
@@ -120,12 +121,18 @@ def load_generator(path: Path) -> tuple[Generator, AudioConfig, Path]:
         raise VocoderError(str(err)) from None
     if jik876.is_jik876_checkpoint(state):
         try:
-            generator, audio = jik876.load_generator(path)
+            generator, audio = jik876.load_generator(path, state=state)
         except jik876.Jik876Error as err:
             raise VocoderError(str(err)) from None
-        return generator, audio, path
+        return generator, audio, path, state
     generator, audio, _ = generator_state(state, path)
-    return generator, audio, path
+    return generator, audio, path, state
+
+
+def load_generator(path: Path) -> tuple[Generator, AudioConfig, Path]:
+    """The trainable generator (weight norm kept) behind `path`, with its audio config."""
+    generator, audio, resolved, _ = load_generator_and_state(path)
+    return generator, audio, resolved
 
 
 def load_vocoder(path: Path, device: str | torch.device | None = None) -> Vocoder:

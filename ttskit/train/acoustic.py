@@ -28,12 +28,12 @@ from ttskit.models.losses import fastspeech2_loss
 from ttskit.train.acoustic_config import RUN_PRESETS, AcousticRunConfig
 from ttskit.audio import MelSpectrogram
 from ttskit.train.media import log_validation_media
-from ttskit.train.checkpoint import (latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint,
-                                     set_rng_state)
+from ttskit.train.checkpoint import load_checkpoint, prune_checkpoints, save_checkpoint, set_rng_state
 from ttskit.train.distributed import Rank, launch
 from ttskit.train.loop import (StopFlag, TrainingError, all_ranks_agree, append_jsonl, autocast, broadcast_from_main,
-                               forget_unsaved_metrics, ignore_stop_signals, finish, first_difference, gather_rng_states, precision,
-                               read_summary, resume_point, tensorboard_writer)
+                               finish, first_difference, forget_unsaved_metrics, gather_rng_states, ignore_stop_signals,
+                               log_record, precision, read_summary, require_work_files, restore_last_good,
+                               resume_point, tensorboard_writer)
 
 CHECKPOINT_FORMAT = "ttskit-acoustic-1"
 
@@ -85,9 +85,7 @@ def prepare_run(work: Path, run: Path, *, preset: str = "small", config_path: Pa
     """Resolve the run config and check WORK and RUN before any process starts."""
     if preset not in RUN_PRESETS:
         raise TrainingError(f"unknown preset {preset!r} (choose from {', '.join(RUN_PRESETS)})")
-    for name in ("config.yaml", "vocab.json", "speakers.json", "stats.json", "train.jsonl", "val.jsonl"):
-        if not (work / name).is_file():
-            raise TrainingError(f"{work}: no {name}; run `ttskit preprocess` into this folder first")
+    require_work_files(work, ("config.yaml", "vocab.json", "speakers.json", "stats.json", "train.jsonl", "val.jsonl"))
     identity = _work_identity(work)
     previous = resume_point(run, resume)
     if previous is not None:
@@ -155,12 +153,16 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
     autocast_dtype, use_scaler = precision(cfg.precision, rank.device)
     scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
     step, epoch, best, batch_in_epoch = 0, 0, math.inf, 0
-    if job.resume_from is not None:
-        state = load_checkpoint(job.resume_from)
+
+    def load_training_state(state: dict[str, Any]) -> None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
+
+    if job.resume_from is not None:
+        state = load_checkpoint(job.resume_from)
+        load_training_state(state)
         step, epoch, best = state["step"], state["epoch"], state.get("best_val", math.inf)
         batch_in_epoch = state["batch_in_epoch"]
         set_rng_state(state["rng"][min(rank.rank, len(state["rng"]) - 1)])
@@ -217,7 +219,8 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
                         append_jsonl(metrics_path, {"step": step, "event": "non-finite loss or gradient, step skipped",
                                                "ids": batch.ids})
                     if bad_in_a_row >= cfg.nan_patience:
-                        _restore_last_good(job, checkpoints, model, optimizer, scheduler, scaler, rank)
+                        restore_last_good(job.run, cfg.nan_patience, "lower train.learning_rate or check the data "
+                                          "(see metrics.jsonl for the batch ids)", load_training_state, rank)
                         bad_in_a_row = 0
                     if use_scaler:
                         scaler.update()
@@ -233,13 +236,7 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
                     record = {"step": step, "epoch": epoch, **{k: round(v.item(), 5) for k, v in terms.items()},
                               "lr": scheduler.get_last_lr()[0], "grad_norm": round(float(grad_norm), 4),
                               "frames_per_s": round(frames_seen / max(elapsed, 1e-9), 1)}
-                    append_jsonl(metrics_path, record)
-                    if writer is not None:
-                        for key, value in record.items():
-                            if key not in ("step", "epoch"):
-                                writer.add_scalar(f"train/{key}", value, step)
-                    if on_log:
-                        on_log(record)
+                    log_record(metrics_path, writer, record, on_log)
                     frames_seen, window_start = 0, time.perf_counter()
                 if step % cfg.val_every == 0 or step == job.max_steps:
                     val_loss = _validate(model, val_set, rank, autocast_dtype, cfg) if rank.is_main else None
@@ -289,18 +286,3 @@ def _validate(model: FastSpeech2, val_set: WorkDataset, rank: Rank, autocast_dty
             * len(indices)
         count += len(indices)
     return total / count
-
-
-def _restore_last_good(job: AcousticJob, checkpoints: Path, model: torch.nn.Module, optimizer: Any, scheduler: Any,
-                       scaler: Any, rank: Rank) -> None:
-    last = latest_checkpoint(checkpoints)
-    if last is None:
-        raise TrainingError(f"{job.config.train.nan_patience} non-finite steps in a row and no checkpoint to go back "
-                            "to; lower train.learning_rate or check the data (see metrics.jsonl for the batch ids)")
-    state = load_checkpoint(last)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    scaler.load_state_dict(state["scaler"])
-    if rank.is_main:
-        append_jsonl(job.run / "metrics.jsonl", {"event": f"restored {last.name} after repeated non-finite steps"})

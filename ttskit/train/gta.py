@@ -11,6 +11,7 @@ import torch
 
 from ttskit.config import config_from_dict
 from ttskit.data.dataset import FrameBudgetSampler, WorkDataset, collate
+from ttskit.data.segments import mel_file
 from ttskit.data.work import save_array
 from ttskit.models.fastspeech2 import VarianceTargets
 from ttskit.train.acoustic import _work_identity, build_model, check_compatible
@@ -43,7 +44,7 @@ def export_gta(work: Path, checkpoint_path: Path, device: str | None = None, max
             for row, uid in enumerate(batch.ids):
                 frames = int(batch.frame_lengths[row])
                 mel = out.mel_postnet[row, :frames].float().cpu().numpy().T
-                save_array(work / "gta" / f"{uid}.npy", np.ascontiguousarray(mel, dtype=np.float32))
+                save_array(mel_file(work, uid, gta=True), np.ascontiguousarray(mel, dtype=np.float32))
                 written += 1
                 if on_done:
                     on_done(written)

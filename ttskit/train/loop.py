@@ -8,14 +8,14 @@ import signal
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.distributed as dist
 
 from ttskit.audio.io import atomic_write
 from ttskit.config import differences
-from ttskit.train.checkpoint import latest_checkpoint, rng_state
+from ttskit.train.checkpoint import latest_checkpoint, load_checkpoint, rng_state
 from ttskit.train.distributed import Rank
 
 
@@ -93,6 +93,35 @@ def parameters_checksum(*models: torch.nn.Module) -> str:
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
+
+
+def require_work_files(work: Path, names: Iterable[str]) -> None:
+    for name in names:
+        if not (work / name).is_file():
+            raise TrainingError(f"{work}: no {name}; run `ttskit preprocess` into this folder first")
+
+
+def log_record(metrics_path: Path, writer: Any, record: dict[str, Any],
+               on_log: Callable[[dict[str, Any]], None] | None) -> None:
+    """One logged training step: a metrics.jsonl line, TensorBoard scalars, the caller's callback."""
+    append_jsonl(metrics_path, record)
+    if writer is not None:
+        for key, value in record.items():
+            if key not in ("step", "epoch"):
+                writer.add_scalar(f"train/{key}", value, record["step"])
+    if on_log:
+        on_log(record)
+
+
+def restore_last_good(run: Path, patience: int, advice: str, load_state: Callable[[dict[str, Any]], None],
+                      rank: Rank) -> None:
+    """After `patience` non-finite steps in a row: back to the latest checkpoint, or stop."""
+    last = latest_checkpoint(run / "checkpoints")
+    if last is None:
+        raise TrainingError(f"{patience} non-finite steps in a row and no checkpoint to go back to; {advice}")
+    load_state(load_checkpoint(last))
+    if rank.is_main:
+        append_jsonl(run / "metrics.jsonl", {"event": f"restored {last.name} after repeated non-finite steps"})
 
 
 def forget_unsaved_metrics(path: Path, step: int) -> None:

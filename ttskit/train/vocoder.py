@@ -34,8 +34,8 @@ from ttskit.config import (
     mel_mismatches,
 )
 from ttskit.data.preprocess import load_work_config
-from ttskit.data.segments import SegmentBatchSampler, SegmentDataset, collate_segments
-from ttskit.data.work import array_path, read_jsonl, wav_path
+from ttskit.data.segments import SegmentBatchSampler, SegmentDataset, collate_segments, mel_file
+from ttskit.data.work import read_jsonl, wav_path
 from ttskit.models import jik876
 from ttskit.models.discriminators import (
     MultiPeriodDiscriminator,
@@ -50,9 +50,9 @@ from ttskit.models.vocoder import (
     TRAINING_FORMAT,
     VocoderError,
     load_generator,
+    load_generator_and_state,
 )
 from ttskit.train.checkpoint import (
-    latest_checkpoint,
     load_checkpoint,
     prune_checkpoints,
     save_checkpoint,
@@ -60,8 +60,6 @@ from ttskit.train.checkpoint import (
 )
 from ttskit.train.distributed import Rank, launch
 from ttskit.train.loop import (
-    forget_unsaved_metrics,
-    ignore_stop_signals,
     StopFlag,
     TrainingError,
     all_ranks_agree,
@@ -70,9 +68,14 @@ from ttskit.train.loop import (
     broadcast_from_main,
     finish,
     first_difference,
+    forget_unsaved_metrics,
     gather_rng_states,
+    ignore_stop_signals,
+    log_record,
     precision,
     read_summary,
+    require_work_files,
+    restore_last_good,
     resume_point,
     tensorboard_writer,
 )
@@ -98,9 +101,7 @@ def prepare_vocoder_run(work: Path, run: Path, *, model: str = "hifigan-v1", con
     """Resolve the run config and check WORK, RUN and --init before any process starts."""
     if model not in VOCODER_PRESETS:
         raise TrainingError(f"unknown vocoder model {model!r} (choose from {', '.join(VOCODER_PRESETS)})")
-    for name in ("config.yaml", "train.jsonl", "val.jsonl"):
-        if not (work / name).is_file():
-            raise TrainingError(f"{work}: no {name}; run `ttskit preprocess` into this folder first")
+    require_work_files(work, ("config.yaml", "train.jsonl", "val.jsonl"))
     audio = load_work_config(work).audio
     previous = resume_point(run, resume)
     if previous is not None:
@@ -111,7 +112,7 @@ def prepare_vocoder_run(work: Path, run: Path, *, model: str = "hifigan-v1", con
         if run_config.model != stored.model:
             raise TrainingError(f"--resume: the model config differs from {previous.name}'s "
                                 f"({first_difference(config_to_dict(stored.model), config_to_dict(run_config.model))})")
-        gta = bool(state["gta"]) if not gta else gta
+        gta = gta or bool(state["gta"])
     else:
         run_config = load_config(config_path, overrides, cls=VocoderRunConfig, base=VOCODER_PRESETS[model])
     if run_config.model.hop_length != audio.hop_length:
@@ -154,7 +155,7 @@ def _check_init(init: Path, run_config: VocoderRunConfig, audio: AudioConfig, wo
 
 def _check_gta(work: Path) -> None:
     rows = read_jsonl(work / "train.jsonl") + read_jsonl(work / "val.jsonl")
-    missing = [row["id"] for row in rows if not (work / "gta" / f"{row['id']}.npy").is_file()]
+    missing = [row["id"] for row in rows if not mel_file(work, row["id"], gta=True).is_file()]
     if missing:
         raise TrainingError(f"--gta: {len(missing)} of {len(rows)} utterances have no {work}/gta/<id>.npy "
                             f"(first: {missing[0]}); run `ttskit train-acoustic ... --export-gta` first")
@@ -212,9 +213,8 @@ def _build(job: VocoderJob, device: torch.device, use_scaler: bool) -> _Nets:
 
 def _initialise(nets: _Nets, init: Path) -> None:
     """Fine-tuning start: the generator (and the discriminators, when the source has them)."""
-    generator, _, resolved = load_generator(init)
+    generator, _, resolved, state = load_generator_and_state(init)
     nets.generator.load_state_dict(generator.state_dict())
-    state = load_checkpoint(resolved)
     discriminators = state if "mpd" in state else None
     if discriminators is None and (beside := jik876.discriminator_file(resolved)) is not None:
         discriminators = {k: jik876.from_jik876_keys(v) for k, v in load_checkpoint(beside).items()
@@ -324,7 +324,8 @@ def _train_rank(rank: Rank, job: VocoderJob, on_log: Callable[[dict[str, Any]], 
                         append_jsonl(metrics_path, {"step": step, "event": "non-finite loss or gradient, step skipped",
                                                     "discriminator_finite": finite_d, "generator_finite": finite_g})
                     if bad_in_a_row >= cfg.nan_patience:
-                        _restore_last_good(job, nets, rank)
+                        restore_last_good(job.run, cfg.nan_patience,
+                                          "lower train.learning_rate or try train.precision=fp32", nets.load, rank)
                         bad_in_a_row = 0
                     continue
                 bad_in_a_row = 0
@@ -340,13 +341,7 @@ def _train_rank(rank: Rank, job: VocoderJob, on_log: Callable[[dict[str, Any]], 
                               "lr": nets.sched_g.get_last_lr()[0], "grad_norm_g": round(float(norm_g), 4),
                               "grad_norm_d": round(float(norm_d), 4),
                               "audio_s_per_s": round(samples_seen / job.audio.sample_rate / elapsed, 2)}
-                    append_jsonl(metrics_path, record)
-                    if writer is not None:
-                        for key, value in record.items():
-                            if key not in ("step", "epoch"):
-                                writer.add_scalar(f"train/{key}", value, step)
-                    if on_log:
-                        on_log(record)
+                    log_record(metrics_path, writer, record, on_log)
                     samples_seen, window_start = 0, time.perf_counter()
                 if step % cfg.val_every == 0 or step == job.max_steps:
                     val = _validate(job, nets.generator, loss_mel, rank, writer, step) if rank.is_main else None
@@ -414,8 +409,7 @@ def _validate(job: VocoderJob, generator: Generator, loss_mel: MelSpectrogram, r
     total = 0.0
     for index, row in enumerate(rows):
         uid = row["id"]
-        mel_file = job.work / "gta" / f"{uid}.npy" if job.gta else array_path(job.work, "mel", uid)
-        mel = torch.from_numpy(np.load(mel_file)).unsqueeze(0).to(rank.device)
+        mel = torch.from_numpy(np.load(mel_file(job.work, uid, job.gta))).unsqueeze(0).to(rank.device)
         recorded, _ = sf.read(str(wav_path(job.work, uid)), dtype="float32")
         recorded = torch.from_numpy(recorded).unsqueeze(0).to(rank.device)
         generated = generator(mel).squeeze(1).float()
@@ -427,13 +421,3 @@ def _validate(job: VocoderJob, generator: Generator, loss_mel: MelSpectrogram, r
                               job.audio.sample_rate)
     generator.train()
     return total / len(rows)
-
-
-def _restore_last_good(job: VocoderJob, nets: _Nets, rank: Rank) -> None:
-    last = latest_checkpoint(job.run / "checkpoints")
-    if last is None:
-        raise TrainingError(f"{job.config.train.nan_patience} non-finite steps in a row and no checkpoint to go back "
-                            "to; lower train.learning_rate or try train.precision=fp32")
-    nets.load(load_checkpoint(last))
-    if rank.is_main:
-        append_jsonl(job.run / "metrics.jsonl", {"event": f"restored {last.name} after repeated non-finite steps"})
