@@ -123,3 +123,14 @@ def test_batched_inference_equals_one_by_one():
             assert frames == int(batched.frame_lengths[row]) > 0
             assert torch.allclose(batched.mel_postnet[row, :frames], alone.mel_postnet[0], atol=1e-5)
             assert torch.allclose(batched.pitch[row, :lengths[row]], alone.pitch[0], atol=1e-5)
+
+
+def test_a_batch_with_no_frames_to_say_does_not_crash():
+    from ttskit.models.fastspeech2 import PRESETS, FastSpeech2
+
+    model = FastSpeech2(PRESETS["small"], n_symbols=40, n_mels=80).eval()
+    phonemes = torch.randint(1, 40, (2, 5))
+    with torch.no_grad():
+        out = model(phonemes, torch.tensor([5, 3]), controls=Controls(durations=torch.zeros(2, 5, dtype=torch.long)))
+    assert out.frame_lengths.tolist() == [0, 0] and out.mel_postnet.shape[1] == 1
+    assert torch.isfinite(out.mel_postnet).all() and (out.mel_postnet == 0).all()

@@ -82,6 +82,10 @@ def test_download_verifies_extracts_and_is_readable(archive, tmp_path):
         again = runner.invoke(app, ["download", "ljspeech", "-o", str(tmp_path), "--url", server.url,
                                     "--sha256", digest])
         assert again.exit_code == 0 and len(server.requests) == 1  # already there: nothing fetched
+        kept = tmp_path / "kept"
+        result = runner.invoke(app, ["download", "ljspeech", "-o", str(kept), "--url", server.url, "--sha256", digest,
+                                     "--keep-archive"])
+        assert result.exit_code == 0 and (kept / "LJSpeech-1.1.tar.bz2").read_bytes() == data
     finally:
         server.close()
 

@@ -78,5 +78,10 @@ def test_cli_scores_pairs_by_id(mini_corpus, tmp_path):
     assert by_id["SY01-00014"]["mcd_db"] > 0
     assert data["summary"]["utterances"] == 2 and data["summary"]["wer"] is not None
     assert "MCD" in result.stderr and "mean" in result.stderr
+    result = runner.invoke(app, ["eval", "--ref", str(ref / "metadata.csv"), "--hyp", str(hyp), "--no-asr", "-j", "1",
+                                 "--json", str(tmp_path / "fast.json")])
+    assert result.exit_code == 0, result.output
+    fast = json.loads((tmp_path / "fast.json").read_text())
+    assert fast["summary"]["wer"] is None and fast["summary"]["mcd_db"] == data["summary"]["mcd_db"]
     result = runner.invoke(app, ["eval", "--ref", str(ref / "metadata.csv"), "--hyp", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "no such folder" in result.stderr

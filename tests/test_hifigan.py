@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -235,6 +236,22 @@ def test_vocode_cli_from_wav_and_npy(jik876_checkpoint, tmp_path, speech_clip):
     assert result.exit_code == 2
     assert "audio.hop_length 200 vs 256" in result.stderr and "audio.fmax 11025.0 vs 8000.0" in result.stderr
     assert not (tmp_path / "u2.wav").exists()
+    # A folder of inputs, a mel outside any WORK folder checked through --mel-config.
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    shutil.copy(tmp_path / "in.wav", batch / "a.wav")
+    np.save(batch / "b.npy", mel)
+    (tmp_path / "good.yaml").write_text("audio:\n  fmax: 8000\n")
+    result = runner.invoke(app, ["vocode", str(batch), "-o", str(tmp_path / "copies"), "--vocoder", str(path),
+                                 "--mel-config", str(tmp_path / "good.yaml")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "copies").iterdir()) == ["a.wav", "b.wav"]
+    assert "could not be checked" not in result.stderr
+    result = runner.invoke(app, ["vocode", str(batch / "b.npy"), "-o", str(tmp_path / "b.wav"), "--vocoder", str(path),
+                                 "--mel-config", str(work / "config.yaml")])
+    assert result.exit_code == 2 and "audio.hop_length 200 vs 256" in result.stderr
+    result = runner.invoke(app, ["vocode", str(batch / "b.npy"), "-o", str(tmp_path / "b.wav"), "--vocoder", str(path)])
+    assert result.exit_code == 0 and "could not be checked" in result.stderr
     result = runner.invoke(app, ["vocode", str(tmp_path / "in.wav"), "-o", str(tmp_path / "x.wav"),
                                  "--vocoder", str(tmp_path)])
     assert result.exit_code == 2 and "no vocoder checkpoint" in result.stderr

@@ -124,6 +124,14 @@ def test_cli_file_batch_and_stdout(acoustic, tmp_path):
     samples = np.frombuffer(data[44:], dtype="<i2")
     expected = Synthesizer.from_checkpoints(acoustic, device="cpu").tts("One sentence. And another one.")
     assert len(samples) == len(expected)
+    # The controls through the command line: --speed 2 halves the frames, as in the API.
+    args = ["synth", "Cats sat.", "--acoustic", str(acoustic), "--speaker", Synthesizer.from_checkpoints(
+        acoustic, device="cpu").speakers[0]]
+    assert runner.invoke(app, [*args, "-o", str(tmp_path / "n.wav")]).exit_code == 0
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "f.wav"), "--speed", "2", "--pitch", "3", "--energy",
+                                 "1.2", "--device", "cpu"])
+    assert result.exit_code == 0, result.stderr
+    assert len(sf.read(tmp_path / "f.wav")[0]) * 2 == len(sf.read(tmp_path / "n.wav")[0])
     result = runner.invoke(app, ["synth", "One sentence.", "-o", "-", "--raw", "--acoustic", str(acoustic)])
     assert result.exit_code == 0 and result.stdout_bytes[:4] != b"RIFF" and len(result.stdout_bytes) % 2 == 0
 
@@ -165,11 +173,18 @@ def test_synthesis_through_a_trained_vocoder(acoustic, mini_work, tmp_path):
 
 
 def test_demo_runs_the_whole_pipeline(tmp_path):
+    from ttskit.models import jik876
+    from ttskit.models.hifigan import PRESETS, Generator
+
+    jik876.save_generator(Generator(PRESETS["hifigan-v3"]), tmp_path / "voc" / "g_00000001", AudioConfig())
     out = tmp_path / "demo"
-    result = runner.invoke(app, ["demo", "-o", str(out), "--clips", "6", "--steps", "2"])
+    result = runner.invoke(app, ["demo", "-o", str(out), "--clips", "6", "--steps", "2", "--vocoder",
+                                 str(tmp_path / "voc")])
     assert result.exit_code == 0, result.output
     wave, rate = sf.read(out / "demo.wav")
     assert rate == 22050 and len(wave) > 0
+    assert len(sf.read(out / "demo_vocoder.wav")[0]) == len(wave)  # the same mel, through the vocoder
     assert json.loads((out / "run" / "summary.json").read_text())["step"] == 2
-    again = runner.invoke(app, ["demo", "-o", str(out), "--clips", "6", "--steps", "2"])
+    again = runner.invoke(app, ["demo", "-o", str(out), "--clips", "6", "--steps", "2", "--text", "Two words."])
     assert again.exit_code == 0 and "training skipped" in again.stderr
+    assert len(sf.read(out / "demo.wav")[0]) != len(wave)  # the new text, spoken by the same model

@@ -37,9 +37,13 @@ def metrics(run):
 
 def test_cli_trains_checkpoints_and_vocodes(mini_work, tmp_path):
     run = tmp_path / "run"
+    config = tmp_path / "vocoder.yaml"
+    config.write_text("train:\n  keep_last: 1\n  grad_clip: 5.0\n")  # --set below overrides nothing of these
     result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(run), "--model", "hifigan-v3",
-                                 "--max-steps", "3", *sets([*TINY, "train.discriminator_start_step=1"])])
+                                 "--max-steps", "3", "--config", str(config),
+                                 *sets([*TINY, "train.discriminator_start_step=1"])])
     assert result.exit_code == 0, result.output
+    assert "keep_last: 1" in (run / "config.yaml").read_text() and "grad_clip: 5.0" in (run / "config.yaml").read_text()
     steps = [m for m in metrics(run) if "loss_g" in m]
     assert [m["step"] for m in steps] == [1, 2, 3]
     # Step 1 is the mel-loss warm-up: no discriminator yet; then the GAN terms join.
@@ -53,6 +57,8 @@ def test_cli_trains_checkpoints_and_vocodes(mini_work, tmp_path):
     for key in ("generator", "mpd", "msd", "optim_g", "optim_d", "sched_g", "sched_d", "scaler", "rng", "run_config",
                 "audio", "epoch", "batch_in_epoch"):
         assert key in full, key
+    # keep_last 1: only the newest of each kind is left (steps 2 and 3 were saved).
+    assert sorted(p.name for p in folder.glob("*_0*.pt")) == ["generator_00000003.pt", "step_00000003.pt"]
     light = folder / "generator_00000003.pt"
     assert light.stat().st_size < (folder / "step_00000003.pt").stat().st_size / 5
     assert (folder / "generator_best.pt").is_file()
@@ -117,8 +123,9 @@ def test_gta_fine_tuning_from_a_jik876_checkpoint(mini_work, tmp_path):
     generator.load_state_dict(vocoder_state["generator"])
     jik876.save_generator(generator, tmp_path / "pub" / "g_00100000", job.audio)
     torch.save({k: jik876.to_jik876_keys(vocoder_state[k]) for k in ("mpd", "msd")}, tmp_path / "pub" / "do_00100000")
-    tuned = prepare_vocoder_run(work, tmp_path / "tuned", model="hifigan-v3", overrides=TINY, max_steps=1, gta=True,
-                                init=tmp_path / "pub" / "g_00100000")
+    # Also the autocast path (bf16 on CPU here; on CUDA it is the default).
+    tuned = prepare_vocoder_run(work, tmp_path / "tuned", model="hifigan-v3", overrides=[*TINY, "train.precision=bf16"],
+                                max_steps=1, gta=True, init=tmp_path / "pub" / "g_00100000")
     assert tuned.gta and tuned.init_from is not None
     # Started exactly from the published weights: check before any step is taken.
     from ttskit.train.vocoder import _build, _initialise
@@ -129,6 +136,7 @@ def test_gta_fine_tuning_from_a_jik876_checkpoint(mini_work, tmp_path):
         assert torch.equal(nets.mpd.state_dict()[name], tensor), name
     train_vocoder(tuned, device="cpu")
     assert load_checkpoint(tmp_path / "tuned" / "checkpoints" / "generator_00000001.pt")["gta"] is True
+    assert all(np.isfinite(m["loss_g"]) for m in metrics(tmp_path / "tuned") if "loss_g" in m)
     # --init of another architecture is refused before anything runs.
     with pytest.raises(TrainingError, match="different generator"):
         prepare_vocoder_run(work, tmp_path / "v1", model="hifigan-v1", overrides=TINY[1:], max_steps=1,

@@ -73,6 +73,8 @@ def demo(
         for voice, target in voices:
             synth = Synthesizer.from_checkpoints(run, voice, device)
             wave = synth.tts(text)
+            for warning in synth.warnings:
+                err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
             save_wav(target, wave, synth.sample_rate)
             err_console.print(f"[bold green]wrote {target}[/] ({len(wave) / synth.sample_rate:.1f} s, {voice}); "
                               f"play it with `aplay {target}`", highlight=False, soft_wrap=True)

@@ -231,6 +231,10 @@ class FastSpeech2(nn.Module):
         durations = _choose(targets and targets.durations, controls.durations, lambda: torch.clamp(
             torch.round((torch.exp(log_duration) - 1) * controls.duration_scale), min=0).long().masked_fill(
                 phoneme_mask, 0))
+        if max_frames is None and int(durations.sum(dim=1).max()) == 0:
+            # Nothing to say in the whole batch (an untrained duration predictor, a zero speed
+            # override): one fully masked frame keeps the decoder's convolutions defined.
+            max_frames = 1
         if self.feature_level == "phoneme":
             x, pitch, energy = self._add_variances(x, phoneme_mask, targets, controls)
             frames, frame_lengths = regulate_length(x, durations, max_frames)

@@ -230,6 +230,8 @@ class Synthesizer:
         silence = math.log(self.acoustic.audio.mel_floor)  # padding frames are silence, not log(1)
         mels = out.mel_postnet.float().masked_fill(out.frame_mask.unsqueeze(-1), silence).transpose(1, 2)
         frames = out.frame_lengths.tolist()
+        self.warnings += [f"{sentence.text!r}: the acoustic model predicts no frames for it (is it trained?)"
+                          for sentence, count in zip(batch, frames) if count == 0]
         vocoding = time.perf_counter()
         self.timing.acoustic_s += vocoding - started
         if max(frames) == 0:
