@@ -1,7 +1,7 @@
 """Whole `ttskit preprocess` throughput (audio, alignment, features, writing, merge) as x real
 time, on a fresh WORK folder, with the jobs given (default: all cores).
 
-    python benchmarks/bench_preprocess.py CORPUS_DIR [--jobs 2]
+    python benchmarks/bench_preprocess.py CORPUS_DIR [--jobs 2] [--keep-work WORK]
 """
 
 from __future__ import annotations
@@ -26,9 +26,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("corpus", type=Path, help="LJSpeech-layout folder")
     parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--keep-work", type=Path, help="write the WORK folder here and keep it (it must not exist)")
     args = parser.parse_args()
+    if args.keep_work is not None and args.keep_work.exists():
+        parser.error(f"{args.keep_work} exists; the benchmark needs a fresh WORK folder")
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp) / "work"
+        work = args.keep_work or Path(tmp) / "work"
         started = time.perf_counter()
         summary = run_preprocess("ljspeech", args.corpus, work, Config(), jobs=args.jobs)
         elapsed = time.perf_counter() - started

@@ -128,7 +128,7 @@ def main() -> None:
         rows.append([f"{acoustic} + {vocoder}", f"{best.audio_s:.1f} s", f"{best.text_s * 1000:.0f} ms",
                      f"{best.acoustic_s * 1000:.0f} ms", f"{best.vocoder_s * 1000:.0f} ms",
                      f"{best.real_time_factor:.3f}", f"{1 / best.real_time_factor:.1f}x"])
-        print(rows[-1], flush=True)
+        print(rows[-1], file=sys.stderr, flush=True)
         if acoustic == "base" and args.fastspeech2 and args.hifigan:
             counts = [len(s.ids) for s in synth._sentences([TEXT])]
             theirs_acoustic, theirs_vocoder = ming024_and_jik876(args.fastspeech2, args.hifigan, counts, args.repeats)
@@ -138,7 +138,7 @@ def main() -> None:
             rows.append(["ming024 FastSpeech2 + jik876 V1", "", "not timed", f"{theirs_acoustic * 1000:.0f} ms",
                          f"{theirs_vocoder * 1000:.0f} ms", f"{theirs / speech_s:.3f}",
                          f"{speech_s / theirs:.1f}x (ttskit {theirs / ours:.2f}x faster)"])
-            print(rows[-1], flush=True)
+            print(rows[-1], file=sys.stderr, flush=True)
     print(table(["models", "audio", "text", "acoustic", "vocoder", "RTF", "x real time"], rows))
 
 

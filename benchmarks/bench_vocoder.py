@@ -108,7 +108,7 @@ def main() -> None:
         else:
             row += ["-", "-", "-"]
         rows.append(row)
-        print(row, flush=True)
+        print(row, file=sys.stderr, flush=True)
     print(table(["model", "ttskit FastGenerator", "ttskit Generator", "jik876 Generator",
                  "speed-up vs jik876", "max |diff| vs jik876"], rows))
     if torch.cuda.is_available():

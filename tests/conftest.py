@@ -45,6 +45,25 @@ def mini_work(tmp_path_factory):
     return out
 
 
+def tiny_acoustic_run(work, run, frames_per_phoneme: int):
+    """A tiny acoustic model trained 2 steps whose duration predictor is then set to give every
+    phoneme exactly `frames_per_phoneme` frames: untrained speech of a known, measurable length."""
+    import math
+
+    from test_train_acoustic import TINY
+
+    from ttskit.train.acoustic import prepare_run, train_acoustic
+    from ttskit.train.checkpoint import load_checkpoint, save_checkpoint
+
+    train_acoustic(prepare_run(work, run, overrides=TINY, max_steps=2), device="cpu")
+    path = run / "checkpoints" / "step_00000002.pt"
+    state = load_checkpoint(path)
+    state["model"]["duration_predictor.output.weight"].zero_()
+    state["model"]["duration_predictor.output.bias"].fill_(math.log(1 + frames_per_phoneme))
+    save_checkpoint(path, state)
+    (run / "checkpoints" / "best.pt").unlink()
+    return run
+
 
 def assert_same_run(a: dict, b: dict, atol: float = 1e-4) -> None:
     """Two state dicts from what should be the same training run. Not bit-for-bit: oneDNN and MKL

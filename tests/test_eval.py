@@ -9,6 +9,7 @@ import librosa
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from typer.testing import CliRunner
 
 from ttskit.cli import app
@@ -85,3 +86,93 @@ def test_cli_scores_pairs_by_id(mini_corpus, tmp_path):
     assert fast["summary"]["wer"] is None and fast["summary"]["mcd_db"] == data["summary"]["mcd_db"]
     result = runner.invoke(app, ["eval", "--ref", str(ref / "metadata.csv"), "--hyp", str(tmp_path / "nothing")])
     assert result.exit_code == 2 and "no such folder" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def two_utterances(mini_corpus, tmp_path_factory):
+    """An LJSpeech-style metadata file with two of the embedded corpus's recordings."""
+    ref = tmp_path_factory.mktemp("ref")
+    (ref / "wavs").mkdir()
+    rows = {line.split("|")[0]: line for line in (mini_corpus / "metadata.csv").read_text().splitlines()}
+    ids = ["SY01-00007", "SY01-00014"]
+    for uid in ids:
+        shutil.copy(mini_corpus / "wavs" / f"{uid}.flac", ref / "wavs")
+    (ref / "metadata.csv").write_text("".join(rows[uid] + "\n" for uid in ids))
+    return ref / "metadata.csv", ids
+
+
+def test_cli_synthesises_and_scores_a_metadata_file(mini_work, two_utterances, tmp_path):
+    from conftest import tiny_acoustic_run
+
+    run = tiny_acoustic_run(mini_work, tmp_path / "acoustic", frames_per_phoneme=6)
+    metadata, ids = two_utterances
+    out = tmp_path / "made"
+    result = runner.invoke(app, ["eval", "--synth", "--acoustic", str(run), str(metadata), "-o", str(out),
+                                 "--json", str(tmp_path / "synth.json"), "-j", "1", "--per-utterance"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "synth.json").read_text())
+    assert [row["id"] for row in data["utterances"]] == ids
+    for row in data["utterances"]:
+        assert row["mcd_db"] > 0 and row["words"] > 0  # scored against the transcript, too
+        wave, rate = sf.read(out / f"{row['id']}.wav")  # the model's own speech, kept with -o
+        assert rate == 22050 and len(wave) > 0
+    # Free-running synthesis: 6 frames a phoneme, so the spoken length is the duration predictor's.
+    assert data["summary"]["duration_ratio"] != pytest.approx(1.0, abs=0.01)
+    assert "synthesised by" in result.stderr and "mean" in result.stderr
+    limited = runner.invoke(app, ["eval", "--synth", "--acoustic", str(run), str(metadata), "--limit", "1",
+                                  "--no-asr", "--json", str(tmp_path / "one.json")])
+    assert limited.exit_code == 0, limited.output
+    assert json.loads((tmp_path / "one.json").read_text())["summary"]["utterances"] == 1
+    unknown = runner.invoke(app, ["eval", "--synth", "--acoustic", str(run), str(metadata), "--speaker", "nobody"])
+    assert unknown.exit_code == 2 and "unknown speaker 'nobody'" in unknown.stderr
+
+
+def test_cli_scores_copy_synthesis_of_the_vocoder_alone(two_utterances, tmp_path):
+    from ttskit.config import AudioConfig
+    from ttskit.models import jik876
+    from ttskit.models.hifigan import PRESETS, Generator
+
+    torch.manual_seed(0)
+    jik876.save_generator(Generator(PRESETS["hifigan-v3"]), tmp_path / "voc" / "g_00000001", AudioConfig())
+    metadata, ids = two_utterances
+    out = tmp_path / "vocoded"
+    result = runner.invoke(app, ["eval", "--vocoder-only", "--vocoder", str(tmp_path / "voc"), str(metadata),
+                                 "-o", str(out), "--no-asr", "--json", str(tmp_path / "voc.json"), "-j", "2"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "voc.json").read_text())
+    assert [row["id"] for row in data["utterances"]] == ids
+    for uid in ids:
+        recorded = sf.read(metadata.parent / "wavs" / f"{uid}.flac")[0]
+        vocoded = sf.read(out / f"{uid}.wav")[0]
+        assert len(vocoded) == len(recorded) // 256 * 256  # every frame of the recording, vocoded
+    assert all(row["mcd_db"] > 1 for row in data["utterances"])  # an untrained vocoder is far off
+
+
+def test_unmeasurable_audio_is_reported_and_the_rest_scored(two_utterances, tmp_path):
+    from ttskit.evaluation.evaluate import evaluate, pair, read_side, summarise
+
+    metadata, ids = two_utterances
+    hyp = tmp_path / "hyp"
+    hyp.mkdir()
+    shutil.copy(metadata.parent / "wavs" / f"{ids[0]}.flac", hyp)
+    sf.write(hyp / f"{ids[1]}.wav", np.zeros(400, dtype=np.float32), 22050)  # a model that said nothing
+    rows = evaluate(pair(read_side(metadata), read_side(hyp)), jobs=1)
+    assert rows[0].mcd_db == 0 and not rows[0].problem
+    assert rows[1].mcd_db is None and "no speech long enough" in rows[1].problem and str(hyp) in rows[1].problem
+    assert rows[1].word_errors == rows[1].words > 0  # nothing heard: every word deleted
+    summary = summarise(rows)
+    assert summary["unmeasured"] == 1 and summary["mcd_db"] == 0 and summary["wer"] > 0
+
+
+def test_cli_rejects_incomplete_or_mixed_requests(two_utterances, tmp_path):
+    metadata, _ = two_utterances
+    cases = [(["--synth", str(metadata)], "--synth needs --acoustic"),
+             (["--vocoder-only", str(metadata)], "--vocoder-only needs --vocoder"),
+             (["--synth", "--vocoder-only", "--vocoder", "x", str(metadata)], "give one"),
+             (["--synth", "--acoustic", str(tmp_path)], "needs the METADATA"),
+             (["--ref", str(metadata)], "give --ref REF --hyp HYP"),
+             (["--vocoder-only", "--vocoder", str(tmp_path / "none"), str(metadata)], str(tmp_path / "none"))]
+    for args, message in cases:
+        result = runner.invoke(app, ["eval", *args])
+        assert result.exit_code == 2 and message in result.stderr, (args, result.output)
+    assert not any(tmp_path.iterdir())  # nothing written by a refused request

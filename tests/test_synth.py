@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import tiny_acoustic_run
 from typer.testing import CliRunner
 
 from ttskit.cli import app
@@ -16,8 +16,6 @@ from ttskit.config import AudioConfig
 from ttskit.synthesis import Synthesizer
 from ttskit.synthesis.joining import Joiner, speech_level
 from ttskit.synthesis.sentences import split_sentences
-from ttskit.train.acoustic import prepare_run, train_acoustic
-from ttskit.train.checkpoint import load_checkpoint, save_checkpoint
 
 runner = CliRunner()
 FRAMES_PER_PHONEME = 6
@@ -25,19 +23,8 @@ FRAMES_PER_PHONEME = 6
 
 @pytest.fixture(scope="module")
 def acoustic(mini_work, tmp_path_factory):
-    """A briefly trained acoustic checkpoint whose duration predictor is set to say every phoneme
-    in exactly 6 frames, so frame counts under --speed are known exactly."""
-    from test_train_acoustic import TINY
-
-    run = tmp_path_factory.mktemp("acoustic") / "run"
-    train_acoustic(prepare_run(mini_work, run, overrides=TINY, max_steps=2), device="cpu")
-    path = run / "checkpoints" / "step_00000002.pt"
-    state = load_checkpoint(path)
-    state["model"]["duration_predictor.output.weight"].zero_()
-    state["model"]["duration_predictor.output.bias"].fill_(math.log(1 + FRAMES_PER_PHONEME))
-    save_checkpoint(path, state)
-    (run / "checkpoints" / "best.pt").unlink()
-    return run
+    """Every phoneme said in exactly 6 frames, so frame counts under --speed are known exactly."""
+    return tiny_acoustic_run(mini_work, tmp_path_factory.mktemp("acoustic") / "run", FRAMES_PER_PHONEME)
 
 
 def test_speed_scales_the_frames_and_controls_change_the_output(acoustic):

@@ -101,7 +101,41 @@ class TextConfig:
     lowercase: bool = True
 
 
-AlignerName = Literal["pocketsphinx", "textgrid"]
+AlignerName = Literal["pocketsphinx", "textgrid", "learned"]
+
+
+@dataclass(frozen=True)
+class LearnedAlignerConfig:
+    """`--aligner learned`: an alignment model trained on the corpus itself (Badlani et al., 2021)."""
+
+    channels: int = 256  # text embedding and key encoder width
+    attention_dim: int = 80
+    # Scales the squared distance between mel and text encodings into attention logits (RAD-TTS's value).
+    temperature: float = 0.0005
+    # Beta-binomial prior's width (smaller: closer to the diagonal early in training).
+    prior_scaling: float = 1.0
+    learning_rate: float = 2e-3
+    batch_frames: int = 12000  # padded mel frames per batch
+    # Binarization loss (soft attention pulled towards the MAS path) from this step on.
+    binarization_start_step: int = 200
+    binarization_weight: float = 1.0
+    # An optional pause between two words (front ends without word boundaries) is kept as "sp"
+    # when the aligner gives it at least this long; shorter, its frames join the word before.
+    min_pause_s: float = 0.04
+    # Stopping rule: the step budget, or no improvement of the windowed mean loss by more than
+    # plateau_tolerance (relative) for `patience` windows of `window_steps` steps, after min_steps.
+    max_steps: int = 4000
+    min_steps: int = 500
+    window_steps: int = 50
+    patience: int = 4
+    plateau_tolerance: float = 0.005
+    checkpoint_every: int = 100
+    seed: int = 1234
+
+    def __post_init__(self) -> None:
+        require(self.max_steps >= 1 and self.window_steps >= 1 and self.patience >= 1, "preprocess.learned_aligner",
+                "max_steps, window_steps and patience must be >= 1")
+        require(self.batch_frames >= 100, "preprocess.learned_aligner.batch_frames", "must be >= 100")
 
 
 @dataclass(frozen=True)
@@ -125,6 +159,7 @@ class PreprocessConfig:
     max_trailing_pause_s: float = 0.15
     val_fraction: float = 0.05
     val_max: int = 100
+    learned_aligner: LearnedAlignerConfig = field(default_factory=LearnedAlignerConfig)
 
     def __post_init__(self) -> None:
         require(0 < self.pitch_fmin < self.pitch_fmax, "preprocess.pitch_fmin", "must be in (0, pitch_fmax)")

@@ -1,15 +1,22 @@
-"""`ttskit eval --ref REF --hyp HYP`: objective scores of synthetic speech against recordings."""
+"""`ttskit eval`: objective scores of synthetic or vocoded speech against recordings (`--ref/--hyp`,
+`--synth`, `--vocoder-only`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from ttskit.cli.common import err_console, user_errors
+from ttskit.cli.common import UserError, err_console, user_errors
 
 
 def _number(value: float | None, digits: int = 2, percent: bool = False) -> str:
@@ -18,35 +25,8 @@ def _number(value: float | None, digits: int = 2, percent: bool = False) -> str:
     return f"{100 * value:.1f} %" if percent else f"{value:.{digits}f}"
 
 
-def evaluate(
-    reference: Annotated[Path, typer.Option("--ref", help="Reference recordings: a folder of audio, or an "
-                                                          "LJSpeech-style metadata file (id|text) with wavs/ beside it.")],
-    hypothesis: Annotated[Path, typer.Option("--hyp", help="Audio to score, the same way; paired with --ref by id.")],
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Write the summary and per-utterance rows.")] = None,
-    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", min=1, help="Worker processes (default: CPU cores).")]
-    = None,
-    no_asr: Annotated[bool, typer.Option("--no-asr", help="Skip the speech recogniser (word/character error).")]
-    = False,
-    per_utterance: Annotated[bool, typer.Option("--per-utterance", help="Print a row per utterance too.")] = False,
-) -> None:
-    """Score HYP against REF: MCD (DTW), log-F0 RMSE, voicing error, duration ratio, and word and
-    character error rate of pocketsphinx's offline recogniser against the transcript.
-
-    Example: ttskit eval --ref data/LJSpeech-1.1/metadata.csv --hyp synth_out/ --json scores.json
-    """
-    from ttskit.audio.io import AudioError
-    from ttskit.evaluation.evaluate import EvaluationError, pair, read_side, summarise, write_json
-    from ttskit.evaluation.evaluate import evaluate as run
-
-    with user_errors(EvaluationError, AudioError, ValueError):
-        pairs = pair(read_side(reference), read_side(hypothesis))
-        progress = Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=err_console, transient=True)
-        task = progress.add_task("eval", total=len(pairs))
-        with progress:
-            rows = run(pairs, jobs=jobs, recognise=not no_asr, on_done=lambda row: progress.advance(task))
-    summary = summarise(rows)
-    table = Table(title=f"{len(rows)} utterances: {hypothesis} vs {reference}")
+def _score_table(rows: list, summary: dict, title: str, per_utterance: bool) -> Table:
+    table = Table(title=title)
     for column in ("id", "MCD dB", "log-F0 RMSE cents", "voicing error", "duration ratio", "WER", "CER"):
         table.add_column(column, justify="left" if column == "id" else "right")
     if per_utterance:
@@ -57,7 +37,117 @@ def evaluate(
     table.add_row("[bold]mean", _number(summary["mcd_db"]), _number(summary["log_f0_rmse_cents"], 0),
                   _number(summary["voicing_error"], percent=True), _number(summary["duration_ratio"]),
                   _number(summary["wer"], percent=True), _number(summary["cer"], percent=True))
-    err_console.print(table)
+    return table
+
+
+def _progress(label: str) -> Progress:
+    return Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=err_console, transient=True)
+
+
+def evaluate(
+    metadata: Annotated[Path | None, typer.Argument(
+        help="With --synth or --vocoder-only: the recordings to score against, an LJSpeech-style metadata "
+             "file (id|text) with wavs/ beside it (or, for --vocoder-only, a folder of audio).")] = None,
+    reference: Annotated[Path | None, typer.Option("--ref", help="Reference recordings: a folder of audio, or an "
+                                                      "LJSpeech-style metadata file (id|text) with wavs/ beside it.")]
+    = None,
+    hypothesis: Annotated[Path | None, typer.Option("--hyp", help="Audio to score, the same way; paired with --ref "
+                                                                     "by id.")] = None,
+    synth: Annotated[bool, typer.Option("--synth", help="Synthesise METADATA's sentences with --acoustic and "
+                                                        "--vocoder, then score them.")] = False,
+    vocoder_only: Annotated[bool, typer.Option("--vocoder-only", help="Copy-synthesis: each recording -> mel -> "
+                                                                      "--vocoder, then score (the vocoder alone).")]
+    = False,
+    acoustic: Annotated[Path | None, typer.Option("--acoustic", "-a", help="train-acoustic run or checkpoint "
+                                                                               "(--synth).")] = None,
+    vocoder: Annotated[str | None, typer.Option("--vocoder", "-v", help="train-vocoder run or checkpoint, a "
+                                                   "jik876 g_ file, or griffin-lim (--synth's default).")] = None,
+    speaker: Annotated[str | None, typer.Option(help="--synth: speaker name or id (default: the first).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="--synth/--vocoder-only: keep the audio made "
+                                                                    "here (default: a temporary folder).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Score only the first N utterances.")] = None,
+    device: Annotated[str | None, typer.Option(help="--synth/--vocoder-only: cuda or cpu (default: cuda when "
+                                                       "present).")] = None,
+    json_path: Annotated[Path | None, typer.Option("--json", help="Write the summary and per-utterance rows.")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: CPU cores).")]
+    = None,
+    no_asr: Annotated[bool, typer.Option("--no-asr", help="Skip the speech recogniser (word/character error).")]
+    = False,
+    per_utterance: Annotated[bool, typer.Option("--per-utterance", help="Print a row per utterance too.")] = False,
+) -> None:
+    """Score speech against recordings: MCD (DTW), log-F0 RMSE, voicing error, duration ratio, and
+    word and character error rate of pocketsphinx's offline recogniser against the transcript.
+
+    Examples:
+      ttskit eval --ref data/LJSpeech-1.1/metadata.csv --hyp synth_out/ --json scores.json
+      ttskit eval --synth --acoustic runs/lj --vocoder runs/lj-vocoder work/val_metadata.csv
+      ttskit eval --vocoder-only --vocoder runs/lj-vocoder data/LJSpeech-1.1/metadata.csv --limit 100
+    """
+    import tempfile
+
+    from ttskit.audio.io import AudioError
+    from ttskit.evaluation.evaluate import (
+        EvaluationError,
+        pair,
+        read_side,
+        summarise,
+        write_json,
+    )
+    from ttskit.evaluation.evaluate import evaluate as run
+
+    with user_errors(EvaluationError, AudioError, ValueError), tempfile.TemporaryDirectory(prefix="ttskit-eval-") as tmp:
+        if synth and vocoder_only:
+            raise UserError("--synth and --vocoder-only are two different evaluations: give one")
+        if synth or vocoder_only:
+            if metadata is None:
+                raise UserError(f"{'--synth' if synth else '--vocoder-only'} needs the METADATA file to score against")
+            if reference is not None or hypothesis is not None:
+                raise UserError("--ref/--hyp score existing audio; with --synth or --vocoder-only give METADATA only")
+            if synth and acoustic is None:
+                raise UserError("--synth needs --acoustic RUN (and --vocoder, or Griffin-Lim is used)")
+            if vocoder_only and vocoder is None:
+                raise UserError("--vocoder-only needs --vocoder RUN")
+        elif metadata is not None or reference is None or hypothesis is None:
+            raise UserError("give --ref REF --hyp HYP, or --synth/--vocoder-only with METADATA")
+        refs = read_side(reference if reference is not None else metadata)  # type: ignore[arg-type]
+        if limit:
+            refs = dict(list(refs.items())[:limit])
+        made_in = out if out is not None else Path(tmp)
+        if synth or vocoder_only:
+            progress = _progress("synth" if synth else "vocode")
+            task = progress.add_task("make", total=len(refs))
+            with progress:
+                if synth:
+                    from ttskit.evaluation.produce import synthesize_items
+
+                    hyps, warnings = synthesize_items(list(refs.values()), made_in, acoustic, vocoder or "griffin-lim",
+                                                      speaker, device, lambda n: progress.advance(task, n))
+                    for warning in warnings:
+                        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+                else:
+                    from ttskit.evaluation.produce import vocode_items
+
+                    hyps = vocode_items(list(refs.values()), made_in, Path(vocoder), device,  # type: ignore[arg-type]
+                                        lambda n: progress.advance(task, n))
+            what = f"{'synthesised' if synth else 'vocoded'} by {acoustic or vocoder}" + \
+                (f" with {vocoder}" if synth and vocoder else "")
+        else:
+            hyps = read_side(hypothesis)  # type: ignore[arg-type]
+            what = str(hypothesis)
+        pairs = pair(refs, hyps)
+        progress = _progress("eval")
+        task = progress.add_task("eval", total=len(pairs))
+        with progress:
+            rows = run(pairs, jobs=jobs, recognise=not no_asr, on_done=lambda row: progress.advance(task))
+    summary = summarise(rows)
+    err_console.print(_score_table(rows, summary, f"{len(rows)} utterances: {what} vs {reference or metadata}",
+                                   per_utterance))
+    for row in rows:
+        if row.problem:
+            err_console.print(f"[yellow]warning:[/] not measured, {row.problem}", highlight=False, soft_wrap=True)
+    if out is not None and (synth or vocoder_only):
+        err_console.print(f"audio in {out}", highlight=False, soft_wrap=True)
     if json_path:
         write_json(json_path, rows)
         err_console.print(f"wrote {json_path}", highlight=False, soft_wrap=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -24,13 +24,47 @@ ShardOption = Annotated[Optional[str], typer.Option(
     help="Process only every N-th utterance starting at i (0-based), e.g. 0/4 on the first of four machines; "
          "then run `ttskit preprocess merge WORK` once all shards are done.")]
 AlignerOption = Annotated[Optional[str], typer.Option(
-    "--aligner", help="pocketsphinx (built-in English forced aligner, default) or textgrid (MFA TextGrids).")]
+    "--aligner", help="pocketsphinx (built-in English forced aligner, default), textgrid (MFA TextGrids), or learned "
+                      "(trained on the corpus itself: any language or front end; kept in WORK/aligner).")]
 TextGridOption = Annotated[Optional[Path], typer.Option(
     "--textgrids", exists=True, file_okay=False, help="Folder of Montreal Forced Aligner TextGrids for --aligner textgrid.")]
 PitchOption = Annotated[Optional[str], typer.Option(
     "--pitch", help="yin (fast, default) or pyin (librosa's probabilistic YIN: smoother, ~100x slower).")]
 LevelOption = Annotated[Optional[str], typer.Option(
     "--level", help="phoneme (pitch/energy averaged per phoneme, default) or frame.")]
+
+
+def _columns() -> tuple:
+    return (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[skipped]} skipped"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+
+
+def aligner_events(progress: Progress) -> Callable[[dict[str, Any]], None]:
+    """Progress of the learned aligner (training steps with the loss, then durations) as two bars."""
+    tasks: dict[str, Any] = {}
+
+    def on_event(event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "train":
+            progress.start()
+            progress.console.print(f"learned aligner: {event['utterances']} utterances on {event['device']}")
+            tasks["train"] = progress.add_task("align: train", total=None, skipped=0)
+        elif kind == "step":
+            progress.update(tasks["train"], total=event["max_steps"], completed=event["step"],
+                            description=f"align: train, loss {event['loss']:.3f}")
+        elif kind == "trained":
+            progress.update(tasks["train"], total=event["step"], completed=event["step"])
+            progress.console.print(f"aligner trained to step {event['step']}: {event['reason']}")
+            tasks["durations"] = progress.add_task("align: durations", total=event["utterances"], skipped=0)
+            tasks["skipped"] = 0
+        elif kind == "aligned":
+            meta = event["meta"]
+            if meta["status"] != "ok":
+                tasks["skipped"] += 1
+                progress.console.print(f"[yellow]skip[/] {meta['id']}: {meta['reason']}", highlight=False)
+            progress.update(tasks["durations"], advance=1, skipped=tasks["skipped"])
+
+    return on_event
 
 
 def _run(kind: CorpusKind, source: Path, output: Path, jobs: int | None, shard: str | None, aligner: str | None,
@@ -43,9 +77,7 @@ def _run(kind: CorpusKind, source: Path, output: Path, jobs: int | None, shard: 
     with user_errors(CorpusError, PreprocessError):
         cfg = load_config(config, [*(overrides or []), *extra])
         parsed_shard = Shard.parse(shard) if shard else None
-        columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[skipped]} skipped"),
-                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-        progress = Progress(*columns, console=err_console)
+        progress = Progress(*_columns(), console=err_console)
         task = progress.add_task("preprocess", total=None, skipped=0)
         skipped = 0
 
@@ -57,14 +89,15 @@ def _run(kind: CorpusKind, source: Path, output: Path, jobs: int | None, shard: 
 
         def on_done(meta: dict[str, Any]) -> None:
             nonlocal skipped
-            if meta["status"] != "ok":
+            if meta["status"] == "skipped":  # not "unaligned": staged for the learned aligner
                 skipped += 1
                 progress.console.print(f"[yellow]skip[/] {meta['id']}: {meta['reason']}", highlight=False)
             progress.update(task, advance=1, skipped=skipped)
 
         try:
             summary = run_preprocess(kind, source, output, cfg, jobs=jobs, shard=parsed_shard,
-                                     textgrid_dir=textgrids, on_start=on_start, on_done=on_done)
+                                     textgrid_dir=textgrids, on_start=on_start, on_done=on_done,
+                                     on_aligner=aligner_events(progress))
         finally:
             progress.stop()
     if summary.merged:
@@ -113,11 +146,16 @@ def list_(
 @app.command("merge")
 def merge(work: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="WORK folder the shards wrote.")]
           ) -> None:
-    """Join finished shards: speakers, vocabulary, statistics, train/val manifests and the report."""
+    """Join finished shards: speakers, vocabulary, statistics, train/val manifests and the report
+    (with --aligner learned, the aligner is trained and the utterances aligned here first)."""
     from ttskit.data.preprocess import PreprocessError, merge as merge_work
 
     with user_errors(PreprocessError):
-        report = merge_work(work)
+        progress = Progress(*_columns(), console=err_console)
+        try:
+            report = merge_work(work, aligner_events(progress))
+        finally:
+            progress.stop()
         if not report["counts"]["ok"]:
             raise UserError("nothing usable")
     err_console.print(f"[green]merged:[/] {report['counts']['ok']} utterances usable, "

@@ -24,8 +24,12 @@ class Skip(Exception):
     """This utterance is excluded; the message is the reason shown in the report."""
 
 
-def build_aligner(config: Config, textgrid_dir: Path | None) -> Aligner:
+def build_aligner(config: Config, textgrid_dir: Path | None) -> Aligner | None:
+    """The per-utterance aligner; None for the learned aligner, which aligns the whole corpus at once
+    after every utterance has been staged (ttskit.data.learned_alignment)."""
     p = config.preprocess
+    if p.aligner == "learned":
+        return None
     limits = dict(max_phone_s=p.max_phone_s, min_rate=p.min_phones_per_s, max_rate=p.max_phones_per_s,
                   max_trailing_pause_s=p.max_trailing_pause_s)
     if p.aligner == "pocketsphinx":
@@ -71,8 +75,8 @@ class UtteranceProcessor:
         meta: dict[str, Any] = {"id": utterance.id, "speaker": utterance.speaker, "text": utterance.text,
                                 "source": str(utterance.audio)}
         try:
-            meta.update(self._process(utterance))
             meta["status"] = "ok"
+            meta.update(self._process(utterance))  # may say "unaligned" (staged for the learned aligner)
         except Skip as skip:
             meta.update(status="skipped", reason=str(skip))
         meta["seconds"] = round(time.perf_counter() - started, 4)
@@ -96,6 +100,10 @@ class UtteranceProcessor:
         seconds = len(wave) / audio.sample_rate
         if not prep.min_duration_s <= seconds <= prep.max_duration_s:
             raise Skip(f"{seconds:.2f} s of speech is outside [{prep.min_duration_s}, {prep.max_duration_s}] s")
+        if self.aligner is None:
+            from ttskit.data.learned_alignment import stage
+
+            return stage(self.work, utterance.id, wave, analysis, self.mel, self.config)
         try:
             alignment = to_frames(self.aligner.align(utterance.id, wave, analysis), audio, len(wave))
         except AlignmentRejected as err:
@@ -121,6 +129,7 @@ class UtteranceProcessor:
         save_array(array_path(self.work, "duration", uid), durations.astype(np.int64))
         speech = [d for s, d in zip(alignment.symbols, durations) if s not in PAUSE_SYMBOLS and s != " "]
         return {"normalized": analysis.normalized, "phonemes": alignment.symbols, "n_frames": int(durations.sum()),
+                "cut_start_sample": alignment.start_sample,
                 "duration_s": round(len(wave) / audio.sample_rate, 4),
                 "voiced_fraction": round(pitch.voiced_fraction, 4),
                 "phones_per_s": round(len(speech) / max(sum(speech) * audio.frame_shift_s, 1e-6), 3),

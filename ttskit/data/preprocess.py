@@ -65,7 +65,9 @@ def check_work_config(work: Path, config: Config) -> None:
     """Write WORK/config.yaml, or refuse when WORK was made with different settings."""
     path = work / "config.yaml"
     if path.is_file():
-        existing = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        # Read through the dataclasses, so a setting added since (absent there, default here) is no change.
+        existing = config_to_dict(config_from_dict(Config, yaml.safe_load(path.read_text(encoding="utf-8")) or {},
+                                                   source=str(path)))
         wanted = config_to_dict(config)
         changed = [f"{path}: {old!r} there, {new!r} now" for path, old, new in differences(existing, wanted)]
         if changed:
@@ -90,7 +92,8 @@ def _worker_run(utterance: Utterance) -> dict[str, Any]:
 def run_preprocess(kind: CorpusKind, source: Path, work: Path, config: Config, *, jobs: int | None = None,
                    shard: Shard | None = None, textgrid_dir: Path | None = None,
                    on_start: Callable[[int, int], None] | None = None,
-                   on_done: ProgressCallback | None = None) -> PreprocessSummary:
+                   on_done: ProgressCallback | None = None,
+                   on_aligner: ProgressCallback | None = None) -> PreprocessSummary:
     """Process every (or this shard's) utterance not done yet; merge unless sharded."""
     entries = read_corpus(kind, source)
     check_work_config(work, config)
@@ -117,9 +120,9 @@ def run_preprocess(kind: CorpusKind, source: Path, work: Path, config: Config, *
     if shard is not None:
         save_json(work / "shards" / f"{shard}.json", {"ids": [e.id for e in entries]})
         metas = [m for m in read_metas(work) if m["id"] in {e.id for e in entries}]
-        ok = sum(m["status"] == "ok" for m in metas)
+        ok = sum(m["status"] != "skipped" for m in metas)  # "unaligned" ones are usable once merge aligns them
         return PreprocessSummary(len(todo), resumed, ok, len(metas) - ok, merged=False)
-    report = merge(work)
+    report = merge(work, on_aligner)
     return PreprocessSummary(len(todo), resumed, report["counts"]["ok"], report["counts"]["skipped"], merged=True)
 
 
@@ -167,8 +170,9 @@ def _mean_std(values: np.ndarray) -> dict[str, float]:
     return {"mean": float(values.mean()), "std": float(max(values.std(), 1e-6))}
 
 
-def merge(work: Path) -> dict[str, Any]:
-    """Speakers, vocabulary, statistics, train/val manifests and the report from every finished utterance."""
+def merge(work: Path, on_aligner: ProgressCallback | None = None) -> dict[str, Any]:
+    """Speakers, vocabulary, statistics, train/val manifests and the report from every finished
+    utterance; utterances staged for the learned aligner are aligned first."""
     config = load_work_config(work)
     shard_files = sorted((work / "shards").glob("*-of-*.json")) if (work / "shards").is_dir() else []
     if shard_files:
@@ -176,6 +180,13 @@ def merge(work: Path) -> dict[str, Any]:
         missing = [i for i in range(count) if not (work / "shards" / f"{i}-of-{count}.json").is_file()]
         if missing:
             raise PreprocessError(f"{work}: shards {missing} of {count} have not finished; run them, then merge")
+    from ttskit.align.learned_training import AlignerTrainingError
+    from ttskit.data.learned_alignment import align_staged
+
+    try:
+        align_staged(work, config, on_event=on_aligner)
+    except AlignerTrainingError as err:
+        raise PreprocessError(str(err)) from None
     metas = read_metas(work)
     ok = [m for m in metas if m["status"] == "ok"]
     if not ok:

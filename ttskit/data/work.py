@@ -60,7 +60,8 @@ def read_metas(work: Path) -> list[dict[str, Any]]:
 def remove_stale_temp_files(work: Path) -> int:
     """Delete temp files a killed run left behind (finished files are never temp files)."""
     removed = 0
-    for folder in (work, *(work / kind for kind in (*ARRAY_KINDS, "wav", META, "report", "shards"))):
+    staged = [work / "unaligned" / kind for kind in ("mel", "pitch", "energy", "voiced", "wav")]
+    for folder in (work, *(work / kind for kind in (*ARRAY_KINDS, "wav", META, "report", "shards", "aligner")), *staged):
         if folder.is_dir():
             for path in folder.glob(".*.tmp*"):
                 path.unlink(missing_ok=True)

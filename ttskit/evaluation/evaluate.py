@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -33,16 +33,17 @@ class Item:
 @dataclass
 class Row:
     id: str
-    mcd_db: float
+    mcd_db: float | None  # None (and `problem` says why) when the audio could not be measured
     log_f0_rmse_cents: float | None
-    voicing_error: float
-    duration_ratio: float
+    voicing_error: float | None
+    duration_ratio: float | None
     words: int = 0
     word_errors: int = 0
     characters: int = 0
     character_errors: int = 0
     transcript: str = ""
     recognised: str = ""
+    problem: str = ""
 
 
 def read_side(path: Path) -> dict[str, Item]:
@@ -85,8 +86,13 @@ def _score(job: tuple[Item, Item, AudioConfig, bool]) -> Row:
     global _recognizer
     ref, hyp, config, recognise = job
     reference, hypothesis = load_audio(ref.audio, config.sample_rate), load_audio(hyp.audio, config.sample_rate)
-    d = distances(reference, hypothesis, config)
-    row = Row(ref.id, d.mcd_db, d.log_f0_rmse_cents, d.voicing_error, d.duration_ratio)
+    try:
+        d = distances(reference, hypothesis, config)
+        row = Row(ref.id, d.mcd_db, d.log_f0_rmse_cents, d.voicing_error, d.duration_ratio)
+    except ValueError as err:
+        # Too little speech to measure (a model that says almost nothing): one bad utterance must not
+        # cost the scores of the rest. Its word errors still count below: nothing heard, all deleted.
+        row = Row(ref.id, None, None, None, None, problem=f"{hyp.audio}: {err}")
     transcript = ref.text or hyp.text
     if recognise and transcript:
         if _recognizer is None:
@@ -129,13 +135,15 @@ def evaluate(pairs: list[tuple[Item, Item]], config: AudioConfig | None = None, 
 
 
 def summarise(rows: list[Row]) -> dict[str, float | None]:
-    f0 = [r.log_f0_rmse_cents for r in rows if r.log_f0_rmse_cents is not None]
+    def mean(name: str) -> float | None:
+        values = [getattr(r, name) for r in rows if getattr(r, name) is not None]
+        return float(np.mean(values)) if values else None
+
     words = sum(r.words for r in rows)
     characters = sum(r.characters for r in rows)
-    return {"utterances": len(rows), "mcd_db": float(np.mean([r.mcd_db for r in rows])),
-            "log_f0_rmse_cents": float(np.mean(f0)) if f0 else None,
-            "voicing_error": float(np.mean([r.voicing_error for r in rows])),
-            "duration_ratio": float(np.mean([r.duration_ratio for r in rows])),
+    return {"utterances": len(rows), "unmeasured": sum(bool(r.problem) for r in rows), "mcd_db": mean("mcd_db"),
+            "log_f0_rmse_cents": mean("log_f0_rmse_cents"), "voicing_error": mean("voicing_error"),
+            "duration_ratio": mean("duration_ratio"),
             "wer": sum(r.word_errors for r in rows) / words if words else None,
             "cer": sum(r.character_errors for r in rows) / characters if characters else None}
 

@@ -1,0 +1,191 @@
+"""`ttskit preprocess --aligner learned`: the corpus aligns itself.
+
+A learned aligner needs the whole corpus before it can place a single boundary, so preprocessing
+runs in three steps instead of one:
+
+1. stage (parallel, per utterance, in the workers): the trimmed wave, its mel, energy, pitch and
+   voicing go to WORK/unaligned/, and meta/<id>.json says `"status": "unaligned"` with the symbols
+   to align: the front end's, framed by a leading (and, when the text does not end in a pause, a
+   trailing) silence symbol that absorbs the silence the trimming kept.
+2. train (WORK/aligner/aligner.pt; resumable, reused later): ttskit.align.learned_training.
+3. finish (per utterance): MAS durations; the framing silences are cut off the wave and the
+   features (as the forced aligner cuts leading silence); the same plausibility checks as the
+   forced aligner's; WORK/{wav,mel,pitch,energy,duration}/<id> written, then meta says "ok", then
+   the staged files are removed. An utterance killed half-way is simply finished again.
+
+Sharded runs stage on every machine; `ttskit preprocess merge WORK` then trains and finishes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from ttskit.align.base import AlignmentRejected, TimedSymbol, check_plausible
+from ttskit.audio import MelSpectrogram, save_wav
+from ttskit.audio.pitch import extract_pitch
+from ttskit.config import Config
+from ttskit.data.work import array_path, meta_path, read_metas, save_array, save_json, wav_path
+from ttskit.text.frontend import PAUSE_SYMBOLS, SENTENCE_ENDS, SHORT_PAUSE, SILENCE, WORD_BOUNDARY, TextAnalysis, build_frontend
+
+STAGED = "unaligned"  # the meta status, and the folder under WORK
+STAGED_ARRAYS = ("mel", "pitch", "energy", "voiced")
+ALIGNER_FOLDER = "aligner"
+
+AlignerEvent = Callable[[dict[str, Any]], None]
+
+
+def staged_path(work: Path, kind: str, utterance_id: str) -> Path:
+    suffix = ".wav" if kind == "wav" else ".npy"
+    return work / STAGED / kind / f"{utterance_id}{suffix}"
+
+
+def aligner_symbols(analysis: TextAnalysis) -> tuple[list[str], list[int], bool]:
+    """(symbols to align, indices of the optional pauses among them, whether a trailing silence
+    symbol was added). Front ends without word boundaries (ARPAbet) get an optional pause between
+    every two words with none in the text: the aligner gives it at least a frame, and `_finish`
+    keeps it as a pause only when it lasts min_pause_s (as the forced aligner inserts sp where it
+    hears a silence)."""
+    symbols, gaps = [SILENCE], []
+    previous_was_word = False
+    for unit in analysis.units:
+        is_word = bool(unit) and unit != [WORD_BOUNDARY] and not (len(unit) == 1 and unit[0] in PAUSE_SYMBOLS)
+        if is_word and previous_was_word:
+            gaps.append(len(symbols))
+            symbols.append(SHORT_PAUSE)
+        symbols.extend(unit)
+        previous_was_word = is_word
+    trailing = symbols[-1] not in PAUSE_SYMBOLS
+    return symbols + [SILENCE] * trailing, gaps, trailing
+
+
+def stage(work: Path, utterance_id: str, wave: np.ndarray, analysis: TextAnalysis, mel: MelSpectrogram,
+          config: Config) -> dict[str, Any]:
+    """Step 1 for one utterance (a worker calls it with the trimmed wave)."""
+    prep = config.preprocess
+    with torch.inference_mode():
+        spectrogram, energy = mel.mel_and_energy(torch.from_numpy(np.ascontiguousarray(wave))[None])
+    pitch = extract_pitch(wave, config.audio, prep.pitch_method, prep.pitch_fmin, prep.pitch_fmax)
+    if not pitch.voiced.any():
+        from ttskit.data.features import Skip
+
+        raise Skip("no voiced frames found (pitch)")
+    symbols, gaps, trailing = aligner_symbols(analysis)
+    n_frames = spectrogram.shape[-1]
+    if n_frames < len(symbols):
+        from ttskit.data.features import Skip
+
+        raise Skip(f"{n_frames} mel frames cannot give each of its {len(symbols)} symbols a frame")
+    arrays = {"mel": spectrogram[0].numpy().astype(np.float32), "pitch": pitch.f0.astype(np.float32),
+              "energy": energy[0].numpy().astype(np.float32), "voiced": pitch.voiced}
+    for kind, array in arrays.items():
+        save_array(staged_path(work, kind, utterance_id), array)
+    save_wav(staged_path(work, "wav", utterance_id), wave, config.audio.sample_rate)
+    return {"status": STAGED, "normalized": analysis.normalized, "aligner_symbols": symbols, "aligner_gaps": gaps,
+            "trailing_silence": trailing, "n_frames_staged": n_frames, "warnings": analysis.warnings}
+
+
+def _remove_staged(work: Path, utterance_id: str) -> None:
+    for kind in (*STAGED_ARRAYS, "wav"):
+        staged_path(work, kind, utterance_id).unlink(missing_ok=True)
+
+
+def _finish(work: Path, config: Config, meta: dict[str, Any], durations: np.ndarray) -> dict[str, Any]:
+    """Step 3 for one utterance: cut the framing silences, check, write, mark ok."""
+    from ttskit.data.features import symbol_average
+
+    audio, prep = config.audio, config.preprocess
+    uid, symbols, gaps = meta["id"], meta["aligner_symbols"], set(meta["aligner_gaps"])
+    n_trailing = 1 if meta["trailing_silence"] else 0
+    min_pause = max(1, int(round(prep.learned_aligner.min_pause_s / audio.frame_shift_s)))
+    spoken: list[str] = []
+    kept: list[int] = []
+    for index in range(1, len(symbols) - n_trailing):
+        if index in gaps and durations[index] < min_pause:
+            kept[-1] += int(durations[index])  # no pause heard: its frame(s) stay with the word before
+        else:
+            spoken.append(symbols[index])
+            kept.append(int(durations[index]))
+    core = np.array(kept, dtype=np.int64)
+    start = int(durations[0])
+    # Keep at most max_trailing_pause_s after a sentence end, as the forced aligner does.
+    if spoken[-1] in SENTENCE_ENDS:
+        keep = max(1, int(round(prep.max_trailing_pause_s / audio.frame_shift_s)))
+        core[-1] = min(core[-1], keep)
+    end = start + int(core.sum())
+    shift = audio.frame_shift_s
+    bounds = np.concatenate([[0], np.cumsum(core)]) * shift
+    timed = [TimedSymbol(s, float(a), float(b)) for s, a, b in zip(spoken, bounds[:-1], bounds[1:])]
+    outcome = {key: meta[key] for key in ("id", "speaker", "text", "source", "normalized", "warnings")}
+    try:
+        check_plausible(timed, prep.max_phone_s, prep.min_phones_per_s, prep.max_phones_per_s)
+    except AlignmentRejected as err:
+        return {**outcome, "status": "skipped", "reason": f"alignment rejected: {err}"}
+    staged = {kind: np.load(staged_path(work, kind, uid)) for kind in STAGED_ARRAYS}
+    wave, _ = sf.read(str(staged_path(work, "wav", uid)), dtype="float32")
+    hop = audio.hop_length
+    wave = wave[start * hop:end * hop]
+    mel, pitch, energy = staged["mel"][:, start:end], staged["pitch"][start:end], staged["energy"][start:end]
+    voiced = staged["voiced"][start:end]
+    if mel.shape[1] != core.sum():  # guaranteed by construction; training relies on it
+        raise AssertionError(f"{uid}: {mel.shape[1]} mel frames but durations sum to {core.sum()}")
+    if prep.feature_level == "phoneme":
+        pitch, energy = symbol_average(pitch, core), symbol_average(energy, core)
+    save_wav(wav_path(work, uid), wave, audio.sample_rate)
+    save_array(array_path(work, "mel", uid), np.ascontiguousarray(mel))
+    save_array(array_path(work, "pitch", uid), pitch.astype(np.float32))
+    save_array(array_path(work, "energy", uid), energy.astype(np.float32))
+    save_array(array_path(work, "duration", uid), core)
+    speech = [d for s, d in zip(spoken, core) if s not in PAUSE_SYMBOLS and s != " "]
+    return {**outcome, "status": "ok", "phonemes": spoken, "n_frames": int(core.sum()), "cut_start_sample": start * hop,
+            "duration_s": round(len(wave) / audio.sample_rate, 4),
+            "voiced_fraction": round(float(voiced.mean()), 4),
+            "phones_per_s": round(len(speech) / max(sum(speech) * shift, 1e-6), 3), "aligner": "learned"}
+
+
+def align_staged(work: Path, config: Config, device: str | torch.device | None = None,
+                 on_event: AlignerEvent | None = None) -> int:
+    """Steps 2 and 3 for every staged utterance of WORK; returns how many were finished."""
+    from ttskit.align.learned_training import AlignerItem, train_aligner
+
+    staged = [m for m in read_metas(work) if m["status"] == STAGED]
+    if not staged:
+        return 0
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    items = [AlignerItem(m["id"], m["aligner_symbols"], staged_path(work, "mel", m["id"])) for m in staged]
+    if on_event:
+        on_event({"event": "train", "utterances": len(items), "device": str(device)})
+
+    def on_step(step: int, max_steps: int, loss: float) -> None:
+        if on_event:
+            on_event({"event": "step", "step": step, "max_steps": max_steps, "loss": loss})
+
+    frontend = build_frontend(config.text)
+    # A fixed inventory (ARPAbet) in the table means utterances added later always fit the aligner.
+    inventory = (SILENCE, *frontend.base_symbols()) if frontend.fixed_inventory else ()
+    aligner = train_aligner(items, config.audio.n_mels, config.preprocess.learned_aligner, work / ALIGNER_FOLDER,
+                            device, on_step, inventory)
+    if on_event:
+        on_event({"event": "trained", "step": aligner.progress.step, "reason": aligner.progress.stop_reason,
+                  "utterances": len(items)})
+    by_id = {m["id"]: m for m in staged}
+    chunk = 64  # durations a group at a time: bounded memory, moving progress
+    for begin in range(0, len(items), chunk):
+        group = items[begin:begin + chunk]
+        for uid, durations in aligner.durations(group, device).items():
+            meta = _finish(work, config, by_id[uid], durations)
+            save_json(meta_path(work, uid), meta)  # after the files: its "ok" means they are complete
+            _remove_staged(work, uid)
+            if on_event:
+                on_event({"event": "aligned", "meta": meta})
+    for kind in (*STAGED_ARRAYS, "wav"):  # empty now, unless a later run stages more
+        folder = work / STAGED / kind
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    if (work / STAGED).is_dir() and not any((work / STAGED).iterdir()):
+        (work / STAGED).rmdir()
+    return len(items)

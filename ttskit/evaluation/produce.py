@@ -1,0 +1,74 @@
+"""The hypothesis side of `ttskit eval --synth` and `--vocoder-only`: audio made for the reference's
+utterances, written as `<out>/<id>.wav` so the ordinary by-id scoring applies to it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ttskit.audio.io import save_wav
+from ttskit.evaluation.evaluate import EvaluationError, Item
+
+Progress = Callable[[int], None]  # called with how many utterances were just finished
+
+
+def synthesize_items(items: list[Item], out: Path, acoustic: Path, vocoder: str, speaker: str | None = None,
+                     device: str | None = None, on_done: Progress | None = None) -> tuple[dict[str, Item], list[str]]:
+    """Speak each item's transcript free-running (durations, pitch and energy all predicted), as a
+    user would hear it. Returns the written items and the synthesiser's warnings."""
+    from ttskit.synthesis import SynthesisError, Synthesizer
+
+    missing = [item.id for item in items if not item.text]
+    if missing:
+        raise EvaluationError(f"--synth needs transcripts; none for {', '.join(missing[:5])} (a metadata file gives them)")
+    try:
+        synth = Synthesizer.from_checkpoints(acoustic, vocoder, device)
+    except SynthesisError as err:
+        raise EvaluationError(str(err)) from None
+    written: dict[str, Item] = {}
+    warnings: list[str] = []
+    # Chunks keep the progress bar moving; within a chunk the synthesiser batches by length.
+    chunk = 16
+    for start in range(0, len(items), chunk):
+        part = items[start:start + chunk]
+        try:
+            waves = synth.tts_many([item.text or "" for item in part], speaker, skip_unspeakable=True)
+        except SynthesisError as err:  # an unknown speaker, say: the same for every chunk
+            raise EvaluationError(str(err)) from None
+        warnings += synth.warnings
+        for item, wave in zip(part, waves):
+            if wave is not None:
+                path = out / f"{item.id}.wav"
+                save_wav(path, wave, synth.sample_rate)
+                written[item.id] = Item(item.id, path, item.text)
+        if on_done:
+            on_done(len(part))
+    return written, warnings
+
+
+def vocode_items(items: list[Item], out: Path, vocoder: Path, device: str | None = None,
+                 on_done: Progress | None = None) -> dict[str, Item]:
+    """Copy-synthesis: each recording analysed with the vocoder's own mel settings and vocoded back,
+    so the scores measure the vocoder alone."""
+    import torch
+
+    from ttskit.audio.io import AudioError
+    from ttskit.copy_synthesis import vocode_file
+    from ttskit.models.vocoder import VocoderError, load_vocoder
+
+    try:
+        model = load_vocoder(vocoder, torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
+    except VocoderError as err:
+        raise EvaluationError(str(err)) from None
+    written: dict[str, Item] = {}
+    for item in items:
+        try:
+            vocode_file(item.audio, out / f"{item.id}.wav", model)
+        except AudioError as err:  # names the file already
+            raise EvaluationError(str(err)) from None
+        except VocoderError as err:
+            raise EvaluationError(f"{item.audio}: {err}") from None
+        written[item.id] = Item(item.id, out / f"{item.id}.wav", item.text)
+        if on_done:
+            on_done(1)
+    return written
