@@ -14,6 +14,9 @@ sentence by sentence as their synthesize.py does for one text, with the same pho
 the same 7 frames per phoneme; their code is loaded at run time from the checkouts (never copied
 into ttskit; ming024's text package needs `pip install unidecode inflect`). Their text front end
 is not timed (ttskit's is), which favours the baseline slightly.
+
+On a machine with CUDA it adds the GPU figures: latency of one ~8 s sentence at batch 1
+(`Synthesizer.tts`, the audio back on the CPU) and throughput of 64 such sentences in batches.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ STATS = {"feature_level": "phoneme",
          "energy": {"mean": 20.0, "std": 15.0, "normalized_min": -2.0, "normalized_max": 5.0}}
 
 
-def synthesizer(acoustic: str, vocoder: str) -> Synthesizer:
+def synthesizer(acoustic: str, vocoder: str, device: torch.device = torch.device("cpu")) -> Synthesizer:
     torch.manual_seed(0)
     audio = AudioConfig()
     frontend = build_frontend(TextConfig())
@@ -57,9 +60,38 @@ def synthesizer(acoustic: str, vocoder: str) -> Synthesizer:
     with torch.no_grad():
         model.duration_predictor.output.weight.zero_()
         model.duration_predictor.output.bias.fill_(math.log(1 + FRAMES_PER_PHONEME))
-    device = torch.device("cpu")
     voice = Vocoder(for_inference(Generator(VOCODERS[vocoder]), device), audio, vocoder, device)
-    return Synthesizer(AcousticModel(model, frontend, vocab, {"speaker": 0}, STATS, audio, acoustic), voice, device)
+    return Synthesizer(AcousticModel(model.to(device), frontend, vocab, {"speaker": 0}, STATS, audio, acoustic), voice,
+                       device)
+
+
+# One sentence of ~8 s at 7 frames per phoneme: the GPU latency goal's length.
+LONG_SENTENCE = ("When the committee published its report on the harbour, the town learned that the repairs "
+                 "would take three more years and cost twice as much as promised.")
+
+
+def cuda_rows(repeats: int) -> list[list[str]]:
+    """Latency of one ~8 s sentence at batch 1, and throughput of 64 sentences in batches, on CUDA."""
+    import statistics
+
+    rows = []
+    device = torch.device("cuda")
+    for acoustic, vocoder in (("base", "hifigan-v1"), ("small", "hifigan-v3")):
+        synth = synthesizer(acoustic, vocoder, device)
+        for _ in range(3):
+            synth.tts(LONG_SENTENCE)  # warm-up (the result comes back to the CPU: synchronised)
+        latencies = []
+        for _ in range(max(repeats, 10)):
+            started = time.perf_counter()
+            synth.tts(LONG_SENTENCE)
+            latencies.append(time.perf_counter() - started)
+        speech_s = synth.timing.audio_s
+        started = time.perf_counter()
+        synth.tts_many([LONG_SENTENCE] * 64)
+        batch_s = time.perf_counter() - started
+        rows.append([f"{acoustic} + {vocoder}", f"{speech_s:.1f} s", f"{1000 * statistics.median(latencies):.1f} ms",
+                     f"{speech_s / statistics.median(latencies):.0f}x", f"{64 * speech_s / batch_s:.0f}x"])
+    return rows
 
 
 def ming024_and_jik876(fastspeech2: Path, hifigan: Path, phoneme_counts: list[int], repeats: int) -> tuple[float, float]:
@@ -115,7 +147,7 @@ def main() -> None:
     parser.add_argument("--hifigan", type=Path, help="a jik876/hifi-gan checkout (optional, with --fastspeech2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"{machine()}, torch {torch.__version__}, {args.threads} threads")
+    print(f"Machine: {machine()}, torch {torch.__version__}, {args.threads} threads\n")
     rows = []
     for acoustic, vocoder in (("small", "hifigan-v3"), ("small", "hifigan-v2"), ("base", "hifigan-v1")):
         synth = synthesizer(acoustic, vocoder)
@@ -140,6 +172,11 @@ def main() -> None:
                          f"{speech_s / theirs:.1f}x (ttskit {theirs / ours:.2f}x faster)"])
             print(rows[-1], file=sys.stderr, flush=True)
     print(table(["models", "audio", "text", "acoustic", "vocoder", "RTF", "x real time"], rows))
+    if torch.cuda.is_available():
+        print(f"\nCUDA ({torch.cuda.get_device_name(0)}), float32, `Synthesizer.tts` of one sentence (latency, median) "
+              "and `tts_many` of 64 (throughput):\n")
+        print(table(["models", "speech", "latency, batch 1", "x real time, batch 1", "x real time, 64 in batches"],
+                    cuda_rows(args.repeats)))
 
 
 if __name__ == "__main__":

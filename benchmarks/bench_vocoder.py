@@ -17,6 +17,7 @@ sample difference.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -61,7 +62,8 @@ def load_jik876_generator(checkout: Path, name: str, state: dict[str, torch.Tens
     generator = module.Generator(SimpleNamespace(**config))
     generator.load_state_dict(jik876.to_jik876_keys(state))
     generator.eval()
-    generator.remove_weight_norm()
+    with contextlib.redirect_stdout(sys.stderr):  # it prints "Removing weight norm..."; stdout is the result
+        generator.remove_weight_norm()
     return generator
 
 
@@ -85,7 +87,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     mel = speech_mel(args.seconds)
     seconds = mel.shape[-1] * 256 / 22050
-    print(f"{machine()}, torch {torch.__version__}, {args.threads} threads; {seconds:.1f} s of speech")
+    print(f"Machine: {machine()}, torch {torch.__version__}, {args.threads} threads; {seconds:.1f} s of speech\n")
     rows = []
     for name, config in PRESETS.items():
         torch.manual_seed(0)

@@ -3,7 +3,7 @@
 printed, the machine and the command.
 
     python benchmarks/run_all.py [--corpus DIR] [--fastspeech2 CHECKOUT] [--hifigan CHECKOUT]
-                                 [--threads 2] [--only NAME,NAME] [--docs docs/benchmarks.md] [--no-write]
+                                 [--glow-tts CHECKOUT] [--threads 2] [--only NAME,NAME] [--docs docs/benchmarks.md] [--no-write]
 
 Each benchmark is its own script (run here in a subprocess, so one cannot slow or break the next)
 and measures its baseline in the same run: the peers' code when a checkout is given (their rows
@@ -57,14 +57,15 @@ BENCHMARKS = [
 def arguments(name: str, args: argparse.Namespace, work: Path) -> list[str]:
     """The command-line arguments each script takes from the runner's options."""
     peers = {"fastspeech2": ["--fastspeech2", str(args.fastspeech2)] if args.fastspeech2 else [],
-             "hifigan": ["--hifigan", str(args.hifigan)] if args.hifigan else []}
+             "hifigan": ["--hifigan", str(args.hifigan)] if args.hifigan else [],
+             "glow_tts": ["--glow-tts", str(args.glow_tts)] if args.glow_tts else []}
     threads = ["--threads", str(args.threads)]
     return {
         "preprocess": [str(args.corpus), "--jobs", str(args.threads), "--keep-work", str(work)],
         "features": [str(args.corpus), "--files", "40", *peers["fastspeech2"]],
         "length_regulator": [*threads, *peers["fastspeech2"]],
-        "mas": threads,
-        "train_acoustic": [str(work), "--preset", "small", "--steps", "30", *threads],
+        "mas": [*threads, *peers["glow_tts"]],
+        "train_acoustic": [str(work), "--preset", "small", "--steps", "30", *threads, *peers["fastspeech2"]],
         "vocoder": [*threads, *peers["hifigan"]],
         "synth": [*threads, *(peers["fastspeech2"] + peers["hifigan"] if args.fastspeech2 and args.hifigan else [])],
     }[name]
@@ -122,6 +123,7 @@ def main() -> int:
                                                                            "embedded mini corpus)")
     parser.add_argument("--fastspeech2", type=Path, help="a ming024/FastSpeech2 checkout (its rows otherwise skipped)")
     parser.add_argument("--hifigan", type=Path, help="a jik876/hifi-gan checkout (its rows otherwise skipped)")
+    parser.add_argument("--glow-tts", type=Path, help="a jaywalnut310/glow-tts checkout (its MAS rows otherwise skipped)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", help="comma-separated names: " + ", ".join(b.name for b in BENCHMARKS))
     parser.add_argument("--docs", type=Path, default=HERE.parent / "docs" / "benchmarks.md")

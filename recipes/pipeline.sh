@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The pipeline every recipe runs: download -> preprocess -> FastSpeech2 with GTA export -> HiFi-GAN
-# fine-tuned on the GTA mels -> a synthesised sample. recipes/<corpus>/run.sh sets the corpus and its
+# fine-tuned on the GTA mels -> a synthesised sample -> objective scores on the validation sentences. recipes/<corpus>/run.sh sets the corpus and its
 # defaults and calls this; the variables below override any of them.
 #
 #   CORPUS=DIR          an existing copy of the corpus (skips the download)
@@ -10,6 +10,7 @@
 #   VOCODER_INIT        a vocoder to fine-tune (ttskit run or jik876 g_XXXXXXXX)
 #   ACOUSTIC_SET VOCODER_SET   extra "key=value ..." settings for the trainings
 #   TEXT SPEAKER        what the sample says, and in which voice
+#   EVAL_LIMIT          score only this many validation sentences (default: all of WORK/val.jsonl)
 #
 # Every stage can be rerun: preprocessing resumes and trainings continue from their last checkpoint.
 set -euo pipefail
@@ -57,4 +58,8 @@ ttskit train-vocoder "$WORK" -o "$RUNS/vocoder" --model "$VOCODER_MODEL" --gta -
 stage "synth"
 ttskit synth "$TEXT" -o "$RUNS/sample.wav" --acoustic "$RUNS/acoustic" --vocoder "$RUNS/vocoder" \
   ${SPEAKER:+--speaker "$SPEAKER"} --verbose
-echo "done: listen to $RUNS/sample.wav"
+
+stage "eval (validation sentences synthesised from their text, scored against their recordings)"
+ttskit eval --synth --acoustic "$RUNS/acoustic" --vocoder "$RUNS/vocoder" "$WORK/val.jsonl" -o "$RUNS/eval" \
+  --json "$RUNS/eval.json" ${EVAL_LIMIT:+--limit "$EVAL_LIMIT"}
+echo "done: listen to $RUNS/sample.wav; scores in $RUNS/eval.json"

@@ -176,3 +176,16 @@ def test_cli_rejects_incomplete_or_mixed_requests(two_utterances, tmp_path):
         result = runner.invoke(app, ["eval", *args])
         assert result.exit_code == 2 and message in result.stderr, (args, result.output)
     assert not any(tmp_path.iterdir())  # nothing written by a refused request
+
+
+def test_a_work_manifest_is_a_reference_with_speakers(mini_work):
+    from ttskit.evaluation.evaluate import EvaluationError, read_side
+
+    items = read_side(mini_work / "train.jsonl")
+    assert len(items) >= 5
+    for item in items.values():
+        assert item.audio.is_file() and item.text and item.speaker == "ljspeech"
+    broken = mini_work.parent / "broken.jsonl"
+    broken.write_text('{"id": "x"}\n')
+    with pytest.raises(EvaluationError, match="broken.jsonl:1: not a WORK manifest line"):
+        read_side(broken)

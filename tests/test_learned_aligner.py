@@ -154,16 +154,19 @@ def test_preprocess_with_the_learned_aligner(tmp_path, frontend):
 
 
 def test_learned_boundaries_agree_with_the_forced_aligner(tmp_path):
-    """The whole mini corpus (100 clips, 6.6 min): a briefly trained aligner already places phoneme
-    ends within a few frames of pocketsphinx's, without any acoustic model of English."""
+    """The whole mini corpus (100 clips, 6.6 min): a briefly trained aligner (300 steps, ~25 s)
+    already places phoneme ends within a few frames of pocketsphinx's, with no model of English."""
     from ttskit.align.compare import compare_alignments
 
     forced, learned = tmp_path / "forced", tmp_path / "learned"
     assert runner.invoke(app, ["preprocess", "ljspeech", str(MINI_LJSPEECH), "-o", str(forced), "-j", "2"]).exit_code == 0
+    brief = {"max_steps": 300, "channels": 128, "batch_frames": 6000, "binarization_start_step": 150}
+    settings = [arg for key, value in brief.items() for arg in ("--set", f"preprocess.learned_aligner.{key}={value}")]
     result = runner.invoke(app, ["preprocess", "ljspeech", str(MINI_LJSPEECH), "-o", str(learned), "-j", "2",
-                                 "--aligner", "learned", "--set", "preprocess.learned_aligner.max_steps=500"])
+                                 "--aligner", "learned", *settings])
     assert result.exit_code == 0, result.output
     comparison = compare_alignments(forced, learned, hop=256)
+    # Measured: 2.8 frames, +1.4 signed (the default settings' full run: 2.6 frames, docs/benchmarks.md).
     assert comparison.utterances >= 90
     assert comparison.mean_absolute < 3.5, comparison.summary()
-    assert abs(float(comparison.differences.mean())) < 1.5, comparison.summary()
+    assert abs(float(comparison.differences.mean())) < 2.0, comparison.summary()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -60,6 +61,9 @@ def test_recipe_runs_end_to_end(name, tmp_path, mini_corpus):
     assert rate == 22050 and len(wave) > 0
     assert any((tmp_path / "work" / "gta").glob("*.npy"))  # the vocoder trained on GTA mels
     assert "done: listen to" in result.stdout
+    scores = json.loads((tmp_path / "runs" / "eval.json").read_text())  # the eval stage scored val.jsonl
+    val_ids = [json.loads(line)["id"] for line in (tmp_path / "work" / "val.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in scores["utterances"]] == sorted(val_ids)
     if name == "vctk":
         return
     # Rerunning continues instead of refusing to overwrite: both trainings resume.

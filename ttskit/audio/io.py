@@ -39,14 +39,20 @@ def load_audio(path: Path | str, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
-def trim_silence(wave: np.ndarray, config: AudioConfig) -> np.ndarray:
-    """Cut leading and trailing audio quieter than `trim_top_db` below the peak, keeping a margin."""
+def trim_bounds(wave: np.ndarray, config: AudioConfig) -> tuple[int, int]:
+    """[start, end) of the samples `trim_silence` keeps."""
     if config.trim_top_db is None:
-        return wave
+        return 0, len(wave)
     _, (start, end) = librosa.effects.trim(wave, top_db=config.trim_top_db,
                                            frame_length=config.win_length, hop_length=config.hop_length)
     margin = int(round(config.trim_margin_s * config.sample_rate))
-    return wave[max(0, start - margin):min(len(wave), end + margin)]
+    return max(0, start - margin), min(len(wave), end + margin)
+
+
+def trim_silence(wave: np.ndarray, config: AudioConfig) -> np.ndarray:
+    """Cut leading and trailing audio quieter than `trim_top_db` below the peak, keeping a margin."""
+    start, end = trim_bounds(wave, config)
+    return wave[start:end]
 
 
 def peak_normalize(wave: np.ndarray, peak: float | None) -> np.ndarray:

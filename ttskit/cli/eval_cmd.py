@@ -48,7 +48,8 @@ def _progress(label: str) -> Progress:
 def evaluate(
     metadata: Annotated[Path | None, typer.Argument(
         help="With --synth or --vocoder-only: the recordings to score against, an LJSpeech-style metadata "
-             "file (id|text) with wavs/ beside it (or, for --vocoder-only, a folder of audio).")] = None,
+             "file (id|text) with wavs/ beside it, a WORK folder's val.jsonl (each in its own speaker's voice), "
+             "or for --vocoder-only a folder of audio.")] = None,
     reference: Annotated[Path | None, typer.Option("--ref", help="Reference recordings: a folder of audio, or an "
                                                       "LJSpeech-style metadata file (id|text) with wavs/ beside it.")]
     = None,
@@ -81,7 +82,7 @@ def evaluate(
 
     Examples:
       ttskit eval --ref data/LJSpeech-1.1/metadata.csv --hyp synth_out/ --json scores.json
-      ttskit eval --synth --acoustic runs/lj --vocoder runs/lj-vocoder work/val_metadata.csv
+      ttskit eval --synth --acoustic runs/lj --vocoder runs/lj-vocoder work/lj/val.jsonl
       ttskit eval --vocoder-only --vocoder runs/lj-vocoder data/LJSpeech-1.1/metadata.csv --limit 100
     """
     import tempfile

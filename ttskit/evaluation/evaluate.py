@@ -28,6 +28,7 @@ class Item:
     id: str
     audio: Path
     text: str | None
+    speaker: str | None = None
 
 
 @dataclass
@@ -46,9 +47,27 @@ class Row:
     problem: str = ""
 
 
+def _read_manifest(path: Path) -> dict[str, Item]:
+    """A WORK folder's train.jsonl / val.jsonl: its processed recordings, transcripts and speakers."""
+    items = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            items[row["id"]] = Item(row["id"], path.parent / row["wav"], row["text"], row.get("speaker"))
+        except (ValueError, KeyError, TypeError) as err:
+            raise EvaluationError(f"{path}:{number}: not a WORK manifest line ({err})") from None
+    if not items:
+        raise EvaluationError(f"{path}: no utterances in it")
+    return items
+
+
 def read_side(path: Path) -> dict[str, Item]:
-    """A folder of audio files, or an LJSpeech-style metadata file (id|text[|normalized]) whose
-    audio lies in `wavs/` beside it (or beside the file itself)."""
+    """A folder of audio files, an LJSpeech-style metadata file (id|text[|normalized]) whose audio
+    lies in `wavs/` beside it (or beside the file itself), or a WORK folder's val.jsonl/train.jsonl."""
+    if path.suffix == ".jsonl" and path.is_file():
+        return _read_manifest(path)
     if path.is_dir():
         items = {p.stem: Item(p.stem, p, None) for p in sorted(path.iterdir()) if p.suffix.lower() in AUDIO_SUFFIXES}
         if not items:

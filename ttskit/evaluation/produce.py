@@ -27,22 +27,30 @@ def synthesize_items(items: list[Item], out: Path, acoustic: Path, vocoder: str,
         raise EvaluationError(str(err)) from None
     written: dict[str, Item] = {}
     warnings: list[str] = []
+    # Each utterance in its own speaker's voice when the model knows it (a multi-speaker WORK
+    # manifest), unless --speaker says otherwise.
+    known = set(synth.speakers)
+    voices: dict[str | None, list[Item]] = {}
+    for item in items:
+        voices.setdefault(speaker if speaker is not None else (item.speaker if item.speaker in known else None),
+                          []).append(item)
     # Chunks keep the progress bar moving; within a chunk the synthesiser batches by length.
     chunk = 16
-    for start in range(0, len(items), chunk):
-        part = items[start:start + chunk]
-        try:
-            waves = synth.tts_many([item.text or "" for item in part], speaker, skip_unspeakable=True)
-        except SynthesisError as err:  # an unknown speaker, say: the same for every chunk
-            raise EvaluationError(str(err)) from None
-        warnings += synth.warnings
-        for item, wave in zip(part, waves):
-            if wave is not None:
-                path = out / f"{item.id}.wav"
-                save_wav(path, wave, synth.sample_rate)
-                written[item.id] = Item(item.id, path, item.text)
-        if on_done:
-            on_done(len(part))
+    for voice, group in voices.items():
+        for start in range(0, len(group), chunk):
+            part = group[start:start + chunk]
+            try:
+                waves = synth.tts_many([item.text or "" for item in part], voice, skip_unspeakable=True)
+            except SynthesisError as err:  # an unknown speaker, say: the same for every chunk
+                raise EvaluationError(str(err)) from None
+            warnings += synth.warnings
+            for item, wave in zip(part, waves):
+                if wave is not None:
+                    path = out / f"{item.id}.wav"
+                    save_wav(path, wave, synth.sample_rate)
+                    written[item.id] = Item(item.id, path, item.text, item.speaker)
+            if on_done:
+                on_done(len(part))
     return written, warnings
 
 
