@@ -8,6 +8,7 @@ import dataclasses
 import itertools
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -170,3 +171,49 @@ def test_learned_boundaries_agree_with_the_forced_aligner(tmp_path):
     assert comparison.utterances >= 90
     assert comparison.mean_absolute < 3.5, comparison.summary()
     assert abs(float(comparison.differences.mean())) < 2.0, comparison.summary()
+
+
+KILLED_RUN = """
+import sys, time
+from pathlib import Path
+import torch
+sys.path.insert(0, {tests!r})
+from test_learned_aligner import KILL_CONFIG, _items
+from ttskit.align.learned_training import train_aligner
+# One step every 0.1 s at least, so the parent can kill it mid-run.
+train_aligner(_items(Path({work!r})), 80, KILL_CONFIG, Path({folder!r}), torch.device("cpu"),
+              lambda *_: time.sleep(0.1))
+"""
+KILL_CONFIG = LearnedAlignerConfig(channels=32, max_steps=12, min_steps=12, checkpoint_every=1, window_steps=2,
+                                   binarization_start_step=3, batch_frames=3000)
+
+
+def test_a_sigkilled_aligner_resumes_from_its_last_checkpoint(mini_work, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "aligner"
+    script = KILLED_RUN.format(tests=str(Path(__file__).parent), work=str(mini_work), folder=str(folder))
+    process = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 120
+    saved_step = 0
+    while time.time() < deadline and process.poll() is None:
+        if (folder / CHECKPOINT).is_file():
+            try:
+                saved_step = torch.load(folder / CHECKPOINT, weights_only=True)["progress"]["step"]
+            except Exception:  # noqa: BLE001 - never happens with atomic writes; the assert below says so
+                pytest.fail("a torn aligner checkpoint was readable")
+            if saved_step >= 4:
+                break
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert 4 <= saved_step < 12, "the run was not killed mid-way"
+    at_kill = torch.load(folder / CHECKPOINT, weights_only=True)["progress"]["step"]
+    steps = []
+    resumed = train_aligner(_items(mini_work), 80, KILL_CONFIG, folder, torch.device("cpu"),
+                            lambda step, most, loss: steps.append(step))
+    assert steps[0] == at_kill + 1 and steps[-1] == 12 and resumed.progress.finished
