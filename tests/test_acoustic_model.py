@@ -134,3 +134,25 @@ def test_a_batch_with_no_frames_to_say_does_not_crash():
         out = model(phonemes, torch.tensor([5, 3]), controls=Controls(durations=torch.zeros(2, 5, dtype=torch.long)))
     assert out.frame_lengths.tolist() == [0, 0] and out.mel_postnet.shape[1] == 1
     assert torch.isfinite(out.mel_postnet).all() and (out.mel_postnet == 0).all()
+
+
+def test_self_attention_equals_torch_multihead_attention_and_loads_its_weights():
+    """The fused-kernel attention computes what nn.MultiheadAttention does, with its parameter
+    names, so checkpoints from either load into the other."""
+    from torch import nn
+
+    from ttskit.models.fastspeech2 import SelfAttention
+
+    torch.manual_seed(0)
+    reference = nn.MultiheadAttention(64, 2, batch_first=True).eval()
+    ours = SelfAttention(64, 2)
+    ours.load_state_dict(reference.state_dict())
+    x = torch.randn(3, 20, 64)
+    lengths = torch.tensor([20, 7, 1])
+    padding = torch.arange(20)[None] >= lengths[:, None]
+    expected = reference(x, x, x, key_padding_mask=padding, need_weights=False)[0]
+    got = ours(x, padding)
+    for row, n in enumerate(lengths):
+        assert torch.allclose(got[row, :n], expected[row, :n], atol=1e-5)
+    got.sum().backward()  # and it trains
+    assert ours.in_proj_weight.grad is not None and torch.isfinite(ours.in_proj_weight.grad).all()

@@ -100,13 +100,41 @@ def sinusoid_positions(length: int, channels: int, device: torch.device) -> torc
     return table
 
 
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over (B, L, C) with a key padding mask, through PyTorch's fused
+    scaled-dot-product attention (flash / memory-efficient kernels on CPU and GPU: no (B, H, L, L)
+    probability tensor is kept, and no dropout on it, as in ming024/FastSpeech2).
+
+    Parameters are named and shaped as nn.MultiheadAttention's (in_proj_weight, in_proj_bias,
+    out_proj), so checkpoints written with either load into the other."""
+
+    def __init__(self, channels: int, heads: int) -> None:
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"{channels} channels do not split into {heads} heads")
+        self.heads = heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * channels, channels))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * channels))
+        self.out_proj = nn.Linear(channels, channels)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def forward(self, x: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        """`padding` (B, L) is True where there is no symbol/frame: no query attends to it."""
+        batch, length, channels = x.shape
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
+        q, k, v = qkv.view(batch, length, 3, self.heads, channels // self.heads).permute(2, 0, 3, 1, 4)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=~padding[:, None, None, :])
+        return self.out_proj(attended.transpose(1, 2).reshape(batch, length, channels))
+
+
 class FFTBlock(nn.Module):
     """Self-attention + 1-D convolutional feed-forward, each residual and layer-normalised. (B, L, C)."""
 
     def __init__(self, channels: int, heads: int, filter_channels: int, kernels: tuple[int, int],
                  dropout: float) -> None:
         super().__init__()
-        self.attention = nn.MultiheadAttention(channels, heads, dropout=dropout, batch_first=True)
+        self.attention = SelfAttention(channels, heads)
         self.attention_norm = nn.LayerNorm(channels)
         self.conv1 = nn.Conv1d(channels, filter_channels, kernels[0], padding=kernels[0] // 2)
         self.conv2 = nn.Conv1d(filter_channels, channels, kernels[1], padding=kernels[1] // 2)
@@ -114,7 +142,7 @@ class FFTBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        attended, _ = self.attention(x, x, x, key_padding_mask=mask, need_weights=False)
+        attended = self.attention(x, mask)
         x = self.attention_norm(x + self.dropout(attended)).masked_fill(mask.unsqueeze(-1), 0.0)
         hidden = self.conv2(F.relu(self.conv1(x.transpose(1, 2)))).transpose(1, 2)
         return self.feed_forward_norm(x + self.dropout(hidden)).masked_fill(mask.unsqueeze(-1), 0.0)

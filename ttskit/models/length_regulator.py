@@ -1,7 +1,9 @@
 """Length regulation: repeat each phoneme's hidden vector for its duration in frames.
 
-The frame -> phoneme index map is built from integer durations by a numba kernel (parallel
-over the batch) and applied as one gather on the model's device. ming024/FastSpeech2 does this
+The frame -> phoneme index map is built from integer durations by a numba kernel and applied as
+one gather on the model's device. The kernel is serial: a batch's map takes ~10 us, less than
+waking a thread pool, and a numba thread pool beside torch's would compete for the same cores
+during the rest of the training step. ming024/FastSpeech2 does this
 with Python loops over the batch and the phonemes, concatenating tensors; `repeat_interleave`
 below is the pure-torch reference that tests hold the kernel to.
 """
@@ -15,12 +17,12 @@ import torch
 PADDING = -1  # index of a padded frame
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(cache=True)
 def _frame_to_phoneme(durations: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
     batch, phonemes = durations.shape
     index = np.full((batch, max_len), PADDING, dtype=np.int64)
     lengths = np.zeros(batch, dtype=np.int64)
-    for b in numba.prange(batch):
+    for b in range(batch):
         frame = 0
         for p in range(phonemes):
             for _ in range(durations[b, p]):
