@@ -112,7 +112,7 @@ def main() -> None:
         rows.append(row)
         print(row, file=sys.stderr, flush=True)
     print(table(["model", "ttskit FastGenerator", "ttskit Generator", "jik876 Generator",
-                 "speed-up vs jik876", "max |diff| vs jik876"], rows))
+                 "speed-up vs jik876", "max abs difference vs jik876"], rows))
     if torch.cuda.is_available():
         cuda_rows = []
         for name, config in PRESETS.items():
