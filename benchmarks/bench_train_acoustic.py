@@ -33,6 +33,18 @@ from ttskit.train.acoustic import build_model  # noqa: E402
 from ttskit.train.acoustic_config import RUN_PRESETS  # noqa: E402
 
 
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, autocast) -> None:
+    """One ttskit FastSpeech2 step: teacher-forced forward and loss (in autocast on CUDA), update."""
+    with autocast:
+        out = model(batch.phonemes, batch.phoneme_lengths, batch.speakers,
+                    targets=fastspeech2.VarianceTargets(batch.durations, batch.pitch, batch.energy),
+                    max_frames=batch.mels.shape[1])
+        loss = fastspeech2_loss(out, batch.mels, batch.durations, batch.pitch, batch.energy)["loss"]
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+
+
 def ming024_model(checkout: Path, stats: dict, device: torch.device):
     """ming024's FastSpeech2 and loss, built from its LJSpeech configs with our WORK's statistics."""
     import json
@@ -74,14 +86,7 @@ def side_by_side(args: argparse.Namespace, dataset: WorkDataset, device: torch.d
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
     def our_step(batch) -> None:
-        with autocast:
-            out = ours(batch.phonemes, batch.phoneme_lengths, batch.speakers,
-                       targets=fastspeech2.VarianceTargets(batch.durations, batch.pitch, batch.energy),
-                       max_frames=batch.mels.shape[1])
-            loss = fastspeech2_loss(out, batch.mels, batch.durations, batch.pitch, batch.energy)["loss"]
-        our_optimizer.zero_grad()
-        loss.backward()
-        our_optimizer.step()
+        train_step(ours, our_optimizer, batch, autocast)
 
     def their_step(batch) -> None:
         n, t = int(batch.phoneme_lengths.max()), int(batch.frame_lengths.max())
@@ -156,14 +161,7 @@ def main() -> None:
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
     def step(batch) -> None:
-        with autocast:
-            out = model(batch.phonemes, batch.phoneme_lengths, batch.speakers,
-                        targets=fastspeech2.VarianceTargets(batch.durations, batch.pitch, batch.energy),
-                        max_frames=batch.mels.shape[1])
-        loss = fastspeech2_loss(out, batch.mels, batch.durations, batch.pitch, batch.energy)["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        train_step(model, optimizer, batch, autocast)
 
     for batch in batches[:3]:  # warm-up: numba compile, allocator
         step(batch)
