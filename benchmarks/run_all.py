@@ -9,7 +9,7 @@ Each benchmark is its own script (run here in a subprocess, so one cannot slow o
 and measures its baseline in the same run: the peers' code when a checkout is given (their rows
 are skipped otherwise), the pure-torch or pure-Python reference, or real time. On a machine with
 CUDA the scripts add their GPU figures. The corpus defaults to the embedded mini corpus (100 clips);
-the preprocess benchmark's WORK folder feeds the training benchmark.
+the preprocess benchmark's WORK folder feeds the training benchmarks.
 
 Only the part of the docs between the two `run_all` markers is replaced; the hand-written analysis
 around it stays. A benchmark that fails is reported in its section (with the end of its error
@@ -50,6 +50,7 @@ BENCHMARKS = [
     Benchmark("mas", "Monotonic alignment search", "bench_mas.py"),
     Benchmark("train_acoustic", "Acoustic training throughput", "bench_train_acoustic.py"),
     Benchmark("vocoder", "Vocoder inference", "bench_vocoder.py"),
+    Benchmark("train_vocoder", "Vocoder training", "bench_train_vocoder.py"),
     Benchmark("synth", "End-to-end synthesis", "bench_synth.py"),
 ]
 
@@ -67,6 +68,7 @@ def arguments(name: str, args: argparse.Namespace, work: Path) -> list[str]:
         "mas": [*threads, *peers["glow_tts"]],
         "train_acoustic": [str(work), "--preset", "small", "--steps", "30", *threads, *peers["fastspeech2"]],
         "vocoder": [*threads, *peers["hifigan"]],
+        "train_vocoder": [str(work), "--model", "hifigan-v1", "--steps", "2", *threads, *peers["hifigan"]],
         "synth": [*threads, *(peers["fastspeech2"] + peers["hifigan"] if args.fastspeech2 and args.hifigan else [])],
     }[name]
 
@@ -136,8 +138,8 @@ def main() -> int:
         if unknown:
             parser.error(f"unknown benchmark {', '.join(unknown)}; known: {', '.join(b.name for b in BENCHMARKS)}")
         chosen = [b for b in BENCHMARKS if b.name in names]
-        if "train_acoustic" in names and "preprocess" not in names:
-            chosen.insert(0, BENCHMARKS[0])  # it trains on the WORK folder the preprocess benchmark makes
+        if {"train_acoustic", "train_vocoder"} & set(names) and "preprocess" not in names:
+            chosen.insert(0, BENCHMARKS[0])  # they train on the WORK folder the preprocess benchmark makes
     sections, failed = [], []
     with tempfile.TemporaryDirectory(prefix="ttskit-bench-") as tmp:
         work = Path(tmp) / "work"
