@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import checkout_module  # noqa: E402
 from common import best_of, machine, table  # noqa: E402
 
 from ttskit.audio import MelSpectrogram, load_audio  # noqa: E402
@@ -30,22 +31,11 @@ from ttskit.config import AudioConfig  # noqa: E402
 
 def load_ming024_mel(checkout: Path, config: AudioConfig):
     """ming024's get_mel_from_wav with its TacotronSTFT, from a checkout (never copied into ttskit)."""
-    import importlib.util
-
-    sys.path.insert(0, str(checkout))
-
-    def load(name: str, relative: str):
-        spec = importlib.util.spec_from_file_location(name, checkout / relative)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-        return module
-
-    stft = load("audio.stft", "audio/stft.py")
+    stft = checkout_module(checkout, "audio/stft.py", "audio.stft", register=True)
     stft.librosa_mel_fn = lambda sr, n_fft, n_mels, fmin, fmax: librosa.filters.mel(
         sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
     stft.pad_center = lambda data, size: librosa.util.pad_center(data, size=size)
-    tools = load("audio.tools", "audio/tools.py")
+    tools = checkout_module(checkout, "audio/tools.py", "audio.tools", register=True)
     module = stft.TacotronSTFT(config.n_fft, config.hop_length, config.win_length, config.n_mels,
                                config.sample_rate, config.fmin, config.fmax_hz)
     return lambda wave: tools.get_mel_from_wav(np.clip(wave, -1, 1), module)

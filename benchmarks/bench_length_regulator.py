@@ -18,18 +18,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, median_of, table  # noqa: E402
+from peers import checkout_module  # noqa: E402
 
 from ttskit.models.length_regulator import regulate_length, regulate_length_reference  # noqa: E402
 
 
 def load_ming024(checkout: Path):
     """Their model/__init__ imports the whole model (and its text deps): load modules.py alone."""
-    import importlib.util
-
-    sys.path.insert(0, str(checkout))  # modules.py imports utils.tools from the checkout
-    spec = importlib.util.spec_from_file_location("ming024_modules", checkout / "model" / "modules.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = checkout_module(checkout, "model/modules.py", "ming024_modules")  # it imports utils.tools from there
     return module.LengthRegulator()
 
 

@@ -14,7 +14,6 @@ its prange runs serially) and with -fopenmp (its batch in parallel, as ttskit's)
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import best_of, machine, table  # noqa: E402
+from peers import module_from_file  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -54,10 +54,7 @@ def build_glow_tts(checkout: Path, folder: Path, openmp: bool):
     if result.returncode != 0 or built is None:
         print(f"(glow-tts's core.pyx did not build: {result.stderr.strip()[-300:]})", file=sys.stderr)
         return None
-    spec = importlib.util.spec_from_file_location(name, built)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return module_from_file(built, name)
 
 
 def glow_tts_durations(module, logp: np.ndarray, repeats: int) -> tuple[float, np.ndarray]:

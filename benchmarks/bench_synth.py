@@ -31,6 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, table  # noqa: E402
+from peers import ming024_fastspeech2  # noqa: E402
 
 from ttskit.config import AudioConfig, TextConfig  # noqa: E402
 from ttskit.models.fastspeech2 import PRESETS as ACOUSTIC  # noqa: E402
@@ -96,22 +97,9 @@ def cuda_rows(repeats: int) -> list[list[str]]:
 
 def ming024_and_jik876(fastspeech2: Path, hifigan: Path, phoneme_counts: list[int], repeats: int) -> tuple[float, float]:
     """(acoustic seconds, vocoder seconds) of the peers' inference for sentences of these lengths."""
-    import tempfile
-
-    import yaml
-
-    sys.path.insert(0, str(fastspeech2))
-    from model.fastspeech2 import FastSpeech2 as Theirs  # the checkout's module
-
     from bench_vocoder import load_jik876_generator
 
-    preprocess_config = yaml.safe_load((fastspeech2 / "config/LJSpeech/preprocess.yaml").read_text())
-    model_config = yaml.safe_load((fastspeech2 / "config/LJSpeech/model.yaml").read_text())
-    with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "stats.json").write_text('{"pitch": [-2.9, 11.4, 207.6, 46.5], '
-                                                 '"energy": [-1.4, 8.4, 42.7, 29.6]}')
-        preprocess_config["path"]["preprocessed_path"] = folder
-        acoustic = Theirs(preprocess_config, model_config).eval()
+    acoustic = ming024_fastspeech2(fastspeech2, [-2.9, 11.4, 207.6, 46.5], [-1.4, 8.4, 42.7, 29.6])[0].eval()
     with torch.no_grad():
         acoustic.variance_adaptor.duration_predictor.linear_layer.weight.zero_()
         acoustic.variance_adaptor.duration_predictor.linear_layer.bias.fill_(math.log(1 + FRAMES_PER_PHONEME))

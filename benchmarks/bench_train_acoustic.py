@@ -25,6 +25,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, table  # noqa: E402
+from peers import ming024_fastspeech2  # noqa: E402
 
 import ttskit.models.fastspeech2 as fastspeech2  # noqa: E402
 from ttskit.data.dataset import FrameBudgetSampler, WorkDataset, collate  # noqa: E402
@@ -47,24 +48,12 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, 
 
 def ming024_model(checkout: Path, stats: dict, device: torch.device):
     """ming024's FastSpeech2 and loss, built from its LJSpeech configs with our WORK's statistics."""
-    import json
-    import tempfile
-
-    import yaml
-
-    sys.path.insert(0, str(checkout))
-    from model.fastspeech2 import FastSpeech2 as Theirs  # the checkout's module
-    from model.loss import FastSpeech2Loss
-
-    preprocess = yaml.safe_load((checkout / "config/LJSpeech/preprocess.yaml").read_text())
-    model_config = yaml.safe_load((checkout / "config/LJSpeech/model.yaml").read_text())
     pitch, energy = stats["pitch"], stats["energy"]
-    their_stats = {"pitch": [pitch["normalized_min"], pitch["normalized_max"], 0.0, 1.0],
-                   "energy": [energy["normalized_min"], energy["normalized_max"], 0.0, 1.0]}
-    with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "stats.json").write_text(json.dumps(their_stats))
-        preprocess["path"]["preprocessed_path"] = folder
-        model = Theirs(preprocess, model_config).to(device)
+    model, preprocess, model_config = ming024_fastspeech2(
+        checkout, [pitch["normalized_min"], pitch["normalized_max"], 0.0, 1.0],
+        [energy["normalized_min"], energy["normalized_max"], 0.0, 1.0], device)
+    from model.loss import FastSpeech2Loss  # the checkout's module (on sys.path now)
+
     return model, FastSpeech2Loss(preprocess, model_config)
 
 

@@ -19,16 +19,15 @@ CPU, where one adversarial V1 step at batch 16 takes minutes.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, table  # noqa: E402
+from peers import checkout_module, jik876_config  # noqa: E402
 
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
@@ -54,14 +53,6 @@ def ttskit_step_seconds(work: Path, model: str, batch: int, steps: int, warmup: 
     return float(np.median([batch * segment_s / rate for rate in rates]))
 
 
-def load_module(checkout: Path, name: str):
-    sys.path.insert(0, str(checkout))
-    spec = importlib.util.spec_from_file_location(f"jik876_{name}", checkout / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
 def jik876_step_seconds(checkout: Path, model: str, work: Path, batch: int, steps: int, warmup: int,
                         device: torch.device) -> float:
     """Median seconds of jik876's train.py step (discriminators, then generator) on real segments."""
@@ -70,8 +61,8 @@ def jik876_step_seconds(checkout: Path, model: str, work: Path, batch: int, step
     from ttskit.audio import MelSpectrogram
     from ttskit.data.preprocess import load_work_config
 
-    models = load_module(checkout, "models")
-    h = SimpleNamespace(**json.loads((checkout / f"config_{model.split('-')[1]}.json").read_text()))
+    models = checkout_module(checkout, "models.py", "jik876_models")
+    h = jik876_config(checkout, model)
     generator = models.Generator(h).to(device)
     mpd, msd = models.MultiPeriodDiscriminator().to(device), models.MultiScaleDiscriminator().to(device)
     optim_g = torch.optim.AdamW(generator.parameters(), h.learning_rate, betas=[h.adam_b1, h.adam_b2])

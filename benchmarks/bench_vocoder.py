@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import soundfile as sf
@@ -30,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import time  # noqa: E402
 
+from peers import checkout_module, jik876_config  # noqa: E402
 from common import best_of, machine, table  # noqa: E402
 
 from ttskit.assets import MINI_LJSPEECH  # noqa: E402
@@ -52,14 +51,8 @@ def speech_mel(seconds: float) -> torch.Tensor:
 
 def load_jik876_generator(checkout: Path, name: str, state: dict[str, torch.Tensor]) -> torch.nn.Module:
     """jik876's models.Generator built from its own config_vN.json, with `state` loaded."""
-    import importlib.util
-
-    sys.path.insert(0, str(checkout))  # models.py imports utils from the checkout
-    spec = importlib.util.spec_from_file_location("jik876_models", checkout / "models.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = json.loads((checkout / f"config_{name.split('-')[1]}.json").read_text())
-    generator = module.Generator(SimpleNamespace(**config))
+    models = checkout_module(checkout, "models.py", "jik876_models")  # it imports utils from the checkout
+    generator = models.Generator(jik876_config(checkout, name))
     generator.load_state_dict(jik876.to_jik876_keys(state))
     generator.eval()
     with contextlib.redirect_stdout(sys.stderr):  # it prints "Removing weight norm..."; stdout is the result

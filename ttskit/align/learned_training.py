@@ -81,9 +81,17 @@ class LearnedAligner:
     def normalised_mel(self, item: AlignerItem) -> np.ndarray:
         return ((np.load(item.mel_path) - self.mel_mean) / self.mel_std).astype(np.float32)
 
-    def batch(self, items: list[AlignerItem]) -> Batch:
-        return collate([i.id for i in items], [self.encode(i) for i in items], [self.normalised_mel(i) for i in items],
-                       self.config.prior_scaling)
+    def batch(self, items: list[AlignerItem], cache: dict[str, np.ndarray] | None = None) -> Batch:
+        """Padded batch of `items`; with `cache`, each normalised mel is read from disk only once."""
+        mels = []
+        for item in items:
+            mel = cache.get(item.id) if cache is not None else None
+            if mel is None:
+                mel = self.normalised_mel(item)
+                if cache is not None:
+                    cache[item.id] = mel
+            mels.append(mel)
+        return collate([i.id for i in items], [self.encode(i) for i in items], mels, self.config.prior_scaling)
 
     @torch.inference_mode()
     def durations(self, items: list[AlignerItem], device: torch.device) -> dict[str, np.ndarray]:
@@ -106,10 +114,10 @@ def frames_of(item: AlignerItem) -> int:
 
 def batches(items: list[AlignerItem], batch_frames: int) -> list[list[AlignerItem]]:
     """Length-sorted groups whose padded size stays within `batch_frames` frames."""
-    ordered = sorted(items, key=frames_of)
+    sized = sorted(((frames_of(item), item) for item in items), key=lambda pair: pair[0])
     groups: list[list[AlignerItem]] = []
-    for item in ordered:
-        if groups and frames_of(item) * (len(groups[-1]) + 1) <= batch_frames:
+    for frames, item in sized:
+        if groups and frames * (len(groups[-1]) + 1) <= batch_frames:
             groups[-1].append(item)
         else:
             groups.append([item])
@@ -209,19 +217,11 @@ def train_aligner(items: list[AlignerItem], n_mels: int, config: LearnedAlignerC
     groups = batches(items, config.batch_frames)
     progress = aligner.progress
     mels: dict[str, np.ndarray] = {}  # normalised mels, read once
-
-    def batch_of(group: list[AlignerItem]) -> Batch:
-        for item in group:
-            if item.id not in mels:
-                mels[item.id] = aligner.normalised_mel(item)
-        return collate([i.id for i in group], [aligner.encode(i) for i in group], [mels[i.id] for i in group],
-                       config.prior_scaling).to(device)
-
     started = time.perf_counter()
     while not progress.finished:
         order = np.random.default_rng(config.seed + progress.epoch).permutation(len(groups))
         for index in order[progress.position:]:
-            batch = batch_of(groups[index])
+            batch = aligner.batch(groups[index], mels).to(device)
             log_attention = model(batch.symbols, batch.symbol_mask, batch.mels, batch.log_prior)
             loss = forward_sum_loss(log_attention, batch.frame_lengths, batch.symbol_lengths)
             if progress.step >= config.binarization_start_step:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,11 @@ import torch
 
 from ttskit.align.base import AlignmentRejected, Aligner, to_frames
 from ttskit.audio import AudioError, MelSpectrogram, load_audio, peak_normalize, save_wav, trim_silence
-from ttskit.audio.pitch import extract_pitch
+from ttskit.audio.pitch import PitchTrack, extract_pitch
 from ttskit.config import Config
 from ttskit.data.corpora import Utterance
 from ttskit.data.work import array_path, meta_path, save_array, save_json, wav_path
-from ttskit.text.frontend import PAUSE_SYMBOLS, build_frontend
+from ttskit.text.frontend import PAUSE_SYMBOLS, WORD_BOUNDARY, build_frontend
 
 SILENT_PEAK = 1e-4  # below this (-80 dBFS) a file holds no usable speech
 
@@ -57,6 +58,53 @@ def symbol_average(values: np.ndarray, durations: np.ndarray) -> np.ndarray:
     boundary = np.clip(starts[~positive], 0, len(values) - 1)
     out[~positive] = values[boundary]
     return out
+
+
+@dataclass(frozen=True)
+class FrameFeatures:
+    """Per mel frame of one wave: log-mel (n_mels, T), energy (T,) and pitch with its voicing."""
+
+    mel: np.ndarray
+    energy: np.ndarray
+    pitch: PitchTrack
+
+    def frames(self, start: int, end: int) -> "FrameFeatures":
+        return FrameFeatures(self.mel[:, start:end], self.energy[start:end],
+                             PitchTrack(self.pitch.f0[start:end], self.pitch.voiced[start:end]))
+
+
+def frame_features(wave: np.ndarray, mel: MelSpectrogram, config: Config) -> FrameFeatures:
+    """Log-mel, energy and pitch of every mel frame of `wave`; Skip when no frame is voiced."""
+    prep = config.preprocess
+    with torch.inference_mode():
+        spectrogram, energy = mel.mel_and_energy(torch.from_numpy(np.ascontiguousarray(wave))[None])
+    pitch = extract_pitch(wave, config.audio, prep.pitch_method, prep.pitch_fmin, prep.pitch_fmax)
+    if not pitch.voiced.any():
+        raise Skip("no voiced frames found (pitch)")
+    return FrameFeatures(spectrogram[0].numpy().astype(np.float32), energy[0].numpy().astype(np.float32), pitch)
+
+
+def write_utterance(work: Path, uid: str, config: Config, wave: np.ndarray, features: FrameFeatures,
+                    symbols: list[str], durations: np.ndarray, cut_start_sample: int) -> dict[str, Any]:
+    """Write an aligned utterance's wav, mel, pitch, energy and durations into WORK (pitch and energy
+    averaged per symbol at phoneme level) and return its meta fields. Every aligner ends here."""
+    audio, prep = config.audio, config.preprocess
+    durations = durations.astype(np.int64)
+    if features.mel.shape[1] != durations.sum():  # guaranteed by the aligners; training relies on it
+        raise AssertionError(f"{uid}: {features.mel.shape[1]} mel frames but durations sum to {durations.sum()}")
+    f0, energy = features.pitch.f0, features.energy
+    if prep.feature_level == "phoneme":
+        f0, energy = symbol_average(f0, durations), symbol_average(energy, durations)
+    save_wav(wav_path(work, uid), wave, audio.sample_rate)
+    save_array(array_path(work, "mel", uid), np.ascontiguousarray(features.mel, dtype=np.float32))
+    save_array(array_path(work, "pitch", uid), f0.astype(np.float32))
+    save_array(array_path(work, "energy", uid), energy.astype(np.float32))
+    save_array(array_path(work, "duration", uid), durations)
+    speech = [d for s, d in zip(symbols, durations) if s not in PAUSE_SYMBOLS and s != WORD_BOUNDARY]
+    return {"phonemes": symbols, "n_frames": int(durations.sum()), "cut_start_sample": cut_start_sample,
+            "duration_s": round(len(wave) / audio.sample_rate, 4),
+            "voiced_fraction": round(features.pitch.voiced_fraction, 4),
+            "phones_per_s": round(len(speech) / max(sum(speech) * audio.frame_shift_s, 1e-6), 3)}
 
 
 class UtteranceProcessor:
@@ -109,28 +157,7 @@ class UtteranceProcessor:
         except AlignmentRejected as err:
             raise Skip(f"alignment rejected: {err}") from None
         wave = wave[alignment.start_sample:alignment.end_sample]
-        with torch.inference_mode():
-            mel, energy = self.mel.mel_and_energy(torch.from_numpy(np.ascontiguousarray(wave))[None])
-        mel, energy = mel[0].numpy(), energy[0].numpy()
-        durations = alignment.durations
-        if mel.shape[1] != durations.sum():  # guaranteed by to_frames; checked because training relies on it
-            raise AssertionError(f"{utterance.id}: {mel.shape[1]} mel frames but durations sum to {durations.sum()}")
-        pitch = extract_pitch(wave, audio, prep.pitch_method, prep.pitch_fmin, prep.pitch_fmax)
-        if not pitch.voiced.any():
-            raise Skip("no voiced frames found (pitch)")
-        f0, frame_energy = pitch.f0, energy
-        if prep.feature_level == "phoneme":
-            f0, frame_energy = symbol_average(pitch.f0, durations), symbol_average(energy, durations)
-        uid = utterance.id
-        save_wav(wav_path(self.work, uid), wave, audio.sample_rate)
-        save_array(array_path(self.work, "mel", uid), mel.astype(np.float32))
-        save_array(array_path(self.work, "pitch", uid), f0.astype(np.float32))
-        save_array(array_path(self.work, "energy", uid), frame_energy.astype(np.float32))
-        save_array(array_path(self.work, "duration", uid), durations.astype(np.int64))
-        speech = [d for s, d in zip(alignment.symbols, durations) if s not in PAUSE_SYMBOLS and s != " "]
-        return {"normalized": analysis.normalized, "phonemes": alignment.symbols, "n_frames": int(durations.sum()),
-                "cut_start_sample": alignment.start_sample,
-                "duration_s": round(len(wave) / audio.sample_rate, 4),
-                "voiced_fraction": round(pitch.voiced_fraction, 4),
-                "phones_per_s": round(len(speech) / max(sum(speech) * audio.frame_shift_s, 1e-6), 3),
-                "warnings": analysis.warnings}
+        features = frame_features(wave, self.mel, self.config)
+        written = write_utterance(self.work, utterance.id, self.config, wave, features, alignment.symbols,
+                                  alignment.durations, alignment.start_sample)
+        return {"normalized": analysis.normalized, **written, "warnings": analysis.warnings}

@@ -27,9 +27,10 @@ import torch
 
 from ttskit.align.base import AlignmentRejected, TimedSymbol, check_plausible
 from ttskit.audio import MelSpectrogram, save_wav
-from ttskit.audio.pitch import extract_pitch
+from ttskit.audio.pitch import PitchTrack
 from ttskit.config import Config
-from ttskit.data.work import array_path, meta_path, read_metas, save_array, save_json, wav_path
+from ttskit.data.features import FrameFeatures, Skip, frame_features, write_utterance
+from ttskit.data.work import meta_path, read_metas, save_array, save_json
 from ttskit.text.frontend import PAUSE_SYMBOLS, SENTENCE_ENDS, SHORT_PAUSE, SILENCE, WORD_BOUNDARY, TextAnalysis, build_frontend
 
 STAGED = "unaligned"  # the meta status, and the folder under WORK
@@ -66,22 +67,13 @@ def aligner_symbols(analysis: TextAnalysis) -> tuple[list[str], list[int], bool]
 def stage(work: Path, utterance_id: str, wave: np.ndarray, analysis: TextAnalysis, mel: MelSpectrogram,
           config: Config) -> dict[str, Any]:
     """Step 1 for one utterance (a worker calls it with the trimmed wave)."""
-    prep = config.preprocess
-    with torch.inference_mode():
-        spectrogram, energy = mel.mel_and_energy(torch.from_numpy(np.ascontiguousarray(wave))[None])
-    pitch = extract_pitch(wave, config.audio, prep.pitch_method, prep.pitch_fmin, prep.pitch_fmax)
-    if not pitch.voiced.any():
-        from ttskit.data.features import Skip
-
-        raise Skip("no voiced frames found (pitch)")
+    features = frame_features(wave, mel, config)
     symbols, gaps, trailing = aligner_symbols(analysis)
-    n_frames = spectrogram.shape[-1]
+    n_frames = features.mel.shape[1]
     if n_frames < len(symbols):
-        from ttskit.data.features import Skip
-
         raise Skip(f"{n_frames} mel frames cannot give each of its {len(symbols)} symbols a frame")
-    arrays = {"mel": spectrogram[0].numpy().astype(np.float32), "pitch": pitch.f0.astype(np.float32),
-              "energy": energy[0].numpy().astype(np.float32), "voiced": pitch.voiced}
+    arrays = {"mel": features.mel, "pitch": features.pitch.f0.astype(np.float32), "energy": features.energy,
+              "voiced": features.pitch.voiced}
     for kind, array in arrays.items():
         save_array(staged_path(work, kind, utterance_id), array)
     save_wav(staged_path(work, "wav", utterance_id), wave, config.audio.sample_rate)
@@ -96,8 +88,6 @@ def _remove_staged(work: Path, utterance_id: str) -> None:
 
 def _finish(work: Path, config: Config, meta: dict[str, Any], durations: np.ndarray) -> dict[str, Any]:
     """Step 3 for one utterance: cut the framing silences, check, write, mark ok."""
-    from ttskit.data.features import symbol_average
-
     audio, prep = config.audio, config.preprocess
     uid, symbols, gaps = meta["id"], meta["aligner_symbols"], set(meta["aligner_gaps"])
     n_trailing = 1 if meta["trailing_silence"] else 0
@@ -117,8 +107,7 @@ def _finish(work: Path, config: Config, meta: dict[str, Any], durations: np.ndar
         keep = max(1, int(round(prep.max_trailing_pause_s / audio.frame_shift_s)))
         core[-1] = min(core[-1], keep)
     end = start + int(core.sum())
-    shift = audio.frame_shift_s
-    bounds = np.concatenate([[0], np.cumsum(core)]) * shift
+    bounds = np.concatenate([[0], np.cumsum(core)]) * audio.frame_shift_s
     timed = [TimedSymbol(s, float(a), float(b)) for s, a, b in zip(spoken, bounds[:-1], bounds[1:])]
     outcome = {key: meta[key] for key in ("id", "speaker", "text", "source", "normalized", "warnings")}
     try:
@@ -126,25 +115,12 @@ def _finish(work: Path, config: Config, meta: dict[str, Any], durations: np.ndar
     except AlignmentRejected as err:
         return {**outcome, "status": "skipped", "reason": f"alignment rejected: {err}"}
     staged = {kind: np.load(staged_path(work, kind, uid)) for kind in STAGED_ARRAYS}
+    features = FrameFeatures(staged["mel"], staged["energy"], PitchTrack(staged["pitch"], staged["voiced"]))
     wave, _ = sf.read(str(staged_path(work, "wav", uid)), dtype="float32")
     hop = audio.hop_length
-    wave = wave[start * hop:end * hop]
-    mel, pitch, energy = staged["mel"][:, start:end], staged["pitch"][start:end], staged["energy"][start:end]
-    voiced = staged["voiced"][start:end]
-    if mel.shape[1] != core.sum():  # guaranteed by construction; training relies on it
-        raise AssertionError(f"{uid}: {mel.shape[1]} mel frames but durations sum to {core.sum()}")
-    if prep.feature_level == "phoneme":
-        pitch, energy = symbol_average(pitch, core), symbol_average(energy, core)
-    save_wav(wav_path(work, uid), wave, audio.sample_rate)
-    save_array(array_path(work, "mel", uid), np.ascontiguousarray(mel))
-    save_array(array_path(work, "pitch", uid), pitch.astype(np.float32))
-    save_array(array_path(work, "energy", uid), energy.astype(np.float32))
-    save_array(array_path(work, "duration", uid), core)
-    speech = [d for s, d in zip(spoken, core) if s not in PAUSE_SYMBOLS and s != " "]
-    return {**outcome, "status": "ok", "phonemes": spoken, "n_frames": int(core.sum()), "cut_start_sample": start * hop,
-            "duration_s": round(len(wave) / audio.sample_rate, 4),
-            "voiced_fraction": round(float(voiced.mean()), 4),
-            "phones_per_s": round(len(speech) / max(sum(speech) * shift, 1e-6), 3), "aligner": "learned"}
+    written = write_utterance(work, uid, config, wave[start * hop:end * hop], features.frames(start, end), spoken,
+                              core, start * hop)
+    return {**outcome, "status": "ok", **written, "aligner": "learned"}
 
 
 def align_staged(work: Path, config: Config, device: str | torch.device | None = None,
