@@ -50,8 +50,9 @@ def evaluate(
         help="With --synth or --vocoder-only: the recordings to score against, an LJSpeech-style metadata "
              "file (id|text) with wavs/ beside it, a WORK folder's val.jsonl (each in its own speaker's voice), "
              "or for --vocoder-only a folder of audio.")] = None,
-    reference: Annotated[Path | None, typer.Option("--ref", help="Reference recordings: a folder of audio, or an "
-                                                      "LJSpeech-style metadata file (id|text) with wavs/ beside it.")]
+    reference: Annotated[Path | None, typer.Option("--ref", help="Reference recordings: a folder of audio, an "
+                                                      "LJSpeech-style metadata file (id|text) with wavs/ beside it, "
+                                                      "or a WORK folder's val.jsonl.")]
     = None,
     hypothesis: Annotated[Path | None, typer.Option("--hyp", help="Audio to score, the same way; paired with --ref "
                                                                      "by id.")] = None,
@@ -64,7 +65,8 @@ def evaluate(
                                                                                "(--synth).")] = None,
     vocoder: Annotated[str | None, typer.Option("--vocoder", "-v", help="train-vocoder run or checkpoint, a "
                                                    "jik876 g_ file, or griffin-lim (--synth's default).")] = None,
-    speaker: Annotated[str | None, typer.Option(help="--synth: speaker name or id (default: the first).")] = None,
+    speaker: Annotated[str | None, typer.Option(help="--synth: speaker name or id (default: each utterance's own "
+                                                     "speaker when METADATA names it, else the first).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="--synth/--vocoder-only: keep the audio made "
                                                                     "here (default: a temporary folder).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Score only the first N utterances.")] = None,
