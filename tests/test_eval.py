@@ -108,7 +108,8 @@ def test_cli_synthesises_and_scores_a_metadata_file(mini_work, two_utterances, t
     metadata, ids = two_utterances
     out = tmp_path / "made"
     result = runner.invoke(app, ["eval", "--synth", "--acoustic", str(run), str(metadata), "-o", str(out),
-                                 "--json", str(tmp_path / "synth.json"), "-j", "1", "--per-utterance"])
+                                 "--json", str(tmp_path / "synth.json"), "-j", "1", "--per-utterance",
+                                 "--device", "cpu"])
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "synth.json").read_text())
     assert [row["id"] for row in data["utterances"]] == ids
@@ -137,7 +138,8 @@ def test_cli_scores_copy_synthesis_of_the_vocoder_alone(two_utterances, tmp_path
     metadata, ids = two_utterances
     out = tmp_path / "vocoded"
     result = runner.invoke(app, ["eval", "--vocoder-only", "--vocoder", str(tmp_path / "voc"), str(metadata),
-                                 "-o", str(out), "--no-asr", "--json", str(tmp_path / "voc.json"), "-j", "2"])
+                                 "-o", str(out), "--no-asr", "--json", str(tmp_path / "voc.json"), "-j", "2",
+                                 "--device", "cpu"])
     assert result.exit_code == 0, result.output
     data = json.loads((tmp_path / "voc.json").read_text())
     assert [row["id"] for row in data["utterances"]] == ids
