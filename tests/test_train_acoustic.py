@@ -63,6 +63,32 @@ def test_resume_continues_exactly(mini_work, tmp_path):
     assert np.allclose(losses[0], losses[1], rtol=1e-3)  # the same batches, in the same order
 
 
+def test_fp16_overflows_are_the_scalers_and_resume_restores_it(mini_work, tmp_path):
+    """fp16 with its GradScaler, on the CPU: a loss scale far beyond float16's range overflows
+    every gradient at first. Each such step is skipped and logged while the scale halves, the
+    NaN guard does not count them (14 in a row > nan_patience), and --resume restores the scale."""
+    fp16 = [*TINY, "train.precision=fp16", f"train.fp16_initial_scale={2.0 ** 30}", "train.nan_patience=5"]
+    straight = prepare_run(mini_work, tmp_path / "a", overrides=fp16, max_steps=6)
+    train_acoustic(straight, device="cpu")
+    records = metrics(tmp_path / "a")
+    overflows = [m for m in records if m.get("event", "").startswith("fp16 gradient overflow")]
+    assert len(overflows) > 5  # more than nan_patience, yet no restore and no bad-step event
+    assert [m["loss_scale"] for m in overflows] == sorted((m["loss_scale"] for m in overflows), reverse=True)
+    assert not any("non-finite" in m.get("event", "") for m in records)
+    assert [m["step"] for m in records if "loss" in m] == [1, 2, 3, 4, 5, 6]
+    assert all(np.isfinite(m["loss"]) for m in records if "loss" in m)
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "step_00000006.pt")
+    assert a["scaler"]["scale"] <= overflows[-1]["loss_scale"] < 2.0 ** 30
+    first = prepare_run(mini_work, tmp_path / "b", overrides=fp16, max_steps=3)
+    train_acoustic(first, device="cpu")
+    train_acoustic(prepare_run(mini_work, tmp_path / "b", overrides=fp16, max_steps=6, resume=True), device="cpu")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "step_00000006.pt")
+    assert a["scaler"] == b["scaler"]  # a resumed run that forgot the scale would overflow 14 times again
+    assert_same_run(a["model"], b["model"])
+    losses = [[m["loss"] for m in metrics(run) if "loss" in m] for run in (tmp_path / "a", tmp_path / "b")]
+    assert np.allclose(losses[0], losses[1], rtol=1e-3)
+
+
 def test_two_gloo_ranks_stay_in_sync_on_disjoint_data(mini_work, tmp_path):
     job = prepare_run(mini_work, tmp_path / "ddp", overrides=[*TINY, "train.max_frames_per_batch=500"], max_steps=3)
     summary = train_acoustic(job, gpus=2, device="cpu")

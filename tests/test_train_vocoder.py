@@ -210,6 +210,32 @@ def test_vocoder_tensorboard_and_nan_guard(mini_work, tmp_path):
     assert "val/0/mel" in tags["images"] and "val/0/audio" in tags["audio"]
 
 
+def test_fp16_overflows_are_left_to_the_scaler_and_nan_still_trips_the_guard(mini_work, tmp_path):
+    """fp16 + GradScaler on the CPU: from a loss scale far beyond float16's range the gradients
+    overflow; those steps are skipped and logged while the scale halves, and are not counted by
+    the NaN guard (patience 3). A NaN input still is. (float16 convolutions are slow on a CPU:
+    the overflows happen in the mel-only warm-up, one adversarial step follows.)"""
+    fp16 = [*TINY, "train.precision=fp16", f"train.fp16_initial_scale={2.0 ** 30}", "train.nan_patience=3",
+            "train.segment_samples=1024", "train.discriminator_start_step=1"]
+    train_vocoder(prepare_vocoder_run(mini_work, tmp_path / "run", model="hifigan-v3", overrides=fp16, max_steps=2),
+                  device="cpu")
+    records = metrics(tmp_path / "run")
+    overflows = [m for m in records if m.get("event", "").startswith("fp16 gradient overflow")]
+    assert len(overflows) > 3 and not any("non-finite" in m.get("event", "") for m in records)
+    assert [m["step"] for m in records if "loss_g" in m] == [1, 2]
+    assert all(np.isfinite(m[k]) for m in records if "loss_g" in m for k in ("loss_g", "loss_d", "mel_l1"))
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "step_00000002.pt")
+    assert state["scaler"]["scale"] <= overflows[-1]["loss_scale"] < 2.0 ** 30
+    work = tmp_path / "work"
+    shutil.copytree(mini_work, work)
+    for mel in (work / "mel").glob("*.npy"):
+        np.save(mel, np.full_like(np.load(mel), np.nan))
+    with pytest.raises(TrainingError, match="no checkpoint to go back to"):
+        train_vocoder(prepare_vocoder_run(work, tmp_path / "nan", model="hifigan-v3", overrides=fp16, max_steps=2),
+                      device="cpu")
+    assert sum("non-finite" in m.get("event", "") for m in metrics(tmp_path / "nan")) == 3
+
+
 def test_sigterm_to_the_whole_process_group_saves_then_exits(mini_work, tmp_path):
     """As a scheduler does it: every process of the job, data-loader workers included, gets SIGTERM."""
     import os

@@ -30,10 +30,10 @@ from ttskit.audio import MelSpectrogram
 from ttskit.train.media import log_validation_media
 from ttskit.train.checkpoint import load_checkpoint, prune_checkpoints, save_checkpoint, set_rng_state
 from ttskit.train.distributed import Rank, launch
-from ttskit.train.loop import (StopFlag, TrainingError, all_ranks_agree, append_jsonl, autocast, broadcast_from_main,
-                               finish, first_difference, forget_unsaved_metrics, gather_rng_states, ignore_stop_signals,
-                               log_record, precision, read_summary, require_work_files, restore_last_good,
-                               resume_point, tensorboard_writer)
+from ttskit.train.loop import (StopFlag, TrainingError, append_jsonl, autocast, broadcast_from_main, finish,
+                               first_difference, forget_unsaved_metrics, gather_rng_states, grad_scaler,
+                               ignore_stop_signals, log_record, overflow_event, precision, read_summary,
+                               require_work_files, restore_last_good, resume_point, step_verdict, tensorboard_writer)
 
 CHECKPOINT_FORMAT = "ttskit-acoustic-1"
 
@@ -151,7 +151,7 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
                                   weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: noam_factor(s, cfg.warmup_steps))
     autocast_dtype, use_scaler = precision(cfg.precision, rank.device)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+    scaler = grad_scaler(rank.device, use_scaler, cfg.fp16_initial_scale)
     step, epoch, best, batch_in_epoch = 0, 0, math.inf, 0
 
     def load_training_state(state: dict[str, Any]) -> None:
@@ -212,7 +212,14 @@ def _train_rank(rank: Rank, job: AcousticJob, on_log: Callable[[dict[str, Any]],
                 scaler.scale(terms["loss"]).backward()
                 scaler.unscale_(optimizer)
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                if not all_ranks_agree(torch.isfinite(terms["loss"].detach()) & torch.isfinite(grad_norm), rank):
+                verdict = step_verdict(terms["loss"], grad_norm, scaler, rank)
+                if verdict == "overflow":
+                    optimizer.zero_grad(set_to_none=True)
+                    scaler.update()
+                    if rank.is_main:
+                        append_jsonl(metrics_path, overflow_event(step, scaler))
+                    continue
+                if verdict == "bad":
                     bad_in_a_row += 1
                     optimizer.zero_grad(set_to_none=True)
                     if rank.is_main:

@@ -23,6 +23,9 @@ class TrainConfig:
     grad_clip: float = 1.0
     # auto: bf16 autocast on CUDA, fp32 on CPU; fp16 uses a GradScaler.
     precision: Precision = "auto"
+    # fp16 only: the GradScaler's first loss scale. It halves on every overflowing step (logged,
+    # skipped, not counted by the NaN guard) and doubles after 2000 clean ones.
+    fp16_initial_scale: float = 65536.0
     log_every: int = 50
     val_every: int = 1000
     checkpoint_every: int = 1000
@@ -37,6 +40,7 @@ class TrainConfig:
         require(self.learning_rate > 0, "train.learning_rate", "must be positive")
         require(self.warmup_steps > 0, "train.warmup_steps", "must be positive")
         require(self.keep_last >= 1, "train.keep_last", "must be at least 1")
+        require(self.fp16_initial_scale >= 1, "train.fp16_initial_scale", "must be at least 1")
 
 
 @dataclass(frozen=True)

@@ -50,16 +50,45 @@ def ignore_stop_signals(worker_id: int) -> None:
 
 
 def precision(setting: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, use a GradScaler) for a `train.precision` setting."""
+    """(autocast dtype or None, use a GradScaler) for a `train.precision` setting. float16
+    gradients underflow on any device, so fp16 always comes with a GradScaler (CPU included,
+    which is also how the tests drive the scaler path without a GPU)."""
     if setting == "fp32" or (setting == "auto" and device.type != "cuda"):
         return None, False
     if setting == "fp16":
-        return torch.float16, device.type == "cuda"
+        return torch.float16, True
     return torch.bfloat16, False
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:
     return torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
+
+
+def grad_scaler(device: torch.device, enabled: bool, initial_scale: float) -> torch.amp.GradScaler:
+    return torch.amp.GradScaler(device.type, init_scale=initial_scale, enabled=enabled)
+
+
+# Below this loss scale an infinite gradient is not float16's range being exceeded: the
+# gradient itself is broken, and the step counts against train.nan_patience.
+SMALLEST_OVERFLOW_SCALE = 1.0
+
+
+def step_verdict(loss: torch.Tensor, grad_norm: torch.Tensor, scaler: torch.amp.GradScaler, rank: Rank) -> str:
+    """"ok", "overflow" (fp16: the GradScaler skips the step and halves its scale; nothing is
+    wrong) or "bad" (a non-finite loss, or a non-finite gradient with no float16 range to blame),
+    agreed by every rank so that all of them take the same path."""
+    loss_ok = torch.isfinite(loss.detach())
+    grads_ok = torch.isfinite(grad_norm.detach()).to(loss_ok.device)
+    if all_ranks_agree(loss_ok & grads_ok, rank):
+        return "ok"
+    if all_ranks_agree(loss_ok, rank) and scaler.is_enabled() and scaler.get_scale() >= SMALLEST_OVERFLOW_SCALE:
+        return "overflow"
+    return "bad"
+
+
+def overflow_event(step: int, scaler: torch.amp.GradScaler) -> dict[str, Any]:
+    """The metrics.jsonl line for a skipped fp16 step; call after scaler.update()."""
+    return {"step": step, "event": "fp16 gradient overflow, step skipped", "loss_scale": scaler.get_scale()}
 
 
 def first_difference(a: Any, b: Any) -> str:

@@ -62,7 +62,6 @@ from ttskit.train.distributed import Rank, launch
 from ttskit.train.loop import (
     StopFlag,
     TrainingError,
-    all_ranks_agree,
     append_jsonl,
     autocast,
     broadcast_from_main,
@@ -70,13 +69,16 @@ from ttskit.train.loop import (
     first_difference,
     forget_unsaved_metrics,
     gather_rng_states,
+    grad_scaler,
     ignore_stop_signals,
     log_record,
+    overflow_event,
     precision,
     read_summary,
     require_work_files,
     restore_last_good,
     resume_point,
+    step_verdict,
     tensorboard_writer,
 )
 from ttskit.train.media import log_vocoder_media
@@ -208,7 +210,7 @@ def _build(job: VocoderJob, device: torch.device, use_scaler: bool) -> _Nets:
     return _Nets(generator, mpd, msd, optim_g, optim_d,
                  torch.optim.lr_scheduler.ExponentialLR(optim_g, gamma=cfg.lr_decay),
                  torch.optim.lr_scheduler.ExponentialLR(optim_d, gamma=cfg.lr_decay),
-                 torch.amp.GradScaler("cuda", enabled=use_scaler))
+                 grad_scaler(device, use_scaler, cfg.fp16_initial_scale))
 
 
 def _initialise(nets: _Nets, init: Path) -> None:
@@ -297,10 +299,10 @@ def _train_rank(rank: Rank, job: VocoderJob, on_log: Callable[[dict[str, Any]], 
                 with autocast(rank.device, autocast_dtype):
                     fake = generator(mel)
                 adversarial_phase = step >= cfg.discriminator_start_step
-                finite_d, norm_d, loss_d = True, torch.zeros(()), torch.zeros(())
+                verdict_d, norm_d, loss_d = "ok", torch.zeros(()), torch.zeros(())
                 if adversarial_phase:
-                    loss_d, norm_d, finite_d = _discriminator_step(nets, (mpd, msd), wave, fake, cfg, rank,
-                                                                   autocast_dtype, use_scaler)
+                    loss_d, norm_d, verdict_d = _discriminator_step(nets, (mpd, msd), wave, fake, cfg, rank,
+                                                                    autocast_dtype)
                 # Generator step: fool both discriminators, match their features, match the mel.
                 mel_l1 = F.l1_loss(loss_mel(fake.squeeze(1).float()), loss_mel(wave.squeeze(1)))
                 adversarial, features = torch.zeros(()), torch.zeros(())
@@ -315,14 +317,21 @@ def _train_rank(rank: Rank, job: VocoderJob, on_log: Callable[[dict[str, Any]], 
                 nets.scaler.scale(loss_g).backward()
                 nets.scaler.unscale_(nets.optim_g)
                 norm_g = _grad_norm(nets.generator.parameters(), cfg.grad_clip)
-                finite_g = all_ranks_agree(torch.isfinite(loss_g.detach()) & (torch.isfinite(norm_g) | use_scaler), rank)
-                if not (finite_d and finite_g):
+                verdict_g = step_verdict(loss_g, norm_g, nets.scaler, rank)
+                if verdict_d != "bad" and verdict_g == "overflow":
+                    nets.optim_g.zero_grad(set_to_none=True)
+                    nets.scaler.update()
+                    if rank.is_main:
+                        append_jsonl(metrics_path, overflow_event(step, nets.scaler))
+                    continue
+                if "bad" in (verdict_d, verdict_g):
                     bad_in_a_row += 1
                     nets.optim_g.zero_grad(set_to_none=True)
                     nets.scaler.update()
                     if rank.is_main:
                         append_jsonl(metrics_path, {"step": step, "event": "non-finite loss or gradient, step skipped",
-                                                    "discriminator_finite": finite_d, "generator_finite": finite_g})
+                                                    "discriminator_finite": verdict_d != "bad",
+                                                    "generator_finite": verdict_g != "bad"})
                     if bad_in_a_row >= cfg.nan_patience:
                         restore_last_good(job.run, cfg.nan_patience,
                                           "lower train.learning_rate or try train.precision=fp32", nets.load, rank)
@@ -371,11 +380,11 @@ def _train_rank(rank: Rank, job: VocoderJob, on_log: Callable[[dict[str, Any]], 
 
 
 def _discriminator_step(nets: _Nets, discriminators: tuple[torch.nn.Module, ...], wave: torch.Tensor,
-                        fake: torch.Tensor, cfg: Any, rank: Rank, autocast_dtype: torch.dtype | None,
-                        use_scaler: bool) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Real vs generated, both through each discriminator in one batch; steps unless non-finite.
-    With fp16 a GradScaler is in charge of overflowing gradients (it skips the step and lowers
-    its scale), so only a non-finite loss counts as a bad step then."""
+                        fake: torch.Tensor, cfg: Any, rank: Rank,
+                        autocast_dtype: torch.dtype | None) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Real vs generated, both through each discriminator in one batch; steps unless the step is
+    bad. An fp16 overflow is left to the GradScaler: its step() skips the update, and the
+    generator step's scaler.update() lowers the scale."""
     with autocast(rank.device, autocast_dtype):
         both = torch.cat([wave, fake.detach().to(wave.dtype)])
         loss_d = sum(discriminator_loss(*_split(d(both)[0])) for d in discriminators)
@@ -383,10 +392,10 @@ def _discriminator_step(nets: _Nets, discriminators: tuple[torch.nn.Module, ...]
     nets.scaler.scale(loss_d).backward()
     nets.scaler.unscale_(nets.optim_d)
     norm_d = _grad_norm([*nets.mpd.parameters(), *nets.msd.parameters()], cfg.grad_clip)
-    finite = all_ranks_agree(torch.isfinite(loss_d.detach()) & (torch.isfinite(norm_d) | use_scaler), rank)
-    if finite:
+    verdict = step_verdict(loss_d, norm_d, nets.scaler, rank)
+    if verdict != "bad":
         nets.scaler.step(nets.optim_d)
-    return loss_d, norm_d, finite
+    return loss_d, norm_d, verdict
 
 
 def _split(scores: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

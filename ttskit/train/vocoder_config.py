@@ -31,6 +31,9 @@ class VocoderTrainConfig:
     loss_fmax: float | None = None
     # auto: bf16 autocast on CUDA, fp32 on CPU; fp16 uses a GradScaler.
     precision: Precision = "auto"
+    # fp16 only: the GradScaler's first loss scale. It halves on every overflowing step (logged,
+    # skipped, not counted by the NaN guard) and doubles after 2000 clean ones.
+    fp16_initial_scale: float = 65536.0
     log_every: int = 100
     val_every: int = 1000
     checkpoint_every: int = 1000
@@ -46,6 +49,7 @@ class VocoderTrainConfig:
         require(self.learning_rate > 0, "train.learning_rate", "must be positive")
         require(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
         require(self.keep_last >= 1, "train.keep_last", "must be at least 1")
+        require(self.fp16_initial_scale >= 1, "train.fp16_initial_scale", "must be at least 1")
         require(self.discriminator_start_step >= 0, "train.discriminator_start_step", "must be >= 0")
 
 
