@@ -15,6 +15,9 @@ the same 7 frames per phoneme; their code is loaded at run time from the checkou
 into ttskit; ming024's text package needs `pip install unidecode inflect`). Their text front end
 is not timed (ttskit's is), which favours the baseline slightly.
 
+`base` + V1 runs a second time with the vocoder in bfloat16 (`--precision bf16`), and so does
+the side-by-side, jik876's generator under the same autocast (it has no such option).
+
 On a machine with CUDA it adds the GPU figures: latency of one ~8 s sentence at batch 1
 (`Synthesizer.tts`, the audio back on the CPU) and throughput of 64 such sentences in batches.
 """
@@ -52,7 +55,8 @@ STATS = {"feature_level": "phoneme",
          "energy": {"mean": 20.0, "std": 15.0, "normalized_min": -2.0, "normalized_max": 5.0}}
 
 
-def synthesizer(acoustic: str, vocoder: str, device: torch.device = torch.device("cpu")) -> Synthesizer:
+def synthesizer(acoustic: str, vocoder: str, device: torch.device = torch.device("cpu"),
+                precision: str = "fp32") -> Synthesizer:
     torch.manual_seed(0)
     audio = AudioConfig()
     frontend = build_frontend(TextConfig())
@@ -61,7 +65,8 @@ def synthesizer(acoustic: str, vocoder: str, device: torch.device = torch.device
     with torch.no_grad():
         model.duration_predictor.output.weight.zero_()
         model.duration_predictor.output.bias.fill_(math.log(1 + FRAMES_PER_PHONEME))
-    voice = Vocoder(for_inference(Generator(VOCODERS[vocoder]), device), audio, vocoder, device)
+    voice = Vocoder(for_inference(Generator(VOCODERS[vocoder]), device), audio, vocoder, device,
+                    precision)  # type: ignore[arg-type]
     return Synthesizer(AcousticModel(model.to(device), frontend, vocab, {"speaker": 0}, STATS, audio, acoustic), voice,
                        device)
 
@@ -77,8 +82,9 @@ def cuda_rows(repeats: int) -> list[list[str]]:
 
     rows = []
     device = torch.device("cuda")
-    for acoustic, vocoder in (("base", "hifigan-v1"), ("small", "hifigan-v3")):
-        synth = synthesizer(acoustic, vocoder, device)
+    for acoustic, vocoder, precision in (("base", "hifigan-v1", "fp32"), ("base", "hifigan-v1", "bf16"),
+                                         ("small", "hifigan-v3", "fp32"), ("small", "hifigan-v3", "bf16")):
+        synth = synthesizer(acoustic, vocoder, device, precision)
         for _ in range(3):
             synth.tts(LONG_SENTENCE)  # warm-up (the result comes back to the CPU: synchronised)
         latencies = []
@@ -90,13 +96,17 @@ def cuda_rows(repeats: int) -> list[list[str]]:
         started = time.perf_counter()
         synth.tts_many([LONG_SENTENCE] * 64)
         batch_s = time.perf_counter() - started
-        rows.append([f"{acoustic} + {vocoder}", f"{speech_s:.1f} s", f"{1000 * statistics.median(latencies):.1f} ms",
+        rows.append([f"{acoustic} + {vocoder}, vocoder {precision}", f"{speech_s:.1f} s", f"{1000 * statistics.median(latencies):.1f} ms",
                      f"{speech_s / statistics.median(latencies):.0f}x", f"{64 * speech_s / batch_s:.0f}x"])
     return rows
 
 
-def ming024_and_jik876(fastspeech2: Path, hifigan: Path, phoneme_counts: list[int], repeats: int) -> tuple[float, float]:
-    """(acoustic seconds, vocoder seconds) of the peers' inference for sentences of these lengths."""
+def ming024_and_jik876(fastspeech2: Path, hifigan: Path, phoneme_counts: list[int], repeats: int,
+                       precision: str = "fp32") -> tuple[float, float]:
+    """(acoustic seconds, vocoder seconds) of the peers' inference for sentences of these lengths;
+    precision "bf16" runs jik876's generator under bfloat16 autocast, as ttskit's bf16 vocoder."""
+    from contextlib import nullcontext
+
     from bench_vocoder import load_jik876_generator
 
     acoustic = ming024_fastspeech2(fastspeech2, [-2.9, 11.4, 207.6, 46.5], [-1.4, 8.4, 42.7, 29.6])[0].eval()
@@ -119,7 +129,8 @@ def ming024_and_jik876(fastspeech2: Path, hifigan: Path, phoneme_counts: list[in
                 started = time.perf_counter()
                 mel = acoustic(torch.zeros(1, dtype=torch.long), texts, torch.tensor([count]), count)[1]
                 middle = time.perf_counter()
-                vocoder(mel.transpose(1, 2))
+                with torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext():
+                    vocoder(mel.transpose(1, 2))
                 acoustic_s += middle - started
                 vocoder_s += time.perf_counter() - middle
         if acoustic_s + vocoder_s < sum(best):
@@ -137,32 +148,36 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"Machine: {machine()}, torch {torch.__version__}, {args.threads} threads\n")
     rows = []
-    for acoustic, vocoder in (("small", "hifigan-v3"), ("small", "hifigan-v2"), ("base", "hifigan-v1")):
-        synth = synthesizer(acoustic, vocoder)
+    for acoustic, vocoder, precision in (("small", "hifigan-v3", "fp32"), ("small", "hifigan-v2", "fp32"),
+                                         ("base", "hifigan-v1", "fp32"), ("small", "hifigan-v3", "bf16"),
+                                         ("base", "hifigan-v1", "bf16")):
+        synth = synthesizer(acoustic, vocoder, precision=precision)
         synth.tts(TEXT)  # warm-up: front-end dictionaries, numba, allocator
         best = None
         for _ in range(args.repeats):
             synth.tts(TEXT)
             if best is None or synth.timing.compute_s < best.compute_s:
                 best = synth.timing
-        rows.append([f"{acoustic} + {vocoder}", f"{best.audio_s:.1f} s", f"{best.text_s * 1000:.0f} ms",
+        label = f"{acoustic} + {vocoder}" + (", vocoder bf16" if precision == "bf16" else "")
+        rows.append([label, f"{best.audio_s:.1f} s", f"{best.text_s * 1000:.0f} ms",
                      f"{best.acoustic_s * 1000:.0f} ms", f"{best.vocoder_s * 1000:.0f} ms",
                      f"{best.real_time_factor:.3f}", f"{1 / best.real_time_factor:.1f}x"])
         print(rows[-1], file=sys.stderr, flush=True)
         if acoustic == "base" and args.fastspeech2 and args.hifigan:
             counts = [len(s.ids) for s in synth._sentences([TEXT])]
-            theirs_acoustic, theirs_vocoder = ming024_and_jik876(args.fastspeech2, args.hifigan, counts, args.repeats)
+            theirs_acoustic, theirs_vocoder = ming024_and_jik876(args.fastspeech2, args.hifigan, counts, args.repeats,
+                                                                 precision)
             speech_s = best.audio_s  # the same frames per phoneme: the same audio, pauses aside
             theirs = theirs_acoustic + theirs_vocoder
             ours = best.acoustic_s + best.vocoder_s + best.text_s
-            rows.append(["ming024 FastSpeech2 + jik876 V1", "", "not timed", f"{theirs_acoustic * 1000:.0f} ms",
-                         f"{theirs_vocoder * 1000:.0f} ms", f"{theirs / speech_s:.3f}",
-                         f"{speech_s / theirs:.1f}x (ttskit {theirs / ours:.2f}x faster)"])
+            rows.append([f"ming024 FastSpeech2 + jik876 V1{' in bf16 autocast' if precision == 'bf16' else ''}", "",
+                         "not timed", f"{theirs_acoustic * 1000:.0f} ms", f"{theirs_vocoder * 1000:.0f} ms",
+                         f"{theirs / speech_s:.3f}", f"{speech_s / theirs:.1f}x (ttskit {theirs / ours:.2f}x faster)"])
             print(rows[-1], file=sys.stderr, flush=True)
     print(table(["models", "audio", "text", "acoustic", "vocoder", "RTF", "x real time"], rows))
     if torch.cuda.is_available():
-        print(f"\nCUDA ({torch.cuda.get_device_name(0)}), float32, `Synthesizer.tts` of one sentence (latency, median) "
-              "and `tts_many` of 64 (throughput):\n")
+        print(f"\nCUDA ({torch.cuda.get_device_name(0)}), acoustic model in float32, `Synthesizer.tts` of one "
+              "sentence (latency, median) and `tts_many` of 64 (throughput):\n")
         print(table(["models", "speech", "latency, batch 1", "x real time, batch 1", "x real time, 64 in batches"],
                     cuda_rows(args.repeats)))
 

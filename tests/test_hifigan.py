@@ -257,6 +257,32 @@ def test_vocode_cli_from_wav_and_npy(jik876_checkpoint, tmp_path, speech_clip):
     assert result.exit_code == 2 and "no vocoder checkpoint" in result.stderr
 
 
+def test_bf16_inference_stays_close_to_float32(jik876_checkpoint, tmp_path, speech_clip):
+    """--precision bf16 really computes in bfloat16 (the output moves) and stays within ~25 dB
+    SNR of the float32 reference; unknown precisions are refused, on the CLI too."""
+    path, state = jik876_checkpoint
+    mel = torch.randn(1, 80, 40, generator=torch.Generator().manual_seed(3)) - 4
+    with torch.no_grad():
+        expected = reference_forward(state, SMALL, mel)[:, 0]
+    bf16 = load_vocoder(path, "cpu", precision="bf16")
+    wave = bf16(mel)
+    assert wave.dtype == torch.float32 and wave.shape == expected.shape
+    noise = (wave - expected).pow(2).mean()
+    assert noise > 0  # not silently float32
+    assert 10 * torch.log10(expected.pow(2).mean() / noise) > 25
+    with pytest.raises(VocoderError, match="unknown precision 'fp16'"):
+        load_vocoder(path, "cpu", precision="fp16")
+    wave_in, rate = speech_clip
+    sf.write(tmp_path / "in.wav", wave_in, rate)
+    result = runner.invoke(app, ["vocode", str(tmp_path / "in.wav"), "-o", str(tmp_path / "out.wav"),
+                                 "--vocoder", str(path), "--precision", "bf16"])
+    assert result.exit_code == 0, result.output
+    assert "bf16" in result.stderr and len(sf.read(tmp_path / "out.wav")[0]) == len(wave_in) // 256 * 256
+    result = runner.invoke(app, ["vocode", str(tmp_path / "in.wav"), "-o", str(tmp_path / "x.wav"),
+                                 "--vocoder", str(path), "--precision", "fp16"])
+    assert result.exit_code == 2 and not (tmp_path / "x.wav").exists()
+
+
 def test_unknown_config_values_are_refused():
     with pytest.raises(Exception, match="even number"):
         HiFiGANConfig(upsample_rates=(8, 8, 2, 2), upsample_kernel_sizes=(16, 15, 4, 4))

@@ -157,6 +157,19 @@ def test_synthesis_through_a_trained_vocoder(acoustic, mini_work, tmp_path):
     wave = synth.tts("Cats sat.")
     assert synth.sample_rate == 22050 and wave.dtype == np.float32 and len(wave) > 0
     assert synth.timing.vocoder_s > 0 and synth.timing.real_time_factor > 0
+    # bf16 vocoder: the same frames from the float32 acoustic model, so the same length, nearly the same audio.
+    fast = Synthesizer.from_checkpoints(acoustic, tmp_path / "voc", device="cpu", precision="bf16")
+    assert fast.vocoder.precision == "bf16"
+    again = fast.tts("Cats sat.")
+    assert again.shape == wave.shape and not np.array_equal(again, wave)
+    assert np.mean((again - wave) ** 2) < 0.01 * np.mean(wave ** 2)
+    result = runner.invoke(app, ["synth", "Cats sat.", "--acoustic", str(acoustic), "-o", str(tmp_path / "b.wav"),
+                                 "--vocoder", str(tmp_path / "voc"), "--precision", "bf16"])
+    assert result.exit_code == 0 and (tmp_path / "b.wav").is_file(), result.output
+    result = runner.invoke(app, ["synth", "Cats sat.", "--acoustic", str(acoustic), "-o", str(tmp_path / "g.wav"),
+                                 "--precision", "bf16"])
+    assert result.exit_code == 2 and "Griffin-Lim runs in float32" in result.stderr
+    assert not (tmp_path / "g.wav").exists()
 
 
 def test_demo_runs_the_whole_pipeline(tmp_path):

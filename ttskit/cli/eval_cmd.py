@@ -16,7 +16,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ttskit.cli.common import UserError, err_console, user_errors
+from ttskit.cli.common import (Precision, PrecisionOption, UserError, err_console, user_errors,
+                               warn_about_precision)
 
 
 def _number(value: float | None, digits: int = 2, percent: bool = False) -> str:
@@ -72,6 +73,7 @@ def evaluate(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Score only the first N utterances.")] = None,
     device: Annotated[str | None, typer.Option(help="--synth/--vocoder-only: cuda or cpu (default: cuda when "
                                                        "present).")] = None,
+    precision: PrecisionOption = Precision.fp32,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the summary and per-utterance rows.")] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: CPU cores).")]
     = None,
@@ -111,8 +113,12 @@ def evaluate(
                 raise UserError("--synth needs --acoustic RUN (and --vocoder, or Griffin-Lim is used)")
             if vocoder_only and vocoder is None:
                 raise UserError("--vocoder-only needs --vocoder RUN")
+            warn_about_precision(precision, device)
         elif metadata is not None or reference is None or hypothesis is None:
             raise UserError("give --ref REF --hyp HYP, or --synth/--vocoder-only with METADATA")
+        elif precision != Precision.fp32:
+            raise UserError("--precision is for the audio --synth/--vocoder-only make; "
+                            "--ref/--hyp score existing audio")
         refs = read_side(reference if reference is not None else metadata)  # type: ignore[arg-type]
         if limit:
             refs = dict(list(refs.items())[:limit])
@@ -125,14 +131,15 @@ def evaluate(
                     from ttskit.evaluation.produce import synthesize_items
 
                     hyps, warnings = synthesize_items(list(refs.values()), made_in, acoustic, vocoder or "griffin-lim",
-                                                      speaker, device, lambda n: progress.advance(task, n))
+                                                      speaker, device, lambda n: progress.advance(task, n),
+                                                      precision.value)
                     for warning in warnings:
                         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
                 else:
                     from ttskit.evaluation.produce import vocode_items
 
                     hyps = vocode_items(list(refs.values()), made_in, Path(vocoder), device,  # type: ignore[arg-type]
-                                        lambda n: progress.advance(task, n))
+                                        lambda n: progress.advance(task, n), precision.value)
             what = f"{'synthesised' if synth else 'vocoded'} by {acoustic or vocoder}" + \
                 (f" with {vocoder}" if synth and vocoder else "")
         else:

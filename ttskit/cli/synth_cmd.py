@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ttskit.cli.common import UserError, err_console, user_errors
+from ttskit.cli.common import (Precision, PrecisionOption, UserError, err_console, user_errors,
+                               warn_about_precision)
 
 
 def read_text_file(path: Path) -> list[tuple[str, str]]:
@@ -48,6 +49,7 @@ def synthesize(
     raw: Annotated[bool, typer.Option("--raw", help="With -o -: raw 16-bit PCM, no WAV header.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Per-stage times and time to first audio.")] = False,
     device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when present).")] = None,
+    precision: PrecisionOption = Precision.fp32,
 ) -> None:
     """Speak text with a trained voice.
 
@@ -62,7 +64,8 @@ def synthesize(
     with user_errors(SynthesisError):
         if (text is None) == (text_file is None):
             raise UserError("give the text to say, or --text-file FILE (not both)")
-        synth = Synthesizer.from_checkpoints(acoustic, vocoder, device)
+        synth = Synthesizer.from_checkpoints(acoustic, vocoder, device, precision.value)  # type: ignore[arg-type]
+        warn_about_precision(precision, device)
         if verbose:
             err_console.print(f"acoustic {synth.acoustic.source}, vocoder {synth.vocoder.source}, "
                               f"on {synth.device}", highlight=False, soft_wrap=True)

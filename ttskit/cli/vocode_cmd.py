@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ttskit.cli.common import err_console, user_errors
+from ttskit.cli.common import Precision, PrecisionOption, err_console, user_errors, warn_about_precision
 
 
 def vocode(
@@ -21,6 +21,7 @@ def vocode(
         "--mel-config", exists=True, dir_okay=False,
         help="The WORK config.yaml a .npy mel was made with (found automatically for WORK/mel and WORK/gta).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when present).")] = None,
+    precision: PrecisionOption = Precision.fp32,
 ) -> None:
     """Turn audio (analysed to a mel) or a stored mel back into audio with a vocoder.
 
@@ -31,9 +32,11 @@ def vocode(
     from ttskit.models.vocoder import VocoderError, load_vocoder
 
     with user_errors(VocoderError, AudioError):
-        vocoder = load_vocoder(vocoder_path, device)
+        vocoder = load_vocoder(vocoder_path, device, precision.value)  # type: ignore[arg-type]
         err_console.print(f"vocoder: {vocoder.source} ({vocoder.sample_rate} Hz, {vocoder.audio.n_mels} mels, "
-                          f"hop {vocoder.hop_length}) on {vocoder.device}", highlight=False, soft_wrap=True)
+                          f"hop {vocoder.hop_length}) on {vocoder.device}, {precision.value}",
+                          highlight=False, soft_wrap=True)
+        warn_about_precision(precision, device)
         if source.is_dir():
             if output.suffix:
                 raise VocoderError(f"{source} is a folder, so -o must be a folder too (got {output})")

@@ -13,7 +13,8 @@ Progress = Callable[[int], None]  # called with how many utterances were just fi
 
 
 def synthesize_items(items: list[Item], out: Path, acoustic: Path, vocoder: str, speaker: str | None = None,
-                     device: str | None = None, on_done: Progress | None = None) -> tuple[dict[str, Item], list[str]]:
+                     device: str | None = None, on_done: Progress | None = None,
+                     precision: str = "fp32") -> tuple[dict[str, Item], list[str]]:
     """Speak each item's transcript free-running (durations, pitch and energy all predicted), as a
     user would hear it. Returns the written items and the synthesiser's warnings."""
     from ttskit.synthesis import SynthesisError, Synthesizer
@@ -22,7 +23,7 @@ def synthesize_items(items: list[Item], out: Path, acoustic: Path, vocoder: str,
     if missing:
         raise EvaluationError(f"--synth needs transcripts; none for {', '.join(missing[:5])} (a metadata file gives them)")
     try:
-        synth = Synthesizer.from_checkpoints(acoustic, vocoder, device)
+        synth = Synthesizer.from_checkpoints(acoustic, vocoder, device, precision)  # type: ignore[arg-type]
     except SynthesisError as err:
         raise EvaluationError(str(err)) from None
     written: dict[str, Item] = {}
@@ -55,7 +56,7 @@ def synthesize_items(items: list[Item], out: Path, acoustic: Path, vocoder: str,
 
 
 def vocode_items(items: list[Item], out: Path, vocoder: Path, device: str | None = None,
-                 on_done: Progress | None = None) -> dict[str, Item]:
+                 on_done: Progress | None = None, precision: str = "fp32") -> dict[str, Item]:
     """Copy-synthesis: each recording analysed with the vocoder's own mel settings and vocoded back,
     so the scores measure the vocoder alone."""
     import torch
@@ -65,7 +66,8 @@ def vocode_items(items: list[Item], out: Path, vocoder: Path, device: str | None
     from ttskit.models.vocoder import VocoderError, load_vocoder
 
     try:
-        model = load_vocoder(vocoder, torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
+        model = load_vocoder(vocoder, torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")),
+                             precision)  # type: ignore[arg-type]
     except VocoderError as err:
         raise EvaluationError(str(err)) from None
     written: dict[str, Item] = {}

@@ -7,9 +7,10 @@ MelGAN, WaveGlow) joins by adding a builder to `ARCHITECTURES`.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import torch
 from torch import nn
@@ -20,6 +21,11 @@ from ttskit.models.hifigan import Generator, HiFiGANConfig
 from ttskit.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 
 GENERATOR_FORMAT = "ttskit-vocoder-generator-1"
+# fp32: the reference output. bf16: the generator's convolutions in bfloat16 autocast, about twice
+# as fast where the hardware has bfloat16 arithmetic (CUDA GPUs since Ampere, CPUs with AVX-512
+# BF16 or AMX); the audio moves ~40 dB below the signal (docs/benchmarks.md measures it).
+InferencePrecision = Literal["fp32", "bf16"]
+INFERENCE_PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 TRAINING_FORMAT = "ttskit-vocoder-1"
 
 
@@ -42,6 +48,7 @@ class Vocoder:
     audio: AudioConfig
     source: str
     device: torch.device
+    precision: InferencePrecision = "fp32"
 
     @property
     def hop_length(self) -> int:
@@ -66,7 +73,20 @@ class Vocoder:
             mel = mel.unsqueeze(0)
         if mel.shape[1] != self.audio.n_mels:
             raise VocoderError(f"mel has {mel.shape[1]} bands; the vocoder {self.source} takes {self.audio.n_mels}")
-        return self.generator(mel.to(self.device, torch.float32)).squeeze(1).float()
+        bf16 = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
+        with bf16:
+            return self.generator(mel.to(self.device, torch.float32)).squeeze(1).float()
+
+
+def check_precision(precision: str, device: torch.device) -> str | None:
+    """Refuse an unknown precision; a warning (else None) when bf16 would run emulated, i.e. slower."""
+    if precision not in INFERENCE_PRECISIONS:
+        raise VocoderError(f"unknown precision {precision!r}; choose one of {', '.join(INFERENCE_PRECISIONS)}")
+    if precision != "bf16":
+        return None
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return None if native else (f"this {device.type.upper()} has no native bfloat16 arithmetic: --precision bf16 "
+                                "will be slower than fp32 here")
 
 
 def for_inference(generator: Generator, device: torch.device) -> nn.Module:
@@ -135,7 +155,9 @@ def load_generator(path: Path) -> tuple[Generator, AudioConfig, Path]:
     return generator, audio, resolved
 
 
-def load_vocoder(path: Path, device: str | torch.device | None = None) -> Vocoder:
+def load_vocoder(path: Path, device: str | torch.device | None = None,
+                 precision: InferencePrecision = "fp32") -> Vocoder:
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    check_precision(precision, device)
     generator, audio, resolved = load_generator(Path(path))
-    return Vocoder(for_inference(generator, device), audio, str(resolved), device)
+    return Vocoder(for_inference(generator, device), audio, str(resolved), device, precision)
