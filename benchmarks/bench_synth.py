@@ -105,7 +105,7 @@ def ming024_and_jik876(fastspeech2: Path, hifigan: Path, phoneme_counts: list[in
                        precision: str = "fp32") -> tuple[float, float]:
     """(acoustic seconds, vocoder seconds) of the peers' inference for sentences of these lengths;
     precision "bf16" runs jik876's generator under bfloat16 autocast, as ttskit's bf16 vocoder."""
-    from contextlib import nullcontext
+    from ttskit.train.loop import autocast
 
     from bench_vocoder import load_jik876_generator
 
@@ -129,7 +129,7 @@ def ming024_and_jik876(fastspeech2: Path, hifigan: Path, phoneme_counts: list[in
                 started = time.perf_counter()
                 mel = acoustic(torch.zeros(1, dtype=torch.long), texts, torch.tensor([count]), count)[1]
                 middle = time.perf_counter()
-                with torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else nullcontext():
+                with autocast(torch.device("cpu"), torch.bfloat16 if precision == "bf16" else None):
                     vocoder(mel.transpose(1, 2))
                 acoustic_s += middle - started
                 vocoder_s += time.perf_counter() - middle

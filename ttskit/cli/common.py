@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import enum
 from pathlib import Path
-from typing import Annotated, Iterator, Optional
+from typing import Annotated, Any, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -35,8 +35,9 @@ PrecisionOption = Annotated[Precision, typer.Option(
          "with AVX-512 BF16/AMX; the audio changes ~40 dB below the signal).")]
 
 
-def warn_about_precision(precision: Precision, device: str | None) -> None:
-    """Say so when bf16 was asked for where it would only be emulated (slower than fp32)."""
+def warn_about_precision(precision: Precision, device: Any) -> None:
+    """Say so when bf16 was asked for where it would only be emulated (slower than fp32).
+    `device`: the one the vocoder runs on, or the --device given (None: cuda when present)."""
     import torch
 
     from ttskit.models.vocoder import check_precision

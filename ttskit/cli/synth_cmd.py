@@ -65,7 +65,7 @@ def synthesize(
         if (text is None) == (text_file is None):
             raise UserError("give the text to say, or --text-file FILE (not both)")
         synth = Synthesizer.from_checkpoints(acoustic, vocoder, device, precision.value)  # type: ignore[arg-type]
-        warn_about_precision(precision, device)
+        warn_about_precision(precision, synth.device)
         if verbose:
             err_console.print(f"acoustic {synth.acoustic.source}, vocoder {synth.vocoder.source}, "
                               f"on {synth.device}", highlight=False, soft_wrap=True)

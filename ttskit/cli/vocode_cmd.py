@@ -36,7 +36,7 @@ def vocode(
         err_console.print(f"vocoder: {vocoder.source} ({vocoder.sample_rate} Hz, {vocoder.audio.n_mels} mels, "
                           f"hop {vocoder.hop_length}) on {vocoder.device}, {precision.value}",
                           highlight=False, soft_wrap=True)
-        warn_about_precision(precision, device)
+        warn_about_precision(precision, vocoder.device)
         if source.is_dir():
             if output.suffix:
                 raise VocoderError(f"{source} is a folder, so -o must be a folder too (got {output})")

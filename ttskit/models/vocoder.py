@@ -7,7 +7,6 @@ MelGAN, WaveGlow) joins by adding a builder to `ARCHITECTURES`.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -19,14 +18,15 @@ from ttskit.config import AudioConfig, config_from_dict, mel_mismatches
 from ttskit.models import jik876
 from ttskit.models.hifigan import Generator, HiFiGANConfig
 from ttskit.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from ttskit.train.loop import autocast
 
 GENERATOR_FORMAT = "ttskit-vocoder-generator-1"
+TRAINING_FORMAT = "ttskit-vocoder-1"
 # fp32: the reference output. bf16: the generator's convolutions in bfloat16 autocast, about twice
 # as fast where the hardware has bfloat16 arithmetic (CUDA GPUs since Ampere, CPUs with AVX-512
 # BF16 or AMX); the audio moves ~40 dB below the signal (docs/benchmarks.md measures it).
 InferencePrecision = Literal["fp32", "bf16"]
 INFERENCE_PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
-TRAINING_FORMAT = "ttskit-vocoder-1"
 
 
 class VocoderError(ValueError):
@@ -73,8 +73,7 @@ class Vocoder:
             mel = mel.unsqueeze(0)
         if mel.shape[1] != self.audio.n_mels:
             raise VocoderError(f"mel has {mel.shape[1]} bands; the vocoder {self.source} takes {self.audio.n_mels}")
-        bf16 = torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16" else nullcontext()
-        with bf16:
+        with autocast(self.device, torch.bfloat16 if self.precision == "bf16" else None):
             return self.generator(mel.to(self.device, torch.float32)).squeeze(1).float()
 
 
