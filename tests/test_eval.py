@@ -148,6 +148,13 @@ def test_cli_scores_copy_synthesis_of_the_vocoder_alone(two_utterances, tmp_path
         vocoded = sf.read(out / f"{uid}.wav")[0]
         assert len(vocoded) == len(recorded) // 256 * 256  # every frame of the recording, vocoded
     assert all(row["mcd_db"] > 1 for row in data["utterances"])  # an untrained vocoder is far off
+    # --precision bf16 reaches the vocoder: the same frames, slightly different samples.
+    result = runner.invoke(app, ["eval", "--vocoder-only", "--vocoder", str(tmp_path / "voc"), str(metadata),
+                                 "-o", str(tmp_path / "bf16"), "--no-asr", "--device", "cpu", "--precision", "bf16"])
+    assert result.exit_code == 0, result.output
+    for uid in ids:
+        fp32, bf16 = sf.read(out / f"{uid}.wav")[0], sf.read(tmp_path / "bf16" / f"{uid}.wav")[0]
+        assert fp32.shape == bf16.shape and not np.array_equal(fp32, bf16)
 
 
 def test_unmeasurable_audio_is_reported_and_the_rest_scored(two_utterances, tmp_path):
@@ -173,6 +180,7 @@ def test_cli_rejects_incomplete_or_mixed_requests(two_utterances, tmp_path):
              (["--synth", "--vocoder-only", "--vocoder", "x", str(metadata)], "give one"),
              (["--synth", "--acoustic", str(tmp_path)], "needs the METADATA"),
              (["--ref", str(metadata)], "give --ref REF --hyp HYP"),
+             (["--ref", str(metadata), "--hyp", str(metadata), "--precision", "bf16"], "--precision is for the audio"),
              (["--vocoder-only", "--vocoder", str(tmp_path / "none"), str(metadata)], str(tmp_path / "none"))]
     for args, message in cases:
         result = runner.invoke(app, ["eval", *args])
