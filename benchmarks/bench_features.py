@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import checkout_module  # noqa: E402
-from common import best_of, machine, table  # noqa: E402
+from common import best_of, machine, table
+from peers import checkout_module
 
-from ttskit.audio import MelSpectrogram, load_audio  # noqa: E402
-from ttskit.audio.pitch import extract_pitch  # noqa: E402
-from ttskit.config import AudioConfig  # noqa: E402
+from ttskit.audio import MelSpectrogram, load_audio
+from ttskit.audio.pitch import extract_pitch
+from ttskit.config import AudioConfig
 
 
 def load_ming024_mel(checkout: Path, config: AudioConfig):

@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median_of, table  # noqa: E402
-from peers import checkout_module  # noqa: E402
+from common import machine, median_of, table
+from peers import checkout_module
 
-from ttskit.models.length_regulator import regulate_length, regulate_length_reference  # noqa: E402
+from ttskit.models.length_regulator import regulate_length, regulate_length_reference
 
 
 def load_ming024(checkout: Path):

@@ -21,13 +21,12 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import best_of, machine, table  # noqa: E402
-from peers import module_from_file  # noqa: E402
+import numpy as np
+import torch
+from common import best_of, machine, table
+from peers import module_from_file
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from ttskit.align.mas import maximum_path, maximum_path_reference  # noqa: E402
+from ttskit.align.mas import maximum_path, maximum_path_reference
 
 BUILD = """
 import numpy
@@ -78,8 +77,14 @@ def glow_tts_durations(module, logp: np.ndarray, repeats: int) -> tuple[float, n
 
 def training_step_share(threads: int) -> tuple[float, float]:
     """(ms of one aligner training step, ms of its MAS) at B=16, T=128, S=512."""
-    from ttskit.align.learned import (AlignmentModel, batch_log_prior, binarization_loss, durations_to_path,
-                                      forward_sum_loss, hard_durations)
+    from ttskit.align.learned.model import (
+        AlignmentModel,
+        batch_log_prior,
+        binarization_loss,
+        durations_to_path,
+        forward_sum_loss,
+        hard_durations,
+    )
     from ttskit.config import LearnedAlignerConfig
 
     torch.manual_seed(0)
@@ -139,8 +144,8 @@ def main() -> None:
             logp = np.log(rng.random((16, frames, symbols), dtype=np.float32) + 1e-6)
             lengths_f, lengths_s = np.full(16, frames), np.full(16, symbols)
             ours = maximum_path(logp, lengths_f, lengths_s)  # compiles (or loads the cache) and warms up
-            ttskit_s = best_of(lambda: maximum_path(logp, lengths_f, lengths_s), args.repeats)
-            reference_s = best_of(lambda: [maximum_path_reference(logp[b]) for b in range(16)], 1)
+            ttskit_s = best_of(lambda logp=logp, lf=lengths_f, ls=lengths_s: maximum_path(logp, lf, ls), args.repeats)
+            reference_s = best_of(lambda logp=logp: [maximum_path_reference(logp[b]) for b in range(16)], 1)
             same = all(np.array_equal(maximum_path_reference(logp[b]), ours[b]) for b in range(2))
             rows.append([f"T={symbols}, S={frames}", "ttskit numba (prange)", f"{1000 * ttskit_s:.1f}", "1.00",
                          "yes" if same else "NO"])

@@ -14,12 +14,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine  # noqa: E402
+import soundfile as sf
+from common import machine
 
-import soundfile as sf  # noqa: E402
-
-from ttskit.config import Config  # noqa: E402
-from ttskit.data.preprocess import run_preprocess  # noqa: E402
+from ttskit.config import Config
+from ttskit.data.preprocess import run_preprocess
 
 
 def main() -> None:

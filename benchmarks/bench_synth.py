@@ -33,17 +33,19 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table  # noqa: E402
-from peers import ming024_fastspeech2  # noqa: E402
+from common import machine, table
+from peers import ming024_fastspeech2
 
-from ttskit.config import AudioConfig, TextConfig  # noqa: E402
-from ttskit.models.fastspeech2 import PRESETS as ACOUSTIC  # noqa: E402
-from ttskit.models.fastspeech2 import FastSpeech2  # noqa: E402
-from ttskit.models.hifigan import PRESETS as VOCODERS  # noqa: E402
-from ttskit.models.hifigan import Generator  # noqa: E402
-from ttskit.models.vocoder import Vocoder, for_inference  # noqa: E402
-from ttskit.synthesis.synthesizer import AcousticModel, Synthesizer  # noqa: E402
-from ttskit.text.frontend import build_frontend  # noqa: E402
+from ttskit.checkpoints.acoustic import AcousticModel
+from ttskit.config import AudioConfig, TextConfig
+from ttskit.models.fastspeech2 import PRESETS as ACOUSTIC
+from ttskit.models.fastspeech2 import FastSpeech2
+from ttskit.models.hifigan import PRESETS as VOCODERS
+from ttskit.models.hifigan import Generator
+from ttskit.models.hifigan_inference import for_inference
+from ttskit.models.vocoder import NeuralVocoder
+from ttskit.synthesis.synthesizer import Synthesizer
+from ttskit.text.frontend import build_frontend
 
 TEXT = ("The quick brown fox jumps over the lazy dog near the riverbank. "
         "Scientists announced on Tuesday that the new telescope had captured its first images. "
@@ -65,7 +67,7 @@ def synthesizer(acoustic: str, vocoder: str, device: torch.device = torch.device
     with torch.no_grad():
         model.duration_predictor.output.weight.zero_()
         model.duration_predictor.output.bias.fill_(math.log(1 + FRAMES_PER_PHONEME))
-    voice = Vocoder(for_inference(Generator(VOCODERS[vocoder]), device), audio, vocoder, device,
+    voice = NeuralVocoder(for_inference(Generator(VOCODERS[vocoder]), device), audio, vocoder, device,
                     precision)  # type: ignore[arg-type]
     return Synthesizer(AcousticModel(model.to(device), frontend, vocab, {"speaker": 0}, STATS, audio, acoustic), voice,
                        device)
@@ -105,9 +107,9 @@ def ming024_and_jik876(fastspeech2: Path, hifigan: Path, phoneme_counts: list[in
                        precision: str = "fp32") -> tuple[float, float]:
     """(acoustic seconds, vocoder seconds) of the peers' inference for sentences of these lengths;
     precision "bf16" runs jik876's generator under bfloat16 autocast, as ttskit's bf16 vocoder."""
-    from ttskit.train.loop import autocast
-
     from bench_vocoder import load_jik876_generator
+
+    from ttskit.runtime import autocast
 
     acoustic = ming024_fastspeech2(fastspeech2, [-2.9, 11.4, 207.6, 46.5], [-1.4, 8.4, 42.7, 29.6])[0].eval()
     with torch.no_grad():

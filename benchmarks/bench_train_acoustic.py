@@ -24,14 +24,14 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table  # noqa: E402
-from peers import ming024_fastspeech2  # noqa: E402
+from common import machine, table
+from peers import ming024_fastspeech2
 
-import ttskit.models.fastspeech2 as fastspeech2  # noqa: E402
-from ttskit.data.dataset import FrameBudgetSampler, WorkDataset, collate  # noqa: E402
-from ttskit.models.losses import fastspeech2_loss  # noqa: E402
-from ttskit.train.acoustic import build_model  # noqa: E402
-from ttskit.train.acoustic_config import RUN_PRESETS  # noqa: E402
+import ttskit.models.fastspeech2 as fastspeech2
+from ttskit.data.dataset import FrameBudgetSampler, WorkDataset, collate
+from ttskit.models.losses import fastspeech2_loss
+from ttskit.train.acoustic import build_model
+from ttskit.train.acoustic_config import RUN_PRESETS
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, autocast) -> None:

@@ -26,16 +26,15 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, table  # noqa: E402
-from peers import checkout_module, jik876_config  # noqa: E402
+import numpy as np
+import soundfile as sf
+import torch
+import torch.nn.functional as F
+from common import machine, table
+from peers import checkout_module, jik876_config
 
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-
-from ttskit.data.work import read_jsonl  # noqa: E402
-from ttskit.train.vocoder import prepare_vocoder_run, train_vocoder  # noqa: E402
+from ttskit.train.vocoder import prepare_vocoder_run, train_vocoder
+from ttskit.work import read_jsonl
 
 
 def ttskit_step_seconds(work: Path, model: str, batch: int, steps: int, warmup: int, device: torch.device) -> float:
@@ -59,7 +58,7 @@ def jik876_step_seconds(checkout: Path, model: str, work: Path, batch: int, step
     import dataclasses
 
     from ttskit.audio import MelSpectrogram
-    from ttskit.data.preprocess import load_work_config
+    from ttskit.work import load_work_config
 
     models = checkout_module(checkout, "models.py", "jik876_models")
     h = jik876_config(checkout, model)

@@ -21,24 +21,24 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile as sf
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import time  # noqa: E402
+import time
 
-from peers import checkout_module, jik876_config  # noqa: E402
-from common import best_of, machine, table  # noqa: E402
+from common import best_of, machine, table
+from peers import checkout_module, jik876_config
 
-from ttskit.assets import MINI_LJSPEECH  # noqa: E402
-from ttskit.audio import MelSpectrogram  # noqa: E402
-from ttskit.models import jik876  # noqa: E402
-from ttskit.models.hifigan import PRESETS, Generator  # noqa: E402
-from ttskit.models.hifigan_inference import FastGenerator  # noqa: E402
+from ttskit.assets import MINI_LJSPEECH
+from ttskit.audio import MelSpectrogram
+from ttskit.checkpoints import jik876
+from ttskit.models.hifigan import PRESETS, Generator
+from ttskit.models.hifigan_inference import FastGenerator
 
 
 def speech_mel(seconds: float) -> torch.Tensor:
@@ -142,7 +142,7 @@ def main() -> None:
             with torch.inference_mode():
                 generator(gpu_mel)
 
-                def run() -> None:
+                def run(generator: torch.nn.Module = generator, gpu_mel: torch.Tensor = gpu_mel) -> None:
                     generator(gpu_mel)
                     torch.cuda.synchronize()
 

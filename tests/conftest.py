@@ -52,8 +52,8 @@ def tiny_acoustic_run(work, run, frames_per_phoneme: int):
 
     from test_train_acoustic import TINY
 
+    from ttskit.checkpoints.store import load_checkpoint, save_checkpoint
     from ttskit.train.acoustic import prepare_run, train_acoustic
-    from ttskit.train.checkpoint import load_checkpoint, save_checkpoint
 
     train_acoustic(prepare_run(work, run, overrides=TINY, max_steps=2), device="cpu")
     path = run / "checkpoints" / "step_00000002.pt"

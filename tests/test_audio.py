@@ -6,11 +6,10 @@ import pytest
 import scipy.signal
 import soundfile as sf
 import torch
+from conftest import requires_cuda
 
 from ttskit.audio import AudioError, MelSpectrogram, griffin_lim, load_audio, save_wav, trim_silence
 from ttskit.config import AudioConfig
-
-from conftest import requires_cuda
 
 
 def reference_log_mel(wave: np.ndarray, c: AudioConfig) -> np.ndarray:

@@ -26,7 +26,7 @@ class Server:
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 asked = self.headers.get("Range")
                 server.requests.append(asked)
                 start = int(asked.split("=")[1].split("-")[0]) if asked and server.ranges else 0

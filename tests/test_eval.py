@@ -129,8 +129,8 @@ def test_cli_synthesises_and_scores_a_metadata_file(mini_work, two_utterances, t
 
 
 def test_cli_scores_copy_synthesis_of_the_vocoder_alone(two_utterances, tmp_path):
+    from ttskit.checkpoints import jik876
     from ttskit.config import AudioConfig
-    from ttskit.models import jik876
     from ttskit.models.hifigan import PRESETS, Generator
 
     torch.manual_seed(0)

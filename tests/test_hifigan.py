@@ -13,14 +13,20 @@ from torch import nn
 from torch.nn import functional as F
 from typer.testing import CliRunner
 
+from ttskit.checkpoints import jik876
+from ttskit.checkpoints.vocoder import load_vocoder
 from ttskit.cli import app
 from ttskit.config import AudioConfig
-from ttskit.models import jik876
-from ttskit.models.discriminators import (MultiPeriodDiscriminator, MultiScaleDiscriminator, adversarial_loss,
-                                          discriminator_loss, feature_matching_loss)
+from ttskit.models.discriminators import (
+    MultiPeriodDiscriminator,
+    MultiScaleDiscriminator,
+    adversarial_loss,
+    discriminator_loss,
+    feature_matching_loss,
+)
 from ttskit.models.hifigan import PRESETS, Generator, HiFiGANConfig
 from ttskit.models.hifigan_inference import FastGenerator, polyphase_weights
-from ttskit.models.vocoder import VocoderError, load_vocoder
+from ttskit.models.vocoder import VocoderError
 
 runner = CliRunner()
 
@@ -110,7 +116,7 @@ def jik876_state(h: dict, seed: int = 0) -> dict[str, torch.Tensor]:
 
     ch = h["upsample_initial_channel"]
     conv("conv_pre", (ch, h["num_mels"], 7), ch)
-    for i, (u, k) in enumerate(zip(h["upsample_rates"], h["upsample_kernel_sizes"])):
+    for i, (_rate, k) in enumerate(zip(h["upsample_rates"], h["upsample_kernel_sizes"])):
         conv(f"ups.{i}", (ch // 2 ** i, ch // 2 ** (i + 1), k), ch // 2 ** (i + 1))
     n = 0
     for i in range(len(h["upsample_rates"])):

@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_run
 from typer.testing import CliRunner
 
-from conftest import assert_same_run
-from ttskit.align.learned import beta_binomial_log_prior
-from ttskit.align.learned_training import CHECKPOINT, AlignerItem, AlignerTrainingError, train_aligner
+from ttskit.align.learned.model import beta_binomial_log_prior
+from ttskit.align.learned.training import CHECKPOINT, AlignerItem, AlignerTrainingError, train_aligner
 from ttskit.align.mas import maximum_path, maximum_path_reference
 from ttskit.assets import MINI_LJSPEECH
 from ttskit.cli import app
 from ttskit.config import LearnedAlignerConfig
-from ttskit.data.work import read_jsonl
+from ttskit.work import read_jsonl
 
 runner = CliRunner()
 
@@ -157,7 +157,7 @@ def test_preprocess_with_the_learned_aligner(tmp_path, frontend):
 def test_learned_boundaries_agree_with_the_forced_aligner(tmp_path):
     """The whole mini corpus (100 clips, 6.6 min): a briefly trained aligner (300 steps, ~25 s)
     already places phoneme ends within a few frames of pocketsphinx's, with no model of English."""
-    from ttskit.align.compare import compare_alignments
+    from ttskit.data.compare_alignments import compare_alignments
 
     forced, learned = tmp_path / "forced", tmp_path / "learned"
     assert runner.invoke(app, ["preprocess", "ljspeech", str(MINI_LJSPEECH), "-o", str(forced), "-j", "2"]).exit_code == 0
@@ -179,7 +179,7 @@ from pathlib import Path
 import torch
 sys.path.insert(0, {tests!r})
 from test_learned_aligner import KILL_CONFIG, _items
-from ttskit.align.learned_training import train_aligner
+from ttskit.align.learned.training import train_aligner
 # One step every 0.1 s at least, so the parent can kill it mid-run.
 train_aligner(_items(Path({work!r})), 80, KILL_CONFIG, Path({folder!r}), torch.device("cpu"),
               lambda *_: time.sleep(0.1))
@@ -204,7 +204,7 @@ def test_a_sigkilled_aligner_resumes_from_its_last_checkpoint(mini_work, tmp_pat
         if (folder / CHECKPOINT).is_file():
             try:
                 saved_step = torch.load(folder / CHECKPOINT, weights_only=True)["progress"]["step"]
-            except Exception:  # noqa: BLE001 - never happens with atomic writes; the assert below says so
+            except Exception:
                 pytest.fail("a torn aligner checkpoint was readable")
             if saved_step >= 4:
                 break

@@ -2,11 +2,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from ttskit.models.length_regulator import (PADDING, frame_to_phoneme_index, regulate_length,
-                                            regulate_length_reference)
-
 from conftest import requires_cuda
+
+from ttskit.models.length_regulator import PADDING, frame_to_phoneme_index, regulate_length, regulate_length_reference
 
 
 def test_index_map_by_hand():

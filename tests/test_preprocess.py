@@ -21,7 +21,7 @@ from ttskit.cli import app
 from ttskit.config import AudioConfig, Config, load_config
 from ttskit.data.features import symbol_average
 from ttskit.data.preprocess import PreprocessError, Shard, merge, run_preprocess
-from ttskit.data.work import read_jsonl
+from ttskit.work import read_jsonl
 
 runner = CliRunner()
 # Clips the aligner handles, chosen for variety: a question, commas, numbers, a one-phone word.

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
-
 from test_train_acoustic import TINY as ACOUSTIC_TINY
 from test_train_vocoder import TINY as VOCODER_TINY
 

@@ -124,7 +124,7 @@ def test_cli_file_batch_and_stdout(acoustic, tmp_path):
 
 
 def test_bad_requests_are_clear_and_write_nothing(acoustic, tmp_path):
-    from ttskit.models import jik876
+    from ttskit.checkpoints import jik876
     from ttskit.models.hifigan import PRESETS, Generator
 
     def synth(*args):
@@ -149,7 +149,7 @@ def test_bad_requests_are_clear_and_write_nothing(acoustic, tmp_path):
 
 
 def test_synthesis_through_a_trained_vocoder(acoustic, mini_work, tmp_path):
-    from ttskit.models import jik876
+    from ttskit.checkpoints import jik876
     from ttskit.models.hifigan import PRESETS, Generator
 
     jik876.save_generator(Generator(PRESETS["hifigan-v2"]), tmp_path / "voc" / "g_00000001", AudioConfig())
@@ -173,7 +173,7 @@ def test_synthesis_through_a_trained_vocoder(acoustic, mini_work, tmp_path):
 
 
 def test_demo_runs_the_whole_pipeline(tmp_path):
-    from ttskit.models import jik876
+    from ttskit.checkpoints import jik876
     from ttskit.models.hifigan import PRESETS, Generator
 
     jik876.save_generator(Generator(PRESETS["hifigan-v3"]), tmp_path / "voc" / "g_00000001", AudioConfig())

@@ -6,12 +6,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_run
 from typer.testing import CliRunner
 
-from conftest import assert_same_run
+from ttskit.checkpoints.store import load_checkpoint
 from ttskit.cli import app
 from ttskit.train.acoustic import TrainingError, prepare_run, train_acoustic
-from ttskit.train.checkpoint import load_checkpoint
 
 runner = CliRunner()
 # A tiny model and batches of ~2 utterances keep each step well under a second on a CPU.

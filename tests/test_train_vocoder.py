@@ -9,14 +9,14 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import assert_same_run
 from typer.testing import CliRunner
 
-from conftest import assert_same_run
+from ttskit.checkpoints import jik876
+from ttskit.checkpoints.store import load_checkpoint
+from ttskit.checkpoints.vocoder import load_vocoder
 from ttskit.cli import app
-from ttskit.models import jik876
 from ttskit.models.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
-from ttskit.models.vocoder import load_vocoder
-from ttskit.train.checkpoint import load_checkpoint
 from ttskit.train.loop import TrainingError
 from ttskit.train.vocoder import prepare_vocoder_run, train_vocoder
 
@@ -130,7 +130,7 @@ def test_gta_fine_tuning_from_a_jik876_checkpoint(mini_work, tmp_path):
     # Started exactly from the published weights: check before any step is taken.
     from ttskit.train.vocoder import _build, _initialise
 
-    nets = _build(tuned, torch.device("cpu"), False)
+    nets = _build(tuned, torch.device("cpu"))
     _initialise(nets, tuned.init_from)
     for name, tensor in vocoder_state["mpd"].items():
         assert torch.equal(nets.mpd.state_dict()[name], tensor), name
@@ -170,11 +170,11 @@ def test_discriminator_checkpoints_in_the_reference_layout_load():
 
 def test_acoustic_validation_audio_through_a_vocoder(mini_work, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from test_train_acoustic import TINY as ACOUSTIC_TINY
 
     from ttskit.config import AudioConfig
     from ttskit.models.hifigan import PRESETS, Generator
     from ttskit.train.acoustic import prepare_run, train_acoustic
-    from test_train_acoustic import TINY as ACOUSTIC_TINY
 
     small = dataclasses.replace(PRESETS["hifigan-v3"], upsample_initial_channel=32)
     jik876.save_generator(Generator(small), tmp_path / "voc" / "g_00000001", AudioConfig())

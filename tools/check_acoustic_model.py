@@ -17,13 +17,12 @@ import soundfile as sf
 import torch
 
 from ttskit.audio import MelSpectrogram, griffin_lim, save_wav
+from ttskit.checkpoints.acoustic import model_from_state
+from ttskit.checkpoints.store import load_checkpoint
 from ttskit.config import config_from_dict
 from ttskit.data.dataset import WorkDataset, collate
-from ttskit.data.work import read_jsonl
 from ttskit.evaluation.intelligibility import Recognizer
-from ttskit.train.acoustic import build_model
-from ttskit.train.acoustic_config import AcousticRunConfig
-from ttskit.train.checkpoint import load_checkpoint
+from ttskit.work import read_jsonl
 
 
 def main() -> None:
@@ -33,11 +32,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the synthesised wavs here")
     args = parser.parse_args()
     state = load_checkpoint(args.checkpoint)
-    run_config = config_from_dict(AcousticRunConfig, state["run_config"])
     dataset = WorkDataset(args.work, "val")
-    model = build_model(run_config, len(dataset.vocab), state["audio"]["n_mels"], len(dataset.speakers), state["stats"])
-    model.load_state_dict(state["model"])
-    model.eval()
+    model = model_from_state(state, args.checkpoint).eval()
     mel = MelSpectrogram(config_from_dict(type(MelSpectrogram().config), state["audio"]))
     recognizer = Recognizer()
     rows = read_jsonl(args.work / "val.jsonl")

@@ -19,10 +19,9 @@ import soundfile as sf
 import torch
 
 from ttskit.audio import MelSpectrogram, griffin_lim, save_wav
-from ttskit.data.preprocess import load_work_config
-from ttskit.data.work import read_jsonl
+from ttskit.checkpoints.vocoder import load_vocoder
 from ttskit.evaluation.intelligibility import Recognizer
-from ttskit.models.vocoder import load_vocoder
+from ttskit.work import load_work_config, read_jsonl
 
 
 def main() -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ttskit.align.compare import compare_alignments
-from ttskit.data.preprocess import load_work_config
+from ttskit.data.compare_alignments import compare_alignments
+from ttskit.work import load_work_config
 
 
 def main() -> None:

@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ttskit.audio.io import load_audio, peak_normalize, trim_bounds
-from ttskit.data.preprocess import load_work_config
-from ttskit.data.work import array_path, read_metas
 from ttskit.text.frontend import PAUSE_SYMBOLS, WORD_BOUNDARY, build_frontend
+from ttskit.work import array_path, load_work_config, read_metas
 
 
 def festival_word_ends(texts: dict[str, str]) -> dict[str, list[float]]:

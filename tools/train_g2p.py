@@ -29,9 +29,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ttskit.text.g2p import (BOS, EOS, PAD, G2PConfig, G2PTransformer, NeuralG2P, batch_words, phoneme_ids,
-                             save_weights)
 from ttskit.text.distance import edit_distance
+from ttskit.text.g2p import BOS, EOS, PAD, G2PConfig, G2PTransformer, NeuralG2P, batch_words, phoneme_ids, save_weights
 from ttskit.text.lexicon import read_cmudict
 
 WORD = re.compile(r"^[a-z][a-z']*$")

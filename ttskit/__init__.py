@@ -1,6 +1,7 @@
 """ttskit: speech corpus -> neural voice."""
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("ttskit")

@@ -11,14 +11,17 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 
+from ttskit.errors import TtskitError
 
-class ConfigError(ValueError):
+
+class ConfigError(TtskitError, ValueError):
     """A configuration value or key is wrong; the message names the key path and the source."""
 
 
@@ -105,16 +108,33 @@ AlignerName = Literal["pocketsphinx", "textgrid", "learned"]
 
 
 @dataclass(frozen=True)
-class LearnedAlignerConfig:
+class TrainingBasics:
+    """The keys everything ttskit trains has: the training runs' `train` sections
+    (ttskit.train.config.BaseTrainConfig) and the learned aligner's."""
+
+    section: ClassVar[str] = "train"  # where the keys live in a config, for messages
+    learning_rate: float = 1e-3
+    checkpoint_every: int = 1000  # steps between checkpoints
+    seed: int = 1234
+
+    def __post_init__(self) -> None:
+        require(self.learning_rate > 0, f"{self.section}.learning_rate", "must be positive")
+        require(self.checkpoint_every >= 1, f"{self.section}.checkpoint_every", "must be at least 1")
+
+
+@dataclass(frozen=True)
+class LearnedAlignerConfig(TrainingBasics):
     """`--aligner learned`: an alignment model trained on the corpus itself (Badlani et al., 2021)."""
 
+    section: ClassVar[str] = "preprocess.learned_aligner"
+    learning_rate: float = 2e-3
+    checkpoint_every: int = 100
     channels: int = 256  # text embedding and key encoder width
     attention_dim: int = 80
     # Scales the squared distance between mel and text encodings into attention logits (RAD-TTS's value).
     temperature: float = 0.0005
     # Beta-binomial prior's width (smaller: closer to the diagonal early in training).
     prior_scaling: float = 1.0
-    learning_rate: float = 2e-3
     batch_frames: int = 12000  # padded mel frames per batch
     # Binarization loss (soft attention pulled towards the MAS path) from this step on.
     binarization_start_step: int = 200
@@ -129,10 +149,9 @@ class LearnedAlignerConfig:
     window_steps: int = 50
     patience: int = 4
     plateau_tolerance: float = 0.005
-    checkpoint_every: int = 100
-    seed: int = 1234
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         require(self.max_steps >= 1 and self.window_steps >= 1 and self.patience >= 1, "preprocess.learned_aligner",
                 "max_steps, window_steps and patience must be >= 1")
         require(self.batch_frames >= 100, "preprocess.learned_aligner.batch_frames", "must be >= 100")

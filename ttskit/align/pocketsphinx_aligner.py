@@ -5,7 +5,7 @@ from __future__ import annotations
 import librosa
 import numpy as np
 
-from ttskit.align.base import AlignmentRejected, Aligner, TimedSymbol, attach_pauses, check_plausible
+from ttskit.align.base import Aligner, AlignmentRejected, TimedSymbol, attach_pauses, check_plausible
 from ttskit.config import AudioConfig
 from ttskit.text.arpabet import WITHOUT_STRESS
 from ttskit.text.frontend import PAUSE_SYMBOLS, TextAnalysis
@@ -124,7 +124,7 @@ def _merge_single_phone_words(word_units: list[list[str]]) -> list[list[int]]:
     """
     groups: list[list[int]] = []
     pending: list[int] = []
-    for index, unit in enumerate(word_units):
+    for index, _unit in enumerate(word_units):
         pending.append(index)
         if sum(len(word_units[i]) for i in pending) >= 2:
             groups.append(pending)

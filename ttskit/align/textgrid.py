@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ttskit.align.base import AlignmentRejected, Aligner, TimedSymbol, attach_pauses, check_plausible
+from ttskit.align.base import Aligner, AlignmentRejected, TimedSymbol, attach_pauses, check_plausible
 from ttskit.text.frontend import SENTENCE_ENDS, TextAnalysis
 
 SILENCE_LABELS = {"", "sil", "sp", "<eps>", "silence"}

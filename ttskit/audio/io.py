@@ -11,9 +11,13 @@ import numpy as np
 import soundfile as sf
 
 from ttskit.config import AudioConfig
+from ttskit.errors import TtskitError
+
+# What ttskit reads as audio (corpora, evaluation folders, `ttskit vocode` folders).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 
 
-class AudioError(ValueError):
+class AudioError(TtskitError, ValueError):
     """An audio file cannot be used; the message names the file and the problem."""
 
 

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from ttskit.cli import (demo_cmd, download_cmd, eval_cmd, preprocess_cmd, synth_cmd, text_cmd, train_acoustic_cmd, train_vocoder_cmd, version_cmd,
-                        vocode_cmd)
+from ttskit.cli import (
+    demo_cmd,
+    download_cmd,
+    eval_cmd,
+    preprocess_cmd,
+    synth_cmd,
+    text_cmd,
+    train_acoustic_cmd,
+    train_vocoder_cmd,
+    version_cmd,
+    vocode_cmd,
+)
 
 app = typer.Typer(
     name="ttskit",

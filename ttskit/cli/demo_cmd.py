@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ttskit.cli.common import err_console, user_errors
+from ttskit.cli.common import DeviceOption, err_console, user_errors
 
 DEMO_TEXT = ("Hello! This voice was trained a few minutes ago, on one hundred sentences. "
              "It is rough, but every part of it is real.")
@@ -42,31 +42,34 @@ def demo(
     text: Annotated[str, typer.Option(help="What the new voice says.")] = DEMO_TEXT,
     vocoder: Annotated[Optional[str], typer.Option(
         "--vocoder", "-v", help="Also speak through this vocoder (run, checkpoint or jik876 g_ file).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when present).")] = None,
+    device: DeviceOption = None,
 ) -> None:
     """Preprocess the embedded mini corpus, train a small acoustic model on it, and speak with it.
 
     Example: ttskit demo -o demo && aplay demo/demo.wav
     """
     from ttskit.audio.io import save_wav
-    from ttskit.cli.preprocess_cmd import _run as preprocess
-    from ttskit.cli.train_acoustic_cmd import train_acoustic
-    from ttskit.synthesis import SynthesisError, Synthesizer
-    from ttskit.train.checkpoint import checkpoint_step, latest_checkpoint
+    from ttskit.checkpoints.store import checkpoint_step, latest_checkpoint
+    from ttskit.cli.preprocessing import preprocess_with_progress
+    from ttskit.cli.training import describe_acoustic, ending, train_with_progress
+    from ttskit.config import load_config
+    from ttskit.synthesis import Synthesizer
+    from ttskit.train.acoustic import prepare_run, train_acoustic
 
     output.mkdir(parents=True, exist_ok=True)
     work, run = output / "work", output / "run"
-    err_console.rule("1/3 preprocess")
-    preprocess("ljspeech", _corpus(output, clips), work, None, None, None, None, None, None, None, None)
-    err_console.rule("2/3 train-acoustic")
-    done = checkpoint_step(latest_checkpoint(run / "checkpoints")) if (run / "checkpoints").is_dir() else 0
-    if done >= steps:
-        err_console.print(f"{run} already has {done} steps; training skipped")
-    else:
-        train_acoustic(work, run, preset="small", max_steps=steps, gpus=1, resume=done > 0, device=device,
-                       export_gta=False, vocoder=None, config=None, overrides=None)
-    err_console.rule("3/3 synth")
-    with user_errors(SynthesisError):
+    with user_errors():
+        err_console.rule("1/3 preprocess")
+        preprocess_with_progress("ljspeech", _corpus(output, clips), work, load_config())
+        err_console.rule("2/3 train-acoustic")
+        done = checkpoint_step(latest_checkpoint(run / "checkpoints")) if (run / "checkpoints").is_dir() else 0
+        if done >= steps:
+            err_console.print(f"{run} already has {done} steps; training skipped")
+        else:
+            job = prepare_run(work, run, preset="small", max_steps=steps, resume=done > 0)
+            summary = train_with_progress(train_acoustic, job, describe_acoustic, gpus=1, device=device)
+            err_console.print(f"{ending(summary)}; checkpoints in {run / 'checkpoints'}", highlight=False)
+        err_console.rule("3/3 synth")
         voices = [("griffin-lim", output / "demo.wav")]
         if vocoder:
             voices.append((vocoder, output / "demo_vocoder.wav"))

@@ -23,9 +23,9 @@ def download(
 
     Example: ttskit download ljspeech -o data && ttskit preprocess ljspeech data/LJSpeech-1.1 -o work/lj
     """
-    from ttskit.data.download import CORPORA, DownloadError, download_corpus
+    from ttskit.data.download import CORPORA, download_corpus
 
-    with user_errors(DownloadError):
+    with user_errors():
         progress = Progress(TextColumn(f"[bold]{corpus}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                             TimeRemainingColumn(), console=err_console, transient=True)
         task = progress.add_task("download", total=None)

@@ -16,8 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from ttskit.cli.common import (Precision, PrecisionOption, UserError, err_console, user_errors,
-                               warn_about_precision)
+from ttskit.cli.common import PrecisionOption, UserError, err_console, user_errors, warn_about_precision
 
 
 def _number(value: float | None, digits: int = 2, percent: bool = False) -> str:
@@ -73,7 +72,7 @@ def evaluate(
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Score only the first N utterances.")] = None,
     device: Annotated[str | None, typer.Option(help="--synth/--vocoder-only: cuda or cpu (default: cuda when "
                                                        "present).")] = None,
-    precision: PrecisionOption = Precision.fp32,
+    precision: PrecisionOption = "fp32",
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the summary and per-utterance rows.")] = None,
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: CPU cores).")]
     = None,
@@ -91,17 +90,15 @@ def evaluate(
     """
     import tempfile
 
-    from ttskit.audio.io import AudioError
+    from ttskit.evaluation.evaluate import evaluate as run
     from ttskit.evaluation.evaluate import (
-        EvaluationError,
         pair,
         read_side,
         summarise,
         write_json,
     )
-    from ttskit.evaluation.evaluate import evaluate as run
 
-    with user_errors(EvaluationError, AudioError, ValueError), tempfile.TemporaryDirectory(prefix="ttskit-eval-") as tmp:
+    with user_errors(ValueError), tempfile.TemporaryDirectory(prefix="ttskit-eval-") as tmp:
         if synth and vocoder_only:
             raise UserError("--synth and --vocoder-only are two different evaluations: give one")
         if synth or vocoder_only:
@@ -116,10 +113,12 @@ def evaluate(
             warn_about_precision(precision, device)
         elif metadata is not None or reference is None or hypothesis is None:
             raise UserError("give --ref REF --hyp HYP, or --synth/--vocoder-only with METADATA")
-        elif precision != Precision.fp32:
+        elif precision != "fp32":
             raise UserError("--precision is for the audio --synth/--vocoder-only make; "
                             "--ref/--hyp score existing audio")
-        refs = read_side(reference if reference is not None else metadata)  # type: ignore[arg-type]
+        scored = reference if reference is not None else metadata
+        assert scored is not None  # the checks above leave one of the two
+        refs = read_side(scored)
         if limit:
             refs = dict(list(refs.items())[:limit])
         made_in = out if out is not None else Path(tmp)
@@ -132,18 +131,20 @@ def evaluate(
 
                     hyps, warnings = synthesize_items(list(refs.values()), made_in, acoustic, vocoder or "griffin-lim",
                                                       speaker, device, lambda n: progress.advance(task, n),
-                                                      precision.value)
+                                                      precision)
                     for warning in warnings:
                         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
                 else:
                     from ttskit.evaluation.produce import vocode_items
 
-                    hyps = vocode_items(list(refs.values()), made_in, Path(vocoder), device,  # type: ignore[arg-type]
-                                        lambda n: progress.advance(task, n), precision.value)
+                    assert vocoder is not None  # checked above
+                    hyps = vocode_items(list(refs.values()), made_in, Path(vocoder), device,
+                                        lambda n: progress.advance(task, n), precision)
             what = f"{'synthesised' if synth else 'vocoded'} by {acoustic or vocoder}" + \
                 (f" with {vocoder}" if synth and vocoder else "")
         else:
-            hyps = read_side(hypothesis)  # type: ignore[arg-type]
+            assert hypothesis is not None  # checked above
+            hyps = read_side(hypothesis)
             what = str(hypothesis)
         pairs = pair(refs, hyps)
         progress = _progress("eval")

@@ -8,8 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ttskit.cli.common import (Precision, PrecisionOption, UserError, err_console, user_errors,
-                               warn_about_precision)
+from ttskit.cli.common import DeviceOption, PrecisionOption, UserError, err_console, user_errors, warn_about_precision
 
 
 def read_text_file(path: Path) -> list[tuple[str, str]]:
@@ -48,8 +47,8 @@ def synthesize(
                                                          "writes -o DIR/<id>.wav, in length-sorted batches.")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="With -o -: raw 16-bit PCM, no WAV header.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Per-stage times and time to first audio.")] = False,
-    device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when present).")] = None,
-    precision: PrecisionOption = Precision.fp32,
+    device: DeviceOption = None,
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Speak text with a trained voice.
 
@@ -59,12 +58,12 @@ def synthesize(
       ttskit synth --text-file lines.txt -o out/ --acoustic runs/vctk --speaker p225 --speed 1.1
     """
     from ttskit.audio.io import save_wav
-    from ttskit.synthesis import SynthesisError, Synthesizer
+    from ttskit.synthesis import Synthesizer
 
-    with user_errors(SynthesisError):
+    with user_errors():
         if (text is None) == (text_file is None):
             raise UserError("give the text to say, or --text-file FILE (not both)")
-        synth = Synthesizer.from_checkpoints(acoustic, vocoder, device, precision.value)  # type: ignore[arg-type]
+        synth = Synthesizer.from_checkpoints(acoustic, vocoder, device, precision)
         warn_about_precision(precision, synth.device)
         if verbose:
             err_console.print(f"acoustic {synth.acoustic.source}, vocoder {synth.vocoder.source}, "
@@ -79,17 +78,19 @@ def synthesize(
                     save_wav(output / f"{uid}.wav", wave, synth.sample_rate)
             written = sum(w is not None for w in waves)
             where = f"{written} wav files in {output}"
+        elif text is None:
+            raise UserError("give the text to say")  # unreachable: checked above; narrows the type
         elif str(output) == "-":
             from ttskit.synthesis.wav_stream import wav_header, write_chunk
 
             stdout = sys.stdout.buffer
             if not raw:
                 stdout.write(wav_header(synth.sample_rate))
-            for piece in synth.stream(text, speaker, speed, pitch, energy):  # type: ignore[arg-type]
+            for piece in synth.stream(text, speaker, speed, pitch, energy):
                 write_chunk(stdout, piece)
             where = "stdout"
         else:
-            save_wav(output, synth.tts(text, speaker, speed, pitch, energy), synth.sample_rate)  # type: ignore[arg-type]
+            save_wav(output, synth.tts(text, speaker, speed, pitch, energy), synth.sample_rate)
             where = str(output)
         for warning in synth.warnings:
             err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)

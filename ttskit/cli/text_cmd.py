@@ -10,7 +10,7 @@ import typer
 
 from ttskit.cli.common import ConfigOption, SetOption, UserError, err_console, user_errors
 from ttskit.config import load_config
-from ttskit.text import FrontendUnavailable, Vocab, VocabError
+from ttskit.text import Vocab
 from ttskit.text.frontend import analyze_texts
 
 
@@ -32,7 +32,7 @@ def text(
 
     Example: ttskit text "Dr. Smith paid $3.50 on Jan. 5th, 1999."
     """
-    with user_errors(FrontendUnavailable, VocabError, UnicodeDecodeError):
+    with user_errors(UnicodeDecodeError):
         if (sentence is None) == (file is None):
             raise UserError("give either a TEXT argument or --file FILE (one of them)")
         extra = [f"text.frontend={frontend}"] if frontend else []

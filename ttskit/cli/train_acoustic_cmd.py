@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from ttskit.cli.common import ConfigOption, SetOption, user_errors
-from ttskit.cli.training import ending, on_main_rank, say, train_with_progress
+from ttskit.cli.common import ConfigOption, DeviceOption, SetOption, user_errors
+from ttskit.cli.training import describe_acoustic, ending, on_main_rank, say, train_with_progress
 
 
 def train_acoustic(
@@ -22,7 +22,7 @@ def train_acoustic(
         min=1, help="Local DistributedDataParallel ranks (GPUs, or gloo processes on a CPU-only machine). "
                     "Under torchrun the ranks come from torchrun instead.")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUN from its latest checkpoint.")] = False,
-    device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when present).")] = None,
+    device: DeviceOption = None,
     export_gta: Annotated[bool, typer.Option(
         "--export-gta", help="After training, write teacher-forced mels of every utterance to WORK/gta/ "
                              "(same frames as the recorded mels) for vocoder fine-tuning.")] = False,
@@ -36,26 +36,19 @@ def train_acoustic(
 
     Example: ttskit train-acoustic work/mini -o runs/mini --preset small --max-steps 2000
     """
-    from ttskit.train.acoustic import TrainingError, prepare_run, train_acoustic as run_training
+    from ttskit.checkpoints.store import latest_checkpoint
+    from ttskit.train.acoustic import prepare_run
+    from ttskit.train.acoustic import train_acoustic as run_training
     from ttskit.train.gta import export_gta as write_gta
-    from ttskit.train.checkpoint import CheckpointError
-    from ttskit.train.distributed import DistributedError
 
-    with user_errors(TrainingError, CheckpointError, DistributedError):
+    with user_errors():
         job = prepare_run(work, output, preset=preset, config_path=config, overrides=overrides or [],
                           max_steps=max_steps, resume=resume, vocoder=vocoder)
         start = f"resuming from {job.resume_from.name}" if job.resume_from else "starting"
         say(f"{start}: training to step {job.max_steps} on {work} -> {output}")
-
-        def describe(record: dict[str, Any]) -> str:
-            return (f"step {record['step']:>7}  loss {record['loss']:.4f}  mel {record['mel_l1']:.4f}  "
-                    f"lr {record['lr']:.2e}  {record['frames_per_s']:.0f} frames/s")
-
-        summary = train_with_progress(run_training, job, describe, gpus, device)
+        summary = train_with_progress(run_training, job, describe_acoustic, gpus, device)
         say(f"{ending(summary)}; checkpoints in {output / 'checkpoints'}")
         if export_gta and not summary.get("stopped_by_signal") and on_main_rank():
-            from ttskit.train.checkpoint import latest_checkpoint
-
             last = latest_checkpoint(output / "checkpoints")
             count = write_gta(work, last, device=device)
             say(f"[green]wrote {count} teacher-forced mels[/] from {last.name} to {work / 'gta'}")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from ttskit.cli.common import ConfigOption, SetOption, user_errors
-from ttskit.cli.training import ending, say, train_with_progress
+from ttskit.cli.common import ConfigOption, DeviceOption, SetOption, user_errors
+from ttskit.cli.training import describe_vocoder, ending, say, train_with_progress
 
 
 def train_vocoder(
@@ -31,7 +31,7 @@ def train_vocoder(
                        "g_XXXXXXXX (with its config.json; a do_XXXXXXXX beside it initialises the discriminators).")
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUN from its latest checkpoint.")] = False,
-    device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when present).")] = None,
+    device: DeviceOption = None,
     config: ConfigOption = None,
     overrides: SetOption = None,
 ) -> None:
@@ -39,23 +39,16 @@ def train_vocoder(
 
     Example: ttskit train-vocoder work/lj -o runs/lj-vocoder --model hifigan-v1 --gpus 2
     """
-    from ttskit.train.checkpoint import CheckpointError
-    from ttskit.train.distributed import DistributedError
-    from ttskit.train.loop import TrainingError
-    from ttskit.train.vocoder import prepare_vocoder_run, train_vocoder as run_training
+    from ttskit.train.vocoder import prepare_vocoder_run
+    from ttskit.train.vocoder import train_vocoder as run_training
 
-    with user_errors(TrainingError, CheckpointError, DistributedError):
+    with user_errors():
         job = prepare_vocoder_run(work, output, model=model, config_path=config, overrides=overrides or [],
                                   max_steps=max_steps, resume=resume, gta=gta, init=init)
         start = (f"resuming from {job.resume_from.name}" if job.resume_from
                  else f"fine-tuning {job.init_from}" if job.init_from else "starting")
         mels = "teacher-forced (gta) mels" if job.gta else "recorded mels"
         say(f"{start}: training the vocoder to step {job.max_steps} on {work} ({mels}) -> {output}")
-
-        def describe(record: dict[str, Any]) -> str:
-            return (f"step {record['step']:>7}  loss_g {record['loss_g']:.3f}  loss_d {record['loss_d']:.3f}  "
-                    f"mel {record['mel_l1']:.4f}  {record['audio_s_per_s']:.2f} s audio/s")
-
-        summary = train_with_progress(run_training, job, describe, gpus, device)
+        summary = train_with_progress(run_training, job, describe_vocoder, gpus, device)
         say(f"{ending(summary)}; generator checkpoints in {output / 'checkpoints'} "
             f"(use with `ttskit vocode IN -o OUT --vocoder {output}`)")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -44,7 +45,7 @@ def say(*args: Any, **kwargs: Any) -> None:
 def train_with_progress(run_training: Callable[..., dict[str, Any]], job: Any, describe: Callable[[dict[str, Any]], str],
                         gpus: int, device: str | None) -> dict[str, Any]:
     """Run a trainer (`train_acoustic`, `train_vocoder`) under the progress bar; returns its summary."""
-    from ttskit.train.checkpoint import checkpoint_step
+    from ttskit.checkpoints.store import checkpoint_step
 
     with training_progress(job.max_steps, checkpoint_step(job.resume_from), describe,
                            enabled=on_main_rank()) as on_log:
@@ -54,3 +55,13 @@ def train_with_progress(run_training: Callable[..., dict[str, Any]], job: Any, d
 def ending(summary: dict[str, Any]) -> str:
     how = "stopped by signal at" if summary.get("stopped_by_signal") else "finished at"
     return f"[green]{how} step {summary.get('step')}[/]"
+
+
+def describe_acoustic(record: dict[str, Any]) -> str:
+    return (f"step {record['step']:>7}  loss {record['loss']:.4f}  mel {record['mel_l1']:.4f}  "
+            f"lr {record['lr']:.2e}  {record['frames_per_s']:.0f} frames/s")
+
+
+def describe_vocoder(record: dict[str, Any]) -> str:
+    return (f"step {record['step']:>7}  loss_g {record['loss_g']:.3f}  loss_d {record['loss_d']:.3f}  "
+            f"mel {record['mel_l1']:.4f}  {record['audio_s_per_s']:.2f} s audio/s")

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ttskit.cli.common import Precision, PrecisionOption, err_console, user_errors, warn_about_precision
+from ttskit.cli.common import DeviceOption, PrecisionOption, err_console, user_errors, warn_about_precision
 
 
 def vocode(
@@ -20,21 +20,21 @@ def vocode(
     mel_config: Annotated[Optional[Path], typer.Option(
         "--mel-config", exists=True, dir_okay=False,
         help="The WORK config.yaml a .npy mel was made with (found automatically for WORK/mel and WORK/gta).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="cuda or cpu (default: cuda when present).")] = None,
-    precision: PrecisionOption = Precision.fp32,
+    device: DeviceOption = None,
+    precision: PrecisionOption = "fp32",
 ) -> None:
     """Turn audio (analysed to a mel) or a stored mel back into audio with a vocoder.
 
     Example: ttskit vocode recording.wav -o copy.wav --vocoder runs/lj-vocoder
     """
-    from ttskit.audio.io import AudioError
-    from ttskit.copy_synthesis import inputs_in, vocode_file
-    from ttskit.models.vocoder import VocoderError, load_vocoder
+    from ttskit.checkpoints.vocoder import load_vocoder
+    from ttskit.models.vocoder import VocoderError
+    from ttskit.synthesis.copy_synthesis import inputs_in, vocode_file
 
-    with user_errors(VocoderError, AudioError):
-        vocoder = load_vocoder(vocoder_path, device, precision.value)  # type: ignore[arg-type]
+    with user_errors():
+        vocoder = load_vocoder(vocoder_path, device, precision)
         err_console.print(f"vocoder: {vocoder.source} ({vocoder.sample_rate} Hz, {vocoder.audio.n_mels} mels, "
-                          f"hop {vocoder.hop_length}) on {vocoder.device}, {precision.value}",
+                          f"hop {vocoder.hop_length}) on {vocoder.device}, {precision}",
                           highlight=False, soft_wrap=True)
         warn_about_precision(precision, vocoder.device)
         if source.is_dir():

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
+
+from ttskit.audio.io import AUDIO_SUFFIXES
+from ttskit.errors import TtskitError
 
 CorpusKind = Literal["ljspeech", "vctk", "list"]
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif")
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class CorpusError(ValueError):
+class CorpusError(TtskitError, ValueError):
     """The corpus as a whole cannot be read (missing folder, no metadata): nothing to do."""
 
 

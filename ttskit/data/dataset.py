@@ -3,18 +3,17 @@ and length-bucketed batches filled up to a frame budget (little padding, steady 
 
 from __future__ import annotations
 
-import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ttskit.data.work import array_path, read_jsonl
 from ttskit.text.vocab import Vocab
+from ttskit.work import SPEAKERS, STATS, VOCAB, Split, array_path, read_json, read_manifest
 
 
 @dataclass
@@ -29,7 +28,7 @@ class AcousticBatch:
     mels: torch.Tensor  # (B, T, n_mels)
     frame_lengths: torch.Tensor  # (B,)
 
-    def to(self, device: torch.device | str) -> "AcousticBatch":
+    def to(self, device: torch.device | str) -> AcousticBatch:
         moved = {k: (v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
                  for k, v in self.__dict__.items()}
         return AcousticBatch(**moved)
@@ -38,12 +37,12 @@ class AcousticBatch:
 class WorkDataset(Dataset):
     """One split (`train` or `val`) of a WORK folder, as tensors ready for the acoustic model."""
 
-    def __init__(self, work: Path, split: str = "train") -> None:
+    def __init__(self, work: Path, split: Split = "train") -> None:
         self.work = Path(work)
-        self.rows = read_jsonl(self.work / f"{split}.jsonl")
-        self.vocab = Vocab.load(self.work / "vocab.json")
-        self.speakers: dict[str, int] = json.loads((self.work / "speakers.json").read_text(encoding="utf-8"))
-        self.stats = json.loads((self.work / "stats.json").read_text(encoding="utf-8"))
+        self.rows = read_manifest(self.work, split)
+        self.vocab = Vocab.load(self.work / VOCAB)
+        self.speakers: dict[str, int] = read_json(self.work / SPEAKERS)
+        self.stats = read_json(self.work / STATS)
 
     def __len__(self) -> int:
         return len(self.rows)

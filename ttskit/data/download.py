@@ -15,15 +15,17 @@ import tarfile
 import urllib.error
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+
+from ttskit.errors import TtskitError
 
 CHUNK = 1 << 20
 COMPLETE_MARKER = ".ttskit-complete"
 
 
-class DownloadError(RuntimeError):
+class DownloadError(TtskitError, RuntimeError):
     """A download or extraction that failed; the message names the URL or file and the problem."""
 
 

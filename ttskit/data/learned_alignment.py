@@ -7,7 +7,7 @@ runs in three steps instead of one:
    voicing go to WORK/unaligned/, and meta/<id>.json says `"status": "unaligned"` with the symbols
    to align: the front end's, framed by a leading (and, when the text does not end in a pause, a
    trailing) silence symbol that absorbs the silence the trimming kept.
-2. train (WORK/aligner/aligner.pt; resumable, reused later): ttskit.align.learned_training.
+2. train (WORK/aligner/aligner.pt; resumable, reused later): ttskit.align.learned.training.
 3. finish (per utterance): MAS durations; the framing silences are cut off the wave and the
    features (as the forced aligner cuts leading silence); the same plausibility checks as the
    forced aligner's; WORK/{wav,mel,pitch,energy,duration}/<id> written, then meta says "ok", then
@@ -19,30 +19,32 @@ Sharded runs stage on every machine; `ttskit preprocess merge WORK` then trains 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 import torch
 
 from ttskit.align.base import AlignmentRejected, TimedSymbol, check_plausible
+from ttskit.align.learned.training import AlignerItem, train_aligner
 from ttskit.audio import MelSpectrogram, save_wav
 from ttskit.audio.pitch import PitchTrack
 from ttskit.config import Config
+from ttskit.data.alignment import AlignerEvent, CorpusAligner
 from ttskit.data.features import FrameFeatures, Skip, frame_features, write_utterance
-from ttskit.data.work import meta_path, read_metas, save_array, save_json
-from ttskit.text.frontend import PAUSE_SYMBOLS, SENTENCE_ENDS, SHORT_PAUSE, SILENCE, WORD_BOUNDARY, TextAnalysis, build_frontend
+from ttskit.runtime import default_device
+from ttskit.text.frontend import (
+    PAUSE_SYMBOLS,
+    SENTENCE_ENDS,
+    SHORT_PAUSE,
+    SILENCE,
+    WORD_BOUNDARY,
+    TextAnalysis,
+    build_frontend,
+)
+from ttskit.work import ALIGNER, STAGED, meta_path, read_metas, save_array, save_json, staged_path
 
-STAGED = "unaligned"  # the meta status, and the folder under WORK
 STAGED_ARRAYS = ("mel", "pitch", "energy", "voiced")
-ALIGNER_FOLDER = "aligner"
-
-AlignerEvent = Callable[[dict[str, Any]], None]
-
-
-def staged_path(work: Path, kind: str, utterance_id: str) -> Path:
-    suffix = ".wav" if kind == "wav" else ".npy"
-    return work / STAGED / kind / f"{utterance_id}{suffix}"
 
 
 def aligner_symbols(analysis: TextAnalysis) -> tuple[list[str], list[int], bool]:
@@ -126,12 +128,10 @@ def _finish(work: Path, config: Config, meta: dict[str, Any], durations: np.ndar
 def align_staged(work: Path, config: Config, device: str | torch.device | None = None,
                  on_event: AlignerEvent | None = None) -> int:
     """Steps 2 and 3 for every staged utterance of WORK; returns how many were finished."""
-    from ttskit.align.learned_training import AlignerItem, train_aligner
-
     staged = [m for m in read_metas(work) if m["status"] == STAGED]
     if not staged:
         return 0
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = default_device(device)
     items = [AlignerItem(m["id"], m["aligner_symbols"], staged_path(work, "mel", m["id"])) for m in staged]
     if on_event:
         on_event({"event": "train", "utterances": len(items), "device": str(device)})
@@ -143,7 +143,7 @@ def align_staged(work: Path, config: Config, device: str | torch.device | None =
     frontend = build_frontend(config.text)
     # A fixed inventory (ARPAbet) in the table means utterances added later always fit the aligner.
     inventory = (SILENCE, *frontend.base_symbols()) if frontend.fixed_inventory else ()
-    aligner = train_aligner(items, config.audio.n_mels, config.preprocess.learned_aligner, work / ALIGNER_FOLDER,
+    aligner = train_aligner(items, config.audio.n_mels, config.preprocess.learned_aligner, work / ALIGNER,
                             device, on_step, inventory)
     if on_event:
         on_event({"event": "trained", "step": aligner.progress.step, "reason": aligner.progress.stop_reason,
@@ -165,3 +165,15 @@ def align_staged(work: Path, config: Config, device: str | torch.device | None =
     if (work / STAGED).is_dir() and not any((work / STAGED).iterdir()):
         (work / STAGED).rmdir()
     return len(items)
+
+
+class LearnedCorpusAligner(CorpusAligner):
+    """`preprocess.aligner: learned`: workers stage, merge trains the aligner and finishes."""
+
+    def place(self, work: Path, utterance_id: str, wave: np.ndarray, analysis: TextAnalysis, mel: MelSpectrogram,
+              config: Config) -> dict[str, Any]:
+        return stage(work, utterance_id, wave, analysis, mel, config)
+
+    def finish(self, work: Path, config: Config, device: str | torch.device | None = None,
+               on_event: AlignerEvent | None = None) -> int:
+        return align_staged(work, config, device, on_event)

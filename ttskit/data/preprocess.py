@@ -11,22 +11,41 @@ from __future__ import annotations
 import multiprocessing
 import os
 import zlib
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
+import torch
 import yaml
 
+from ttskit.audio.io import atomic_write
 from ttskit.config import Config, config_from_dict, config_to_dict, differences, dump_config
 from ttskit.data.corpora import BadEntry, CorpusKind, Utterance, read_corpus
-from ttskit.data.work import array_path, meta_path, read_metas, remove_stale_temp_files, save_json, save_jsonl
+from ttskit.data.processor import UtteranceProcessor, build_corpus_aligner
+from ttskit.data.report import write_report
+from ttskit.errors import TtskitError
 from ttskit.text.frontend import build_frontend
-from ttskit.audio.io import atomic_write
+from ttskit.work import (
+    CONFIG,
+    MANIFESTS,
+    SHARDS,
+    SPEAKERS,
+    STATS,
+    VOCAB,
+    array_path,
+    load_work_config,
+    meta_path,
+    read_metas,
+    remove_stale_temp_files,
+    save_json,
+    save_jsonl,
+)
 
 
-class PreprocessError(RuntimeError):
+class PreprocessError(TtskitError, RuntimeError):
     """Preprocessing cannot go on (mismatched WORK folder, missing shards, nothing usable)."""
 
 
@@ -36,7 +55,7 @@ class Shard:
     count: int
 
     @classmethod
-    def parse(cls, text: str) -> "Shard":
+    def parse(cls, text: str) -> Shard:
         try:
             index, count = (int(x) for x in text.split("/"))
         except ValueError:
@@ -63,7 +82,7 @@ ProgressCallback = Callable[[dict[str, Any]], None]
 
 def check_work_config(work: Path, config: Config) -> None:
     """Write WORK/config.yaml, or refuse when WORK was made with different settings."""
-    path = work / "config.yaml"
+    path = work / CONFIG
     if path.is_file():
         # Read through the dataclasses, so a setting added since (absent there, default here) is no change.
         existing = config_to_dict(config_from_dict(Config, yaml.safe_load(path.read_text(encoding="utf-8")) or {},
@@ -78,15 +97,19 @@ def check_work_config(work: Path, config: Config) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(dump_config(config), encoding="utf-8"))
 
 
-def _worker_init(config: Config, work: Path, textgrid_dir: Path | None) -> None:
-    from ttskit.data.features import UtteranceProcessor
+# The worker process's processor (a process pool passes only picklable functions to its workers).
+_worker_processor: UtteranceProcessor | None = None
 
-    global _PROCESSOR
-    _PROCESSOR = UtteranceProcessor(config, work, textgrid_dir)
+
+def _worker_init(config: Config, work: Path, textgrid_dir: Path | None) -> None:
+    global _worker_processor
+    torch.set_num_threads(1)  # parallelism comes from worker processes, one core each
+    _worker_processor = UtteranceProcessor(config, work, textgrid_dir)
 
 
 def _worker_run(utterance: Utterance) -> dict[str, Any]:
-    return _PROCESSOR(utterance)  # type: ignore[name-defined]
+    assert _worker_processor is not None, "_worker_init runs first in every worker"
+    return _worker_processor(utterance)
 
 
 def run_preprocess(kind: CorpusKind, source: Path, work: Path, config: Config, *, jobs: int | None = None,
@@ -118,7 +141,7 @@ def run_preprocess(kind: CorpusKind, source: Path, work: Path, config: Config, *
         if on_done:
             on_done(meta)
     if shard is not None:
-        save_json(work / "shards" / f"{shard}.json", {"ids": [e.id for e in entries]})
+        save_json(work / SHARDS / f"{shard}.json", {"ids": [e.id for e in entries]})
         metas = [m for m in read_metas(work) if m["id"] in {e.id for e in entries}]
         ok = sum(m["status"] != "skipped" for m in metas)  # "unaligned" ones are usable once merge aligns them
         return PreprocessSummary(len(todo), resumed, ok, len(metas) - ok, merged=False)
@@ -130,10 +153,10 @@ def _map(utterances: list[Utterance], config: Config, work: Path, textgrid_dir: 
          jobs: int) -> Iterable[dict[str, Any]]:
     if not utterances:
         return
-    if jobs == 1:
-        _worker_init(config, work, textgrid_dir)
+    if jobs == 1:  # in this process, with its thread settings left as they are
+        processor = UtteranceProcessor(config, work, textgrid_dir)
         for utterance in utterances:
-            yield _worker_run(utterance)
+            yield processor(utterance)
         return
     # spawn, not fork: forking a process that already runs torch/OpenMP threads can deadlock.
     context = multiprocessing.get_context("spawn")
@@ -149,13 +172,6 @@ def _map(utterances: list[Utterance], config: Config, work: Path, textgrid_dir: 
             for future in futures:
                 future.cancel()
             raise
-
-
-def load_work_config(work: Path) -> Config:
-    path = work / "config.yaml"
-    if not path.is_file():
-        raise PreprocessError(f"{work}: no config.yaml; is this a folder made by `ttskit preprocess`?")
-    return config_from_dict(Config, yaml.safe_load(path.read_text(encoding="utf-8")) or {}, source=str(path))
 
 
 def _validation_ids(ids: list[str], fraction: float, most: int) -> set[str]:
@@ -174,39 +190,31 @@ def merge(work: Path, on_aligner: ProgressCallback | None = None) -> dict[str, A
     """Speakers, vocabulary, statistics, train/val manifests and the report from every finished
     utterance; utterances staged for the learned aligner are aligned first."""
     config = load_work_config(work)
-    shard_files = sorted((work / "shards").glob("*-of-*.json")) if (work / "shards").is_dir() else []
+    shard_files = sorted((work / SHARDS).glob("*-of-*.json")) if (work / SHARDS).is_dir() else []
     if shard_files:
         count = int(shard_files[0].stem.split("-of-")[1])
-        missing = [i for i in range(count) if not (work / "shards" / f"{i}-of-{count}.json").is_file()]
+        missing = [i for i in range(count) if not (work / SHARDS / f"{i}-of-{count}.json").is_file()]
         if missing:
             raise PreprocessError(f"{work}: shards {missing} of {count} have not finished; run them, then merge")
-    from ttskit.align.learned_training import AlignerTrainingError
-    from ttskit.data.learned_alignment import align_staged
-
-    try:
-        align_staged(work, config, on_event=on_aligner)
-    except AlignerTrainingError as err:
-        raise PreprocessError(str(err)) from None
+    build_corpus_aligner(config).finish(work, config, on_event=on_aligner)
     metas = read_metas(work)
     ok = [m for m in metas if m["status"] == "ok"]
     if not ok:
         reasons = sorted({m.get("reason", "?") for m in metas})[:5]
         raise PreprocessError(f"{work}: no usable utterances ({len(metas)} skipped; e.g. {reasons})")
     speakers = {name: index for index, name in enumerate(sorted({m["speaker"] for m in ok}))}
-    save_json(work / "speakers.json", speakers)
+    save_json(work / SPEAKERS, speakers)
     frontend = build_frontend(config.text)
     vocab = frontend.build_vocab(m["phonemes"] for m in ok)
-    atomic_write(work / "vocab.json", lambda tmp: tmp.write_text(vocab.to_json() + "\n", encoding="utf-8"))
+    atomic_write(work / VOCAB, lambda tmp: tmp.write_text(vocab.to_json() + "\n", encoding="utf-8"))
     stats = _statistics(work, ok, speakers, config)
-    save_json(work / "stats.json", stats)
+    save_json(work / STATS, stats)
     val = _validation_ids([m["id"] for m in ok], config.preprocess.val_fraction, config.preprocess.val_max)
     rows = [{"id": m["id"], "speaker": m["speaker"], "speaker_id": speakers[m["speaker"]], "text": m["text"],
              "normalized": m["normalized"], "phonemes": m["phonemes"], "n_frames": m["n_frames"],
              "duration_s": m["duration_s"], "wav": f"wav/{m['id']}.wav"} for m in ok]
-    save_jsonl(work / "train.jsonl", [r for r in rows if r["id"] not in val])
-    save_jsonl(work / "val.jsonl", [r for r in rows if r["id"] in val])
-    from ttskit.data.report import write_report
-
+    save_jsonl(work / MANIFESTS["train"], [r for r in rows if r["id"] not in val])
+    save_jsonl(work / MANIFESTS["val"], [r for r in rows if r["id"] in val])
     return write_report(work, metas, config)
 
 

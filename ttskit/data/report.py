@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from ttskit.config import Config
-from ttskit.data.work import array_path, save_json
 from ttskit.audio.io import atomic_write
+from ttskit.config import Config
 from ttskit.text.frontend import PAUSE_SYMBOLS
+from ttskit.work import REPORT, array_path, save_json
 
 OUTLIERS_SHOWN = 10
 
@@ -104,9 +104,9 @@ def _plots(work: Path, phone_ms: np.ndarray, pitch: np.ndarray, rates: np.ndarra
         axis.set_xlabel(label)
         axis.set_ylabel("count")
         figure.tight_layout()
-        path = work / "report" / name
+        path = work / REPORT / name
         path.parent.mkdir(exist_ok=True)
-        atomic_write(path, lambda tmp: figure.savefig(tmp, format="png"))
+        atomic_write(path, lambda tmp, figure=figure: figure.savefig(tmp, format="png"))
         plt.close(figure)
         names.append(name)
     return names

@@ -11,20 +11,15 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ttskit.data.work import array_path, read_jsonl, wav_path
-
-
-def mel_file(work: Path, utterance_id: str, gta: bool = False) -> Path:
-    """The recorded mel of an utterance, or with `gta` its teacher-forced twin."""
-    return array_path(work, "gta" if gta else "mel", utterance_id)
+from ttskit.work import mel_path, read_jsonl, wav_path
 
 
 class SegmentDataset(Dataset):
@@ -47,7 +42,7 @@ class SegmentDataset(Dataset):
     def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, index = item
         uid = self.rows[index]["id"]
-        mel = np.load(mel_file(self.work, uid, self.gta), mmap_mode="r")
+        mel = np.load(mel_path(self.work, uid, self.gta), mmap_mode="r")
         total = mel.shape[1]
         start = random.Random(f"{self.seed}:{epoch}:{index}").randint(0, max(total - self.frames, 0))
         stop = min(start + self.frames, total)

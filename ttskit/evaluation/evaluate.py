@@ -11,15 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ttskit.audio.io import atomic_write, load_audio
+from ttskit.audio.io import AUDIO_SUFFIXES, atomic_write, load_audio
 from ttskit.config import AudioConfig
-from ttskit.data.corpora import AUDIO_SUFFIXES
+from ttskit.errors import TtskitError
 from ttskit.evaluation.intelligibility import spoken_words
 from ttskit.evaluation.metrics import character_errors, distances
 from ttskit.text.distance import edit_distance
 
 
-class EvaluationError(ValueError):
+class EvaluationError(TtskitError, ValueError):
     """Inputs that cannot be paired or read; the message names the file and the problem."""
 
 

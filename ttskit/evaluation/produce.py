@@ -8,24 +8,22 @@ from pathlib import Path
 
 from ttskit.audio.io import save_wav
 from ttskit.evaluation.evaluate import EvaluationError, Item
+from ttskit.runtime import InferencePrecision, default_device
 
 Progress = Callable[[int], None]  # called with how many utterances were just finished
 
 
 def synthesize_items(items: list[Item], out: Path, acoustic: Path, vocoder: str, speaker: str | None = None,
                      device: str | None = None, on_done: Progress | None = None,
-                     precision: str = "fp32") -> tuple[dict[str, Item], list[str]]:
+                     precision: InferencePrecision = "fp32") -> tuple[dict[str, Item], list[str]]:
     """Speak each item's transcript free-running (durations, pitch and energy all predicted), as a
     user would hear it. Returns the written items and the synthesiser's warnings."""
-    from ttskit.synthesis import SynthesisError, Synthesizer
+    from ttskit.synthesis import Synthesizer
 
     missing = [item.id for item in items if not item.text]
     if missing:
         raise EvaluationError(f"--synth needs transcripts; none for {', '.join(missing[:5])} (a metadata file gives them)")
-    try:
-        synth = Synthesizer.from_checkpoints(acoustic, vocoder, device, precision)  # type: ignore[arg-type]
-    except SynthesisError as err:
-        raise EvaluationError(str(err)) from None
+    synth = Synthesizer.from_checkpoints(acoustic, vocoder, device, precision)
     written: dict[str, Item] = {}
     warnings: list[str] = []
     # Each utterance in its own speaker's voice when the model knows it (a multi-speaker WORK
@@ -40,10 +38,7 @@ def synthesize_items(items: list[Item], out: Path, acoustic: Path, vocoder: str,
     for voice, group in voices.items():
         for start in range(0, len(group), chunk):
             part = group[start:start + chunk]
-            try:
-                waves = synth.tts_many([item.text or "" for item in part], voice, skip_unspeakable=True)
-            except SynthesisError as err:  # an unknown speaker, say: the same for every chunk
-                raise EvaluationError(str(err)) from None
+            waves = synth.tts_many([item.text or "" for item in part], voice, skip_unspeakable=True)
             warnings += synth.warnings
             for item, wave in zip(part, waves):
                 if wave is not None:
@@ -56,26 +51,18 @@ def synthesize_items(items: list[Item], out: Path, acoustic: Path, vocoder: str,
 
 
 def vocode_items(items: list[Item], out: Path, vocoder: Path, device: str | None = None,
-                 on_done: Progress | None = None, precision: str = "fp32") -> dict[str, Item]:
+                 on_done: Progress | None = None, precision: InferencePrecision = "fp32") -> dict[str, Item]:
     """Copy-synthesis: each recording analysed with the vocoder's own mel settings and vocoded back,
     so the scores measure the vocoder alone."""
-    import torch
+    from ttskit.checkpoints.vocoder import load_vocoder
+    from ttskit.models.vocoder import VocoderError
+    from ttskit.synthesis.copy_synthesis import vocode_file
 
-    from ttskit.audio.io import AudioError
-    from ttskit.copy_synthesis import vocode_file
-    from ttskit.models.vocoder import VocoderError, load_vocoder
-
-    try:
-        model = load_vocoder(vocoder, torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")),
-                             precision)  # type: ignore[arg-type]
-    except VocoderError as err:
-        raise EvaluationError(str(err)) from None
+    model = load_vocoder(vocoder, default_device(device), precision)
     written: dict[str, Item] = {}
     for item in items:
         try:
-            vocode_file(item.audio, out / f"{item.id}.wav", model)
-        except AudioError as err:  # names the file already
-            raise EvaluationError(str(err)) from None
+            vocode_file(item.audio, out / f"{item.id}.wav", model)  # an AudioError names the file already
         except VocoderError as err:
             raise EvaluationError(f"{item.audio}: {err}") from None
         written[item.id] = Item(item.id, out / f"{item.id}.wav", item.text)

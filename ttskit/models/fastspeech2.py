@@ -8,8 +8,9 @@ ranges); it never opens a file, so a checkpoint alone can rebuild it.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch import nn

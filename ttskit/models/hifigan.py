@@ -2,7 +2,7 @@
 
 Transposed-convolution upsampling, each stage followed by multi-receptive-field fusion (the mean
 of residual blocks with different kernels and dilations). The module and parameter names follow
-the paper's reference code, so its checkpoints load key for key (see `ttskit.models.jik876`).
+the paper's reference code, so its checkpoints load key for key (see `ttskit.checkpoints.jik876`).
 
 Training uses weight normalisation; `remove_weight_norm()` folds it into plain weights for
 inference. `ttskit.models.hifigan_inference.FastGenerator` runs the same computation in the
@@ -156,7 +156,7 @@ class Generator(nn.Module):
     def has_weight_norm(self) -> bool:
         return any(parametrize.is_parametrized(module, "weight") for module in self.modules())
 
-    def remove_weight_norm(self) -> "Generator":
+    def remove_weight_norm(self) -> Generator:
         """Fold every weight norm into a plain weight (same output; faster, inference only)."""
         for module in self.modules():
             if parametrize.is_parametrized(module, "weight"):

@@ -151,3 +151,11 @@ class FastGenerator(nn.Module):
             x = fused
         x = self.post(F.leaky_relu(x, OUTPUT_LRELU_SLOPE, inplace=True), length)
         return torch.tanh(x.reshape(batch, 1, -1)[:, :, :length])
+
+
+def for_inference(generator: Generator, device: torch.device) -> nn.Module:
+    """Weight norm folded away; on a CPU the channels-last FastGenerator (same output, faster)."""
+    generator = generator.remove_weight_norm().eval()
+    for parameter in generator.parameters():
+        parameter.requires_grad_(False)
+    return FastGenerator(generator) if device.type == "cpu" else generator.to(device)

@@ -12,101 +12,28 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from ttskit.audio import MelSpectrogram, griffin_lim
-from ttskit.config import AudioConfig, TextConfig, config_from_dict
-from ttskit.models.fastspeech2 import Controls, FastSpeech2
-from ttskit.models.vocoder import InferencePrecision, VocoderError, load_vocoder
+from ttskit.checkpoints.acoustic import AcousticModel, load_acoustic
+from ttskit.checkpoints.vocoder import load_vocoder
+from ttskit.errors import TtskitError
+from ttskit.models.fastspeech2 import Controls
+from ttskit.models.vocoder import GRIFFIN_LIM, GriffinLimVocoder, Vocoder, VocoderError
+from ttskit.runtime import InferencePrecision, default_device
 from ttskit.synthesis.joining import Joiner
 from ttskit.synthesis.sentences import split_sentences
-from ttskit.text.frontend import PAUSE_SYMBOLS, WORD_BOUNDARY, TextFrontend, build_frontend
-from ttskit.text.vocab import Vocab
-from ttskit.train.acoustic_config import AcousticRunConfig
-from ttskit.train.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from ttskit.text.frontend import PAUSE_SYMBOLS, WORD_BOUNDARY
 
-GRIFFIN_LIM = "griffin-lim"
 BATCH_SENTENCES = 16
 
 
-class SynthesisError(ValueError):
+class SynthesisError(TtskitError, ValueError):
     """Text, speaker, controls or checkpoints that cannot be synthesised; the message says why."""
-
-
-@dataclass
-class AcousticModel:
-    """A FastSpeech2 checkpoint with everything synthesis needs: front end, vocabulary, speakers,
-    statistics and the mel settings it was trained on."""
-
-    model: FastSpeech2
-    frontend: TextFrontend
-    vocab: Vocab
-    speakers: dict[str, int]
-    stats: dict[str, Any]
-    audio: AudioConfig
-    source: str
-
-
-def resolve_acoustic_path(path: Path) -> Path:
-    """A checkpoint file as given; for a run folder its best.pt, else its latest step checkpoint."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    folder = path / "checkpoints" if (path / "checkpoints").is_dir() else path
-    if (folder / "best.pt").is_file():
-        return folder / "best.pt"
-    latest = latest_checkpoint(folder) if folder.is_dir() else None
-    if latest is None:
-        raise SynthesisError(f"{path}: no acoustic checkpoint (a .pt file, or a train-acoustic run folder)")
-    return latest
-
-
-def load_acoustic(path: Path, device: torch.device) -> AcousticModel:
-    from ttskit.train.acoustic import build_model
-
-    resolved = resolve_acoustic_path(path)
-    try:
-        state = load_checkpoint(resolved)
-    except CheckpointError as err:
-        raise SynthesisError(str(err)) from None
-    if not str(state.get("format", "")).startswith("ttskit-acoustic"):
-        raise SynthesisError(f"{resolved}: not an acoustic-model checkpoint (format {state.get('format')!r}); "
-                             "vocoder checkpoints go to --vocoder")
-    run_config = config_from_dict(AcousticRunConfig, state["run_config"], source=str(resolved))
-    audio = config_from_dict(AudioConfig, state["audio"], source=str(resolved))
-    vocab = Vocab(tuple(state["vocab"]))
-    model = build_model(run_config, len(vocab), audio.n_mels, len(state["speakers"]), state["stats"])
-    model.load_state_dict(state["model"])
-    model.to(device).eval()
-    text = config_from_dict(TextConfig, state["text"], source=str(resolved))
-    return AcousticModel(model, build_frontend(text), vocab, dict(state["speakers"]), state["stats"], audio,
-                         str(resolved))
-
-
-class GriffinLimVocoder:
-    """The vocoder that needs no training: fast Griffin-Lim on the acoustic model's own mel settings."""
-
-    source = GRIFFIN_LIM
-
-    def __init__(self, audio: AudioConfig, device: torch.device) -> None:
-        self.audio, self.device = audio, device
-        self.analysis = MelSpectrogram(audio, double_precision=False)
-
-    @property
-    def sample_rate(self) -> int:
-        return self.audio.sample_rate
-
-    def check_mel_config(self, audio: AudioConfig, what: str) -> None:
-        """Griffin-Lim is built from the acoustic model's settings, so they always agree."""
-
-    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
-        mel = mel.unsqueeze(0) if mel.dim() == 2 else mel
-        return torch.stack([griffin_lim(m.float().cpu(), self.analysis) for m in mel])
 
 
 @dataclass
@@ -139,7 +66,7 @@ class _Sentence:
 @dataclass
 class Synthesizer:
     acoustic: AcousticModel
-    vocoder: Any  # ttskit.models.vocoder.Vocoder or GriffinLimVocoder
+    vocoder: Vocoder
     device: torch.device
     warnings: list[str] = field(default_factory=list)
     timing: Timing = field(default_factory=Timing)
@@ -147,22 +74,19 @@ class Synthesizer:
     @classmethod
     def from_checkpoints(cls, acoustic: str | Path, vocoder: str | Path = GRIFFIN_LIM,
                          device: str | torch.device | None = None,
-                         precision: InferencePrecision = "fp32") -> "Synthesizer":
+                         precision: InferencePrecision = "fp32") -> Synthesizer:
         """`acoustic`: a train-acoustic checkpoint or run folder. `vocoder`: a train-vocoder run or
         checkpoint, a jik876/hifi-gan g_ file, or "griffin-lim". `precision`: the neural vocoder's
         ("bf16": about twice as fast on hardware with bfloat16 arithmetic). The acoustic model
         stays in float32: it is a tenth of the time, and its durations are rounded to whole frames,
         where bfloat16's 8-bit mantissa would move phoneme boundaries."""
-        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        device = default_device(device)
         model = load_acoustic(Path(acoustic), device)
-        try:
-            if str(vocoder) == GRIFFIN_LIM and precision != "fp32":
-                raise VocoderError(f"--precision {precision} applies to a neural vocoder; Griffin-Lim runs in float32")
-            voice = GriffinLimVocoder(model.audio, device) if str(vocoder) == GRIFFIN_LIM \
-                else load_vocoder(Path(vocoder), device, precision)
-            voice.check_mel_config(model.audio, f"the acoustic model {model.source}")
-        except VocoderError as err:
-            raise SynthesisError(str(err)) from None
+        if str(vocoder) == GRIFFIN_LIM and precision != "fp32":
+            raise VocoderError(f"--precision {precision} applies to a neural vocoder; Griffin-Lim runs in float32")
+        voice = GriffinLimVocoder(model.audio, device) if str(vocoder) == GRIFFIN_LIM \
+            else load_vocoder(Path(vocoder), device, precision)
+        voice.check_mel_config(model.audio, f"the acoustic model {model.source}")
         return cls(model, voice, device)
 
     @property

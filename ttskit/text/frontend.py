@@ -15,10 +15,11 @@ import shutil
 import subprocess
 import unicodedata
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 from ttskit.config import TextConfig
+from ttskit.errors import TtskitError
 from ttskit.text.arpabet import WITH_STRESS, WITHOUT_STRESS
 from ttskit.text.lexicon import cmudict
 from ttskit.text.normalize import UNICODE_FOLD, normalize_english
@@ -39,7 +40,7 @@ _WORD_HYPHEN_RE = re.compile(r"(?<=\w)-(?=\w)")
 _SILENT = set("\"'`*_[]{}<>~^|\\")
 
 
-class FrontendUnavailable(RuntimeError):
+class FrontendUnavailable(TtskitError, RuntimeError):
     """The front end needs a program or file that is not installed; the message says how to get it."""
 
 

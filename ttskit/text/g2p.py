@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ttskit.text.arpabet import DATA_DIR, WITH_STRESS as ARPABET
+from ttskit.text.arpabet import DATA_DIR
+from ttskit.text.arpabet import WITH_STRESS as ARPABET
 
 DEFAULT_WEIGHTS = DATA_DIR / "g2p_en.pt"
 GRAPHEMES = tuple("abcdefghijklmnopqrstuvwxyz'")
@@ -163,7 +164,7 @@ class NeuralG2P:
         self.beam = beam
 
     @classmethod
-    def load(cls, path: Path = DEFAULT_WEIGHTS, beam: int = 4) -> "NeuralG2P":
+    def load(cls, path: Path = DEFAULT_WEIGHTS, beam: int = 4) -> NeuralG2P:
         state = torch.load(path, map_location="cpu", weights_only=True)
         model = G2PTransformer(G2PConfig(**state["config"]))
         model.load_state_dict({k: v.float() for k, v in state["weights"].items()})

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-
 from ttskit.text.numbers import cardinal, ordinal
 
 # Unicode punctuation folded to ASCII so the rest of the pipeline sees one form of each.

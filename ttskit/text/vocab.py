@@ -4,14 +4,16 @@ checkpoint, so a model never depends on a module-level symbol list that may chan
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+
+from ttskit.errors import TtskitError
 
 PAD = "<pad>"
 
 
-class VocabError(ValueError):
+class VocabError(TtskitError, ValueError):
     """A symbol is not in the vocabulary, or a vocab file is malformed."""
 
 
@@ -31,7 +33,7 @@ class Vocab:
         object.__setattr__(self, "_index", {s: i for i, s in enumerate(self.symbols)})
 
     @classmethod
-    def build(cls, symbols: Iterable[str]) -> "Vocab":
+    def build(cls, symbols: Iterable[str]) -> Vocab:
         """Padding first, then `symbols` in first-seen order without repeats."""
         ordered = dict.fromkeys(s for s in symbols if s != PAD)
         return cls((PAD, *ordered))
@@ -55,7 +57,7 @@ class Vocab:
         return json.dumps({"symbols": list(self.symbols)}, ensure_ascii=False, indent=1)
 
     @classmethod
-    def from_json(cls, text: str, source: str = "<json>") -> "Vocab":
+    def from_json(cls, text: str, source: str = "<json>") -> Vocab:
         try:
             data = json.loads(text)
             return cls(tuple(data["symbols"]))
@@ -66,5 +68,5 @@ class Vocab:
         path.write_text(self.to_json() + "\n", encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path) -> "Vocab":
+    def load(cls, path: Path) -> Vocab:
         return cls.from_json(Path(path).read_text(encoding="utf-8"), source=str(path))

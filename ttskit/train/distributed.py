@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from ttskit.errors import TtskitError
 
-class DistributedError(RuntimeError):
+
+class DistributedError(TtskitError, RuntimeError):
     """A distributed request that cannot be met (more GPUs than visible, ...)."""
 
 

@@ -1,25 +1,27 @@
-"""What every ttskit training loop shares: stop signals, precision, run-folder checks, metrics
-files, the distributed bookkeeping that keeps ranks in step, and the run summary."""
+"""The pieces of the training skeleton (`ttskit.train.skeleton`): stop signals, the GradScaler and
+the step verdict, run-folder checks, metrics files, the distributed bookkeeping that keeps ranks
+in step, and the run summary."""
 
 from __future__ import annotations
 
 import json
 import signal
 import threading
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 import torch.distributed as dist
 
 from ttskit.audio.io import atomic_write
-from ttskit.config import differences
-from ttskit.train.checkpoint import latest_checkpoint, load_checkpoint, rng_state
+from ttskit.checkpoints.store import latest_checkpoint, load_checkpoint, rng_state
+from ttskit.config import config_from_dict, config_to_dict, differences, dump_config, load_config
+from ttskit.errors import TtskitError
 from ttskit.train.distributed import Rank
 
 
-class TrainingError(RuntimeError):
+class TrainingError(TtskitError, RuntimeError):
     """Training cannot start or go on; the message says why and what to do."""
 
 
@@ -47,21 +49,6 @@ def ignore_stop_signals(worker_id: int) -> None:
     the main process raise instead of saving a checkpoint and shutting the workers down."""
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
-
-
-def precision(setting: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, use a GradScaler) for a `train.precision` setting. float16
-    gradients underflow on any device, so fp16 always comes with a GradScaler (CPU included,
-    which is also how the tests drive the scaler path without a GPU)."""
-    if setting == "fp32" or (setting == "auto" and device.type != "cuda"):
-        return None, False
-    if setting == "fp16":
-        return torch.float16, True
-    return torch.bfloat16, False
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> AbstractContextManager:
-    return torch.autocast(device.type, dtype=dtype) if dtype else nullcontext()
 
 
 def grad_scaler(device: torch.device, enabled: bool, initial_scale: float) -> torch.amp.GradScaler:
@@ -122,12 +109,6 @@ def parameters_checksum(*models: torch.nn.Module) -> str:
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(record) + "\n")
-
-
-def require_work_files(work: Path, names: Iterable[str]) -> None:
-    for name in names:
-        if not (work / name).is_file():
-            raise TrainingError(f"{work}: no {name}; run `ttskit preprocess` into this folder first")
 
 
 def log_record(metrics_path: Path, writer: Any, record: dict[str, Any],
@@ -211,3 +192,27 @@ def finish(run: Path, summary: dict[str, Any], rank: Rank, models: Iterable[torc
 def read_summary(run: Path) -> dict[str, Any]:
     path = run / "summary.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def resolve_run_config(run: Path, resume: bool, cls: type[Any], preset: Any, config_path: Path | None,
+                       overrides: tuple[str, ...] | list[str],
+                       check_state: Callable[[dict[str, Any], Path], None]) -> tuple[Any, Path | None, dict[str, Any]]:
+    """(run config, checkpoint resumed from or None, its content or {}). A fresh run: the preset,
+    then --config, then --set. A resumed one: the stored config (checked by `check_state` against
+    WORK first) with the same overrides on top, which must leave the model as it was."""
+    previous = resume_point(run, resume)
+    if previous is None:
+        return load_config(config_path, overrides, cls=cls, base=preset), None, {}
+    state = load_checkpoint(previous)
+    check_state(state, previous)
+    stored = config_from_dict(cls, state["run_config"], source=str(previous))
+    run_config = load_config(config_path, overrides, cls=cls, base=stored)
+    if run_config.model != stored.model:
+        raise TrainingError(f"--resume: the model config differs from {previous.name}'s "
+                            f"({first_difference(config_to_dict(stored.model), config_to_dict(run_config.model))})")
+    return run_config, previous, state
+
+
+def write_run_config(run: Path, run_config: Any) -> None:
+    run.mkdir(parents=True, exist_ok=True)
+    atomic_write(run / "config.yaml", lambda tmp: tmp.write_text(dump_config(run_config), encoding="utf-8"))

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 from ttskit.config import require
 from ttskit.models.hifigan import PRESETS, HiFiGANConfig
-from ttskit.train.acoustic_config import Precision
+from ttskit.train.config import BaseTrainConfig
 
 
 @dataclass(frozen=True)
-class VocoderTrainConfig:
+class VocoderTrainConfig(BaseTrainConfig):
     # The global batch: with --gpus N each rank takes batch_size / N segments.
     batch_size: int = 16
     segment_samples: int = 8192
@@ -19,7 +19,7 @@ class VocoderTrainConfig:
     betas: tuple[float, float] = (0.8, 0.99)
     lr_decay: float = 0.999  # per epoch, both optimisers
     weight_decay: float = 0.01  # AdamW's; the paper's code used this default too
-    grad_clip: float | None = None  # max gradient norm; None leaves gradients as they are
+    grad_clip: float | None = None
     # Steps trained on the mel loss alone before the discriminators join (0: adversarial from the
     # start, as the paper). A warm-up gives an intelligible generator far sooner where a GAN step
     # is expensive (a CPU, where the discriminators take ~90% of a step).
@@ -29,27 +29,14 @@ class VocoderTrainConfig:
     # The mel loss looks at the whole band (None: Nyquist), as the paper does, even when the
     # input mels stop at audio.fmax.
     loss_fmax: float | None = None
-    # auto: bf16 autocast on CUDA, fp32 on CPU; fp16 uses a GradScaler.
-    precision: Precision = "auto"
-    # fp16 only: the GradScaler's first loss scale. It halves on every overflowing step (logged,
-    # skipped, not counted by the NaN guard) and doubles after 2000 clean ones.
-    fp16_initial_scale: float = 65536.0
     log_every: int = 100
-    val_every: int = 1000
-    checkpoint_every: int = 1000
     val_utterances: int = 8
-    keep_last: int = 3
-    num_workers: int = 2
-    seed: int = 1234
-    nan_patience: int = 10
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         require(self.batch_size > 0, "train.batch_size", "must be positive")
         require(self.segment_samples > 0, "train.segment_samples", "must be positive")
-        require(self.learning_rate > 0, "train.learning_rate", "must be positive")
         require(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
-        require(self.keep_last >= 1, "train.keep_last", "must be at least 1")
-        require(self.fp16_initial_scale >= 1, "train.fp16_initial_scale", "must be at least 1")
         require(self.discriminator_start_step >= 0, "train.discriminator_start_step", "must be >= 0")
 
 

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 
 from ttskit.audio import MelSpectrogram
-from ttskit.audio.io import load_audio, save_wav
-from ttskit.data.corpora import AUDIO_SUFFIXES
+from ttskit.audio.io import AUDIO_SUFFIXES, load_audio, save_wav
 from ttskit.config import AudioConfig, ConfigError, load_config
 from ttskit.models.vocoder import Vocoder, VocoderError
+from ttskit.work import CONFIG
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Vocoded:
 def mel_settings_of(mel_file: Path, mel_config: Path | None) -> AudioConfig | None:
     """The audio config a stored mel was made with: `mel_config` (a WORK config.yaml), or the
     config.yaml of the WORK folder the file lies in (WORK/mel/<id>.npy, WORK/gta/<id>.npy)."""
-    path = mel_config or mel_file.parent.parent / "config.yaml"
+    path = mel_config or mel_file.parent.parent / CONFIG
     if not path.is_file():
         return None
     try:

@@ -4,7 +4,7 @@ symbols comes from their squared distances; a beta-binomial prior keeps early tr
 diagonal; the forward-sum loss (CTC over all monotonic paths) trains it, and a binarization loss
 later pulls the soft attention towards its best hard path (MAS).
 
-Nothing here reads files: `ttskit.align.learned_training` trains it on a WORK folder.
+Nothing here reads files: `ttskit.align.learned.training` trains it on a WORK folder.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class Batch:
     def symbol_mask(self) -> torch.Tensor:
         return torch.arange(self.symbols.shape[1]).unsqueeze(0) >= self.symbol_lengths.unsqueeze(1)
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         return Batch(self.ids, self.symbols.to(device), self.symbol_lengths.to(device), self.mels.to(device),
                      self.frame_lengths.to(device), self.log_prior.to(device))
 

@@ -1,5 +1,5 @@
-"""Atomic, self-sufficient checkpoints: weights, optimiser state, RNG states, and everything
-needed to rebuild and use the model (configs, vocabulary, speakers, statistics)."""
+"""Reading and writing checkpoint files: atomic saves, `weights_only` loads, RNG states, and the
+`<prefix>_<step>.pt` files of a run folder (which is the latest, which to prune)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from ttskit.audio.io import atomic_write
+from ttskit.errors import TtskitError
 
 
-
-class CheckpointError(ValueError):
+class CheckpointError(TtskitError, ValueError):
     """A checkpoint is missing, unreadable or does not fit; the message names the file and the mismatch."""
 
 
@@ -41,14 +41,15 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """`torch.load(weights_only=True)`: a checkpoint holds data only, never code to run."""
+def load_checkpoint(path: Path, error: type[TtskitError] = CheckpointError) -> dict[str, Any]:
+    """`torch.load(weights_only=True)`: a checkpoint holds data only, never code to run. A missing
+    or unreadable file raises `error` (the caller's kind, e.g. VocoderError) naming it."""
     if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
+        raise error(f"{path}: checkpoint not found")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and torch errors all mean the same thing to a user
-        raise CheckpointError(f"{path}: not a readable ttskit checkpoint ({type(err).__name__}: {err})") from None
+        raise error(f"{path}: not a readable ttskit checkpoint ({type(err).__name__}: {err})") from None
 
 
 def step_checkpoints(folder: Path, prefix: str = "step") -> list[tuple[int, Path]]:

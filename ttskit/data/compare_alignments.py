@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ttskit.data.work import array_path, read_metas
 from ttskit.text.frontend import PAUSE_SYMBOLS, WORD_BOUNDARY
+from ttskit.work import array_path, read_metas
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,14 @@ import torch
 from ttskit.audio.io import atomic_write
 from ttskit.config import AudioConfig, ConfigError
 from ttskit.models.hifigan import Generator, HiFiGANConfig
+from ttskit.models.vocoder import VocoderError
 
 GENERATOR_RE = re.compile(r"^g_(\d+)$")
 _OLD = (".weight_g", ".weight_v")
 _NEW = (".parametrizations.weight.original0", ".parametrizations.weight.original1")
 
 
-class Jik876Error(ValueError):
+class Jik876Error(VocoderError):
     """A file that should be a jik876/hifi-gan checkpoint or config is not one, or does not fit."""
 
 

@@ -9,14 +9,14 @@ reused for utterances added to the corpus later.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from ttskit.align.learned import (
+from ttskit.align.learned.model import (
     AlignmentModel,
     Batch,
     binarization_loss,
@@ -25,14 +25,15 @@ from ttskit.align.learned import (
     forward_sum_loss,
     hard_durations,
 )
+from ttskit.checkpoints.formats import LEARNED_ALIGNER_FORMAT as FORMAT
+from ttskit.checkpoints.store import CheckpointError, load_checkpoint, save_checkpoint
 from ttskit.config import LearnedAlignerConfig, config_from_dict, differences
-from ttskit.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ttskit.errors import TtskitError
 
-FORMAT = "ttskit-learned-aligner-1"
 CHECKPOINT = "aligner.pt"
 
 
-class AlignerTrainingError(RuntimeError):
+class AlignerTrainingError(TtskitError, RuntimeError):
     """The aligner cannot be trained or reused as asked; the message says why and what to do."""
 
 

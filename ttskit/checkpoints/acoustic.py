@@ -1,0 +1,70 @@
+"""Acoustic models from checkpoints: the model rebuilt from what the checkpoint holds (its model
+config, vocabulary, speakers, statistics, text and audio settings), with nothing else needed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ttskit.checkpoints.formats import ACOUSTIC_FORMAT
+from ttskit.checkpoints.resolve import resolve_checkpoint
+from ttskit.checkpoints.store import CheckpointError, load_checkpoint
+from ttskit.config import AudioConfig, TextConfig, config_from_dict
+from ttskit.models.fastspeech2 import FastSpeech2, FastSpeech2Config
+from ttskit.text.frontend import TextFrontend, build_frontend
+from ttskit.text.vocab import Vocab
+
+
+def build_acoustic_model(model_config: FastSpeech2Config, n_symbols: int, n_mels: int, n_speakers: int,
+                         stats: dict[str, Any]) -> FastSpeech2:
+    """A fresh model for a WORK folder's (or a checkpoint's) vocabulary, speakers and statistics."""
+    return FastSpeech2(model_config, n_symbols, n_mels, n_speakers,
+                       (stats["pitch"]["normalized_min"], stats["pitch"]["normalized_max"]),
+                       (stats["energy"]["normalized_min"], stats["energy"]["normalized_max"]),
+                       feature_level=stats["feature_level"])
+
+
+@dataclass
+class AcousticModel:
+    """A FastSpeech2 checkpoint with everything synthesis needs: front end, vocabulary, speakers,
+    statistics and the mel settings it was trained on."""
+
+    model: FastSpeech2
+    frontend: TextFrontend
+    vocab: Vocab
+    speakers: dict[str, int]
+    stats: dict[str, Any]
+    audio: AudioConfig
+    source: str
+
+
+def is_acoustic_checkpoint(state: dict[str, Any]) -> bool:
+    return str(state.get("format", "")).startswith(ACOUSTIC_FORMAT.rsplit("-", 1)[0])
+
+
+def model_from_state(state: dict[str, Any], source: Path) -> FastSpeech2:
+    """The model of a loaded acoustic checkpoint, weights in, on the CPU in training mode."""
+    if not is_acoustic_checkpoint(state):
+        raise CheckpointError(f"{source}: not an acoustic-model checkpoint (format {state.get('format')!r}); "
+                              "vocoder checkpoints go to --vocoder")
+    model_config = config_from_dict(FastSpeech2Config, state["run_config"]["model"], source=str(source),
+                                    prefix="model")
+    audio = config_from_dict(AudioConfig, state["audio"], source=str(source))
+    model = build_acoustic_model(model_config, len(state["vocab"]), audio.n_mels, len(state["speakers"]),
+                                 state["stats"])
+    model.load_state_dict(state["model"])
+    return model
+
+
+def load_acoustic(path: Path | str, device: torch.device) -> AcousticModel:
+    """The acoustic model behind `path` (a checkpoint, or a run folder: its best, else its latest)."""
+    resolved = resolve_checkpoint(path, "acoustic")
+    state = load_checkpoint(resolved)
+    model = model_from_state(state, resolved).to(device).eval()
+    audio = config_from_dict(AudioConfig, state["audio"], source=str(resolved))
+    text = config_from_dict(TextConfig, state["text"], source=str(resolved))
+    return AcousticModel(model, build_frontend(text), Vocab(tuple(state["vocab"])), dict(state["speakers"]),
+                         state["stats"], audio, str(resolved))

@@ -1,0 +1,71 @@
+"""Vocoders from checkpoints: a ttskit vocoder run or checkpoint, or a jik876/hifi-gan checkpoint.
+
+Another generator architecture (MelGAN, multi-band MelGAN, WaveGlow) joins by adding a builder to
+`ARCHITECTURES`: its checkpoints say `"architecture": <name>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from ttskit.checkpoints import jik876
+from ttskit.checkpoints.formats import VOCODER_GENERATOR_FORMAT, VOCODER_TRAINING_FORMAT
+from ttskit.checkpoints.resolve import resolve_checkpoint
+from ttskit.checkpoints.store import load_checkpoint
+from ttskit.config import AudioConfig, config_from_dict
+from ttskit.models.hifigan import Generator, HiFiGANConfig
+from ttskit.models.hifigan_inference import for_inference
+from ttskit.models.vocoder import NeuralVocoder, VocoderError, check_precision
+from ttskit.runtime import InferencePrecision, default_device
+
+
+def _build_hifigan(model: dict[str, Any], n_mels: int, source: str) -> Generator:
+    return Generator(config_from_dict(HiFiGANConfig, model, source=source), n_mels=n_mels)
+
+
+ARCHITECTURES: dict[str, Callable[[dict[str, Any], int, str], nn.Module]] = {"hifigan": _build_hifigan}
+
+
+def generator_state(state: dict[str, Any], source: Path) -> tuple[nn.Module, AudioConfig, str]:
+    """(generator with weight norm, audio config, architecture) from a loaded ttskit checkpoint."""
+    if state.get("format") not in (VOCODER_GENERATOR_FORMAT, VOCODER_TRAINING_FORMAT):
+        raise VocoderError(f"{source}: not a vocoder checkpoint (format {state.get('format')!r})")
+    audio = config_from_dict(AudioConfig, state["audio"], source=str(source))
+    architecture = state.get("architecture", "hifigan")
+    if architecture not in ARCHITECTURES:
+        raise VocoderError(f"{source}: unknown vocoder architecture {architecture!r}")
+    model_config = state["model"] if state["format"] == VOCODER_GENERATOR_FORMAT else state["run_config"]["model"]
+    generator = ARCHITECTURES[architecture](model_config, audio.n_mels, str(source))
+    generator.load_state_dict(state["generator"])
+    return generator, audio, architecture
+
+
+def load_generator_and_state(path: Path) -> tuple[Generator, AudioConfig, Path, dict[str, Any]]:
+    """The trainable generator (weight norm kept) behind `path`, its audio config, the resolved
+    file and that file's whole content (which may hold discriminators too)."""
+    path = resolve_checkpoint(path, "vocoder")
+    state = load_checkpoint(path, error=VocoderError)
+    if jik876.is_jik876_checkpoint(state):
+        generator, audio = jik876.load_generator(path, state=state)
+        return generator, audio, path, state
+    generator, audio, _ = generator_state(state, path)
+    return generator, audio, path, state
+
+
+def load_generator(path: Path) -> tuple[Generator, AudioConfig, Path]:
+    """The trainable generator (weight norm kept) behind `path`, with its audio config."""
+    generator, audio, resolved, _ = load_generator_and_state(path)
+    return generator, audio, resolved
+
+
+def load_vocoder(path: Path | str, device: str | Any | None = None,
+                 precision: InferencePrecision = "fp32") -> NeuralVocoder:
+    """The vocoder behind `path`, ready for inference on `device` (None: CUDA when present)."""
+    device = default_device(device)
+    check_precision(precision, device)
+    generator, audio, resolved = load_generator(Path(path))
+    return NeuralVocoder(for_inference(generator, device), audio, str(resolved), device, precision)

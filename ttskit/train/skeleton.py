@@ -1,0 +1,305 @@
+"""The one training skeleton: everything a training run does that is not the model's own.
+
+It owns seeding, the data loader, resume (weights, optimisers, scaler, RNG states and the place
+in the epoch), stop signals, precision and the GradScaler, the overflow/NaN verdict and the NaN
+guard, the log/validate/checkpoint cadence, metrics.jsonl and TensorBoard, and the summary. A
+`Trainer` supplies only what is its own: building its networks and data, one step, validation,
+its state and its checkpoint files. train-acoustic and train-vocoder are two `Trainer`s; a new
+model (Tacotron2, MelGAN, WaveGlow, ...) is one more (docs/architecture.md has the checklist).
+
+One `TrainingLoop` runs on every rank (one process on a CPU or one GPU, N spawned ranks with
+--gpus N, or the ranks torchrun started). Rank 0 alone logs, validates and writes files; every
+collective call (RNG gathering before a save, the verdict, the validation broadcast) is made by
+all ranks on the same path, so replicas never diverge.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+
+from ttskit.checkpoints.store import load_checkpoint, prune_checkpoints, save_checkpoint, set_rng_state
+from ttskit.config import config_to_dict
+from ttskit.runtime import training_precision
+from ttskit.train.config import BaseTrainConfig
+from ttskit.train.distributed import Rank
+from ttskit.train.loop import (
+    StopFlag,
+    append_jsonl,
+    broadcast_from_main,
+    finish,
+    forget_unsaved_metrics,
+    gather_rng_states,
+    grad_scaler,
+    ignore_stop_signals,
+    log_record,
+    overflow_event,
+    restore_last_good,
+    tensorboard_writer,
+)
+
+LogCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class StepResult:
+    """What one training step reports to the skeleton."""
+
+    verdict: str  # "ok", "overflow" or "bad" (ttskit.train.loop.step_verdict)
+    terms: dict[str, torch.Tensor]  # loss terms, logged rounded to 5 digits
+    norms: dict[str, torch.Tensor]  # gradient norms, logged rounded to 4 digits
+    amount: float  # this rank's work, for the throughput (frames, samples)
+    problem: dict[str, Any] = field(default_factory=dict)  # extra fields of a bad-step event
+
+
+@dataclass
+class RunPrecision:
+    """The arithmetic of a run: autocast dtype (None: float32) and the GradScaler (fp16 only)."""
+
+    autocast_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler
+
+
+class Trainer(ABC):
+    """One model's part of a training run. `build` sets `train_set`, `sampler` and `collate`."""
+
+    summary_best_key: ClassVar[str] = "best_val"  # the summary.json key of the best validation figure
+    val_key: ClassVar[str] = "val_loss"  # its metrics.jsonl key; TensorBoard gets val/<rest>
+    nan_advice: ClassVar[str] = "lower train.learning_rate"  # said when the NaN guard gives up
+
+    train_set: Dataset
+    sampler: Any  # a batch sampler with set_epoch(epoch, skip=batches) (resumes mid-epoch)
+    collate: Callable[[list[Any]], Any]
+
+    def __init__(self, run: Path, run_config: Any, max_steps: int, resume_from: Path | None) -> None:
+        self.run, self.run_config, self.max_steps, self.resume_from = run, run_config, max_steps, resume_from
+
+    @property
+    def cfg(self) -> BaseTrainConfig:
+        return self.run_config.train
+
+    @abstractmethod
+    def build(self, rank: Rank, precision: RunPrecision) -> None:
+        """Datasets, sampler, networks, optimisers and schedulers, on `rank.device`."""
+
+    def initialise(self) -> None:
+        """A fresh (not resumed) run's start, e.g. weights from --init."""
+
+    @abstractmethod
+    def wrap(self, rank: Rank) -> None:
+        """Wrap the trained networks for DDP (called after any resume, only when distributed)."""
+
+    @abstractmethod
+    def modules(self) -> list[torch.nn.Module]:
+        """Every trained network (their parameters make the summary's checksum)."""
+
+    @abstractmethod
+    def state(self) -> dict[str, Any]:
+        """Networks, optimisers and schedulers as a checkpoint holds them (the scaler is the skeleton's)."""
+
+    @abstractmethod
+    def load_state(self, state: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def metadata(self) -> dict[str, Any]:
+        """What the checkpoint holds besides the training state: format, configs, vocabulary, ..."""
+
+    @abstractmethod
+    def step(self, batch: Any, step: int) -> StepResult:
+        """Forward, backward (through `precision.scaler`) and the verdict; no optimiser step yet."""
+
+    @abstractmethod
+    def apply(self) -> None:
+        """A step whose verdict is "ok": `scaler.step` the optimisers, step per-step schedulers."""
+
+    def end_epoch(self) -> None:
+        """Per-epoch schedules."""
+
+    @abstractmethod
+    def learning_rate(self) -> float: ...
+
+    @abstractmethod
+    def throughput(self, amount: float, seconds: float) -> dict[str, float]:
+        """The logged speed for `amount` (summed over ranks) in `seconds`."""
+
+    @abstractmethod
+    def validate(self, step: int, writer: Any) -> float | None:
+        """The validation figure (lower is better), None without a validation set; media to `writer`."""
+
+    @abstractmethod
+    def seen_indices(self, sampler: Any) -> Iterable[int]:
+        """The dataset indices this rank's sampler gave (the summary checks DDP shards are disjoint)."""
+
+    def save_best(self, checkpoints: Path, state: dict[str, Any], step: int) -> None:
+        save_checkpoint(checkpoints / "best.pt", state)
+
+    def after_save(self, checkpoints: Path, step: int) -> None:
+        """Files written beside each step checkpoint (and pruned like it)."""
+
+
+def ddp(module: torch.nn.Module, rank: Rank) -> torch.nn.Module:
+    return DistributedDataParallel(module, device_ids=[rank.local_rank] if rank.device.type == "cuda" else None)
+
+
+@dataclass
+class _Place:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best: float = math.inf
+
+
+class TrainingLoop:
+    """One rank's run of a `Trainer` until `max_steps` steps in total, or a stop signal."""
+
+    def __init__(self, trainer: Trainer, rank: Rank, on_log: LogCallback | None = None) -> None:
+        self.trainer, self.rank, self.on_log = trainer, rank, on_log
+        self.cfg = trainer.cfg
+        self.checkpoints, self.metrics = trainer.run / "checkpoints", trainer.run / "metrics.jsonl"
+        self.place = _Place()
+        self.bad_in_a_row = 0
+        self.amount, self.window_start = 0.0, time.perf_counter()
+
+    def run(self) -> None:
+        trainer, rank, cfg = self.trainer, self.rank, self.cfg
+        torch.manual_seed(cfg.seed + rank.rank)
+        np.random.seed(cfg.seed + rank.rank)
+        dtype, use_scaler = training_precision(cfg.precision, rank.device)
+        self.precision = RunPrecision(dtype, grad_scaler(rank.device, use_scaler, cfg.fp16_initial_scale))
+        trainer.build(rank, self.precision)
+        # Its own generator: a DataLoader draws a seed from the global RNG for every new iterator,
+        # which would shift the random draws of a resumed run away from the uninterrupted one.
+        loader = DataLoader(trainer.train_set, batch_sampler=trainer.sampler, collate_fn=trainer.collate,
+                            num_workers=cfg.num_workers, pin_memory=rank.device.type == "cuda",
+                            persistent_workers=cfg.num_workers > 0, worker_init_fn=ignore_stop_signals,
+                            generator=torch.Generator().manual_seed(cfg.seed))
+        if trainer.resume_from is not None:
+            self._resume(trainer.resume_from)
+        else:
+            trainer.initialise()
+        if rank.distributed:
+            trainer.wrap(rank)
+        self.stop = StopFlag()
+        self.writer = tensorboard_writer(trainer.run) if rank.is_main else None
+        try:
+            self._epochs(loader)
+            if self.stop.stop:
+                self._save()
+            place = self.place
+            finish(trainer.run, {"step": place.step, "epoch": place.epoch, "stopped_by_signal": self.stop.stop,
+                                 trainer.summary_best_key: place.best},
+                   rank, trainer.modules(), trainer.seen_indices(trainer.sampler))
+        finally:
+            self.stop.restore()
+            if self.writer is not None:
+                self.writer.close()
+
+    def _epochs(self, loader: DataLoader) -> None:
+        place, trainer = self.place, self.trainer
+        while place.step < trainer.max_steps and not self.stop.stop:
+            trainer.sampler.set_epoch(place.epoch, skip=place.batch_in_epoch)  # resumes mid-epoch, exactly
+            for batch in loader:
+                place.batch_in_epoch += 1
+                if not self._settle(trainer.step(batch, place.step)):
+                    continue
+                place.step += 1
+                self._cadence()
+                if place.step >= trainer.max_steps or self.stop.stop:
+                    break
+            else:
+                place.epoch, place.batch_in_epoch = place.epoch + 1, 0
+                trainer.end_epoch()
+
+    def _load(self, state: dict[str, Any]) -> None:
+        self.trainer.load_state(state)
+        self.precision.scaler.load_state_dict(state["scaler"])
+
+    def _resume(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        self._load(state)
+        self.place = _Place(state["step"], state["epoch"], state["batch_in_epoch"], state.get("best_val", math.inf))
+        set_rng_state(state["rng"][min(self.rank.rank, len(state["rng"]) - 1)])
+        if self.rank.is_main:
+            forget_unsaved_metrics(self.metrics, self.place.step)
+
+    def _settle(self, result: StepResult) -> bool:
+        """Apply an ok step; skip an overflowing or bad one (the NaN guard). True when it counted."""
+        scaler, is_main, step = self.precision.scaler, self.rank.is_main, self.place.step
+        if result.verdict == "ok":
+            self.bad_in_a_row = 0
+            self.trainer.apply()
+            scaler.update()
+            self.amount += result.amount * self.rank.world_size
+            self._last = result
+            return True
+        scaler.update()  # an overflow halves the scale; after a bad step it is a no-op without fp16
+        if result.verdict == "overflow":
+            if is_main:
+                append_jsonl(self.metrics, overflow_event(step, scaler))
+            return False
+        self.bad_in_a_row += 1
+        if is_main:
+            append_jsonl(self.metrics, {"step": step, "event": "non-finite loss or gradient, step skipped",
+                                        **result.problem})
+        if self.bad_in_a_row >= self.cfg.nan_patience:
+            restore_last_good(self.trainer.run, self.cfg.nan_patience, self.trainer.nan_advice, self._load, self.rank)
+            self.bad_in_a_row = 0
+        return False
+
+    def _cadence(self) -> None:
+        step, last = self.place.step, self.trainer.max_steps
+        if self.rank.is_main and (step % self.cfg.log_every == 0 or step == last):
+            self._log()
+        if step % self.cfg.val_every == 0 or step == last:
+            self._validate()
+        if step % self.cfg.checkpoint_every == 0 or step == last:
+            self._save()
+
+    def _log(self) -> None:
+        result, seconds = self._last, max(time.perf_counter() - self.window_start, 1e-9)
+        record = {"step": self.place.step, "epoch": self.place.epoch,
+                  **{key: round(value.item(), 5) for key, value in result.terms.items()},
+                  "lr": self.trainer.learning_rate(),
+                  **{key: round(float(value), 4) for key, value in result.norms.items()},
+                  **self.trainer.throughput(self.amount, seconds)}
+        log_record(self.metrics, self.writer, record, self.on_log)
+        self.amount, self.window_start = 0.0, time.perf_counter()
+
+    def _validate(self) -> None:
+        step = self.place.step
+        value = self.trainer.validate(step, self.writer) if self.rank.is_main else None
+        value = broadcast_from_main(value, self.rank)  # _save is collective: every rank takes one path
+        if value is None:
+            return
+        if self.rank.is_main:
+            append_jsonl(self.metrics, {"step": step, self.trainer.val_key: round(value, 5)})
+        if self.writer is not None:
+            self.writer.add_scalar(f"val/{self.trainer.val_key.removeprefix('val_')}", value, step)
+        if value < self.place.best:
+            self.place.best = value
+            self._save(best=True)
+
+    def _save(self, best: bool = False) -> None:
+        rngs = gather_rng_states(self.rank)  # collective
+        if not self.rank.is_main:
+            return
+        place, trainer = self.place, self.trainer
+        state = {**trainer.metadata(), **trainer.state(), "scaler": self.precision.scaler.state_dict(),
+                 "step": place.step, "epoch": place.epoch, "batch_in_epoch": place.batch_in_epoch,
+                 "best_val": place.best, "rng": rngs, "run_config": config_to_dict(trainer.run_config)}
+        if best:
+            trainer.save_best(self.checkpoints, state, place.step)
+            return
+        save_checkpoint(self.checkpoints / f"step_{place.step:08d}.pt", state)
+        trainer.after_save(self.checkpoints, place.step)
+        prune_checkpoints(self.checkpoints, self.cfg.keep_last)
