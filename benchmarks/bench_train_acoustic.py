@@ -30,6 +30,7 @@ from peers import ming024_fastspeech2
 import ttskit.models.fastspeech2 as fastspeech2
 from ttskit.data.dataset import FrameBudgetSampler, WorkDataset, collate
 from ttskit.models.losses import fastspeech2_loss
+from ttskit.runtime import default_device
 from ttskit.train.acoustic import build_model
 from ttskit.train.acoustic_config import RUN_PRESETS
 
@@ -125,7 +126,7 @@ def main() -> None:
     parser.add_argument("--compare-steps", type=int, default=4, help="timed steps of each in the side-by-side")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device()
     run_config = RUN_PRESETS[args.preset]
     dataset = WorkDataset(args.work, "train")
     model = build_model(run_config, len(dataset.vocab), 80, len(dataset.speakers), dataset.stats).to(device)

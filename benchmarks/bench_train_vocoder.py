@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from common import machine, table
 from peers import checkout_module, jik876_config
 
+from ttskit.runtime import default_device
 from ttskit.train.vocoder import prepare_vocoder_run, train_vocoder
 from ttskit.work import read_jsonl
 
@@ -132,7 +133,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = default_device()
     batch = args.batch or (16 if device.type == "cuda" else 2)
     precision = "ttskit bf16 autocast, jik876 float32 as shipped" if device.type == "cuda" \
         else f"float32, {args.threads} threads"

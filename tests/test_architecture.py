@@ -122,3 +122,10 @@ def test_ruff_is_clean():  # ruff comes with the test extra
     result = subprocess.run([ruff, "check", "ttskit", "tests", "tools", "benchmarks", "recipes"], capture_output=True,
                             text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_cli_starts_without_torch():
+    """`ttskit --help` and every command's option parsing stay fast: torch loads when a command runs."""
+    code = "import sys, ttskit.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"

@@ -72,3 +72,24 @@ def test_differences_name_the_paths():
     assert differences({"a": {"b": 1, "c": [1, 2]}}, {"a": {"b": 2, "c": [1, 3]}}) == [("a.b", 1, 2), ("a.c[1]", 2, 3)]
     assert differences({"v": [1]}, {"v": [1, 2]}) == [("v length", 1, 2)]
     assert differences({"x": 1}, {"x": 1}) == []
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("train.checkpoint_every=0", "train.checkpoint_every: must be at least 1"),
+    ("train.log_every=0", "train.log_every: must be at least 1"),
+    ("train.val_every=0", "train.val_every: must be at least 1"),
+    ("train.num_workers=-1", "train.num_workers: must be >= 0"),
+    ("train.betas=[2,3]", "train.betas: must both be in [0, 1)"),
+    ("train.grad_clip=-1", "train.grad_clip: must be positive, or null for none"),
+])
+def test_training_ranges_are_checked_at_load_for_both_trainers(mini_work, tmp_path, setting, message):
+    from typer.testing import CliRunner
+
+    from ttskit.cli import app
+
+    for command in ("train-acoustic", "train-vocoder"):
+        run = tmp_path / command
+        result = CliRunner().invoke(app, [command, str(mini_work), "-o", str(run), "--set", setting])
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr and "Traceback" not in result.stderr
+        assert not run.exists()  # refused before anything was written

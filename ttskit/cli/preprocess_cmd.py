@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.progress import Progress
@@ -11,7 +11,9 @@ from rich.progress import Progress
 from ttskit.cli.common import ConfigOption, SetOption, UserError, err_console, user_errors
 from ttskit.cli.preprocessing import aligner_events, preprocess_with_progress, progress_columns
 from ttskit.config import load_config
-from ttskit.data.corpora import CorpusKind
+
+if TYPE_CHECKING:  # the corpus readers import the audio stack (torch): not for --help
+    from ttskit.data.corpora import CorpusKind
 
 app = typer.Typer(help="Extract mel, pitch, energy and phoneme durations from a corpus into a WORK folder.",
                   no_args_is_help=True)
