@@ -14,12 +14,12 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from ttskit.align.base import TimedSymbol, attach_pauses, to_frames
+from ttskit.align.features import symbol_average
 from ttskit.align.pocketsphinx_aligner import _merge_single_phone_words
 from ttskit.align.textgrid import read_textgrid
 from ttskit.assets import MINI_LJSPEECH
 from ttskit.cli import app
 from ttskit.config import AudioConfig, Config, load_config
-from ttskit.data.features import symbol_average
 from ttskit.data.preprocess import PreprocessError, Shard, merge, run_preprocess
 from ttskit.work import read_jsonl
 

@@ -17,7 +17,7 @@ from ttskit.checkpoints.store import load_checkpoint
 from ttskit.checkpoints.vocoder import load_vocoder
 from ttskit.cli import app
 from ttskit.models.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
-from ttskit.train.loop import TrainingError
+from ttskit.skeleton.pieces import TrainingError
 from ttskit.train.vocoder import prepare_vocoder_run, train_vocoder
 
 runner = CliRunner()

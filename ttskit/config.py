@@ -110,7 +110,7 @@ AlignerName = Literal["pocketsphinx", "textgrid", "learned"]
 @dataclass(frozen=True)
 class TrainingBasics:
     """The keys everything ttskit trains has: the training runs' `train` sections
-    (ttskit.train.config.BaseTrainConfig) and the learned aligner's."""
+    (ttskit.skeleton.config.BaseTrainConfig) and the learned aligner's."""
 
     section: ClassVar[str] = "train"  # where the keys live in a config, for messages
     learning_rate: float = 1e-3

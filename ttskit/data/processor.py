@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from ttskit.align.corpus import CorpusAligner, PerUtteranceAligner
+from ttskit.align.features import Skip
+from ttskit.align.learned.corpus import LearnedCorpusAligner
 from ttskit.audio import AudioError, MelSpectrogram, load_audio, peak_normalize, trim_silence
 from ttskit.config import Config
-from ttskit.data.alignment import CorpusAligner, PerUtteranceAligner
 from ttskit.data.corpora import Utterance
-from ttskit.data.features import Skip
-from ttskit.data.learned_alignment import LearnedCorpusAligner
 from ttskit.text.frontend import PAUSE_SYMBOLS, build_frontend
 from ttskit.work import meta_path, save_json
 

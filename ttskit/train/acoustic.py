@@ -24,9 +24,9 @@ from ttskit.models.fastspeech2 import FastSpeech2, VarianceTargets
 from ttskit.models.losses import fastspeech2_loss
 from ttskit.models.vocoder import Vocoder, VocoderError
 from ttskit.runtime import autocast, default_device
-from ttskit.train.acoustic_config import RUN_PRESETS, AcousticRunConfig
-from ttskit.train.distributed import Rank, launch
-from ttskit.train.loop import (
+from ttskit.skeleton.distributed import Rank, launch
+from ttskit.skeleton.loop import RunPrecision, StepResult, Trainer, TrainingLoop, ddp
+from ttskit.skeleton.pieces import (
     TrainingError,
     first_difference,
     read_summary,
@@ -34,8 +34,8 @@ from ttskit.train.loop import (
     step_verdict,
     write_run_config,
 )
+from ttskit.train.acoustic_config import RUN_PRESETS, AcousticRunConfig
 from ttskit.train.media import log_validation_media
-from ttskit.train.skeleton import RunPrecision, StepResult, Trainer, TrainingLoop, ddp
 from ttskit.work import ACOUSTIC_FILES, load_work_config, require_work_files, work_identity
 
 

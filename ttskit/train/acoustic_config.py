@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ttskit.config import require
 from ttskit.models.fastspeech2 import PRESETS, FastSpeech2Config
-from ttskit.train.config import BaseTrainConfig
+from ttskit.skeleton.config import BaseTrainConfig
 
 
 @dataclass(frozen=True)

@@ -37,8 +37,9 @@ from ttskit.models.discriminators import (
 from ttskit.models.hifigan import Generator
 from ttskit.models.vocoder import VocoderError
 from ttskit.runtime import autocast, default_device
-from ttskit.train.distributed import Rank, launch
-from ttskit.train.loop import (
+from ttskit.skeleton.distributed import Rank, launch
+from ttskit.skeleton.loop import RunPrecision, StepResult, Trainer, TrainingLoop, ddp
+from ttskit.skeleton.pieces import (
     TrainingError,
     first_difference,
     read_summary,
@@ -47,7 +48,6 @@ from ttskit.train.loop import (
     write_run_config,
 )
 from ttskit.train.media import log_vocoder_media
-from ttskit.train.skeleton import RunPrecision, StepResult, Trainer, TrainingLoop, ddp
 from ttskit.train.vocoder_config import VOCODER_PRESETS, VocoderRunConfig
 from ttskit.work import VOCODER_FILES, load_work_config, mel_path, read_manifest, require_work_files, wav_path
 

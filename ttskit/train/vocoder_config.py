@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ttskit.config import require
 from ttskit.models.hifigan import PRESETS, HiFiGANConfig
-from ttskit.train.config import BaseTrainConfig
+from ttskit.skeleton.config import BaseTrainConfig
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,12 @@ reused for utterances added to the corpus later.
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,9 +28,13 @@ from ttskit.align.learned.model import (
     hard_durations,
 )
 from ttskit.checkpoints.formats import LEARNED_ALIGNER_FORMAT as FORMAT
-from ttskit.checkpoints.store import CheckpointError, load_checkpoint, save_checkpoint
+from ttskit.checkpoints.store import CheckpointError, load_checkpoint
 from ttskit.config import LearnedAlignerConfig, config_from_dict, differences
 from ttskit.errors import TtskitError
+from ttskit.skeleton.config import BaseTrainConfig
+from ttskit.skeleton.distributed import Rank
+from ttskit.skeleton.loop import RunPrecision, StepResult, Trainer, TrainingLoop
+from ttskit.skeleton.pieces import step_verdict
 
 CHECKPOINT = "aligner.pt"
 
@@ -135,13 +141,6 @@ def _mel_statistics(items: list[AlignerItem]) -> tuple[np.ndarray, np.ndarray]:
     return mean[:, None].astype(np.float32), std[:, None].astype(np.float32)
 
 
-def _save(path: Path, aligner: LearnedAligner, optimizer: torch.optim.Optimizer, n_mels: int) -> None:
-    save_checkpoint(path, {"format": FORMAT, "model": aligner.model.state_dict(), "optimizer": optimizer.state_dict(),
-                           "symbols": aligner.symbols, "mel_mean": torch.from_numpy(aligner.mel_mean),
-                           "mel_std": torch.from_numpy(aligner.mel_std), "n_mels": n_mels,
-                           "config": asdict(aligner.config), "progress": asdict(aligner.progress)})
-
-
 def _load(path: Path, config: LearnedAlignerConfig) -> tuple[LearnedAligner, dict]:
     state = load_checkpoint(path)
     if state.get("format") != FORMAT:
@@ -187,6 +186,141 @@ def _stop_rule(progress: Progress, config: LearnedAlignerConfig, loss: float) ->
                                 f"{config.patience * config.window_steps} steps")
 
 
+class _GroupSampler:
+    """Length-sorted groups in a new order every epoch (seeded by seed + epoch); resumable mid-epoch."""
+
+    def __init__(self, groups: list[list[int]], seed: int) -> None:
+        self.groups, self.seed = groups, seed
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = np.random.default_rng(self.seed + self.epoch).permutation(len(self.groups))
+        return (self.groups[index] for index in order[self.skip:])
+
+    def __len__(self) -> int:
+        return len(self.groups) - self.skip
+
+
+class AlignerTrainer(Trainer):
+    """The learned aligner as a `Trainer`: forward-sum loss (+ binarization from its start step),
+    one rolling checkpoint (`aligner.pt`), stopped by the step budget or a loss plateau."""
+
+    nan_advice = "try a lower preprocess.learned_aligner.learning_rate"
+
+    def __init__(self, aligner: LearnedAligner, items: list[AlignerItem], folder: Path, n_mels: int,
+                 optimizer_state: dict | None, resume_from: Path | None,
+                 on_step: StepCallback | None) -> None:
+        config = aligner.config
+        super().__init__(folder, config, config.max_steps, resume_from)
+        self.aligner, self.items, self.n_mels = aligner, items, n_mels
+        self.optimizer_state, self.on_step = optimizer_state, on_step
+        self._cfg = BaseTrainConfig(learning_rate=config.learning_rate, checkpoint_every=config.checkpoint_every,
+                                    seed=config.seed, precision="fp32", log_every=1, val_every=config.max_steps + 1,
+                                    num_workers=0, grad_clip=1.0)
+        self.started = time.perf_counter()
+
+    @property
+    def cfg(self) -> BaseTrainConfig:
+        return self._cfg
+
+    def build(self, rank: Rank, precision: RunPrecision) -> None:
+        self.rank, self.precision = rank, precision
+        index = {item.id: i for i, item in enumerate(self.items)}
+        groups = [[index[item.id] for item in group] for group in batches(self.items, self.aligner.config.batch_frames)]
+        self.train_set = self.items  # a list is a map-style dataset
+        self.sampler = _GroupSampler(groups, self.aligner.config.seed)
+        mels: dict[str, np.ndarray] = {}  # normalised mels, read once (collate runs in this process)
+        self.collate = lambda group: self.aligner.batch(group, mels)
+        self.model = self.aligner.model.to(rank.device).train()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.aligner.config.learning_rate,
+                                          weight_decay=1e-6)
+        if self.optimizer_state is not None:
+            self.optimizer.load_state_dict(self.optimizer_state)
+
+    def wrap(self, rank: Rank) -> None:
+        """Single-process: preprocessing trains the aligner on one device."""
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.model]
+
+    def state(self) -> dict[str, Any]:
+        progress = self.aligner.progress
+        progress.seconds += time.perf_counter() - self.started
+        self.started = time.perf_counter()
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "progress": asdict(progress)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.aligner.progress = Progress(**state["progress"])
+
+    def resume_place(self, state: dict[str, Any]) -> tuple[int, int, int, float]:
+        progress = state["progress"]  # also in checkpoints written before the skeleton
+        return progress["step"], progress["epoch"], progress["position"], math.inf
+
+    def metadata(self) -> dict[str, Any]:
+        aligner = self.aligner
+        return {"format": FORMAT, "symbols": aligner.symbols, "mel_mean": torch.from_numpy(aligner.mel_mean),
+                "mel_std": torch.from_numpy(aligner.mel_std), "n_mels": self.n_mels, "config": asdict(aligner.config)}
+
+    def step(self, batch: Batch, step: int) -> StepResult:
+        config, scaler = self.aligner.config, self.precision.scaler
+        batch = batch.to(self.rank.device)
+        log_attention = self.model(batch.symbols, batch.symbol_mask, batch.mels, batch.log_prior)
+        loss = forward_sum_loss(log_attention, batch.frame_lengths, batch.symbol_lengths)
+        if step >= config.binarization_start_step:
+            path_cells = durations_to_path(hard_durations(log_attention, batch.frame_lengths, batch.symbol_lengths),
+                                           log_attention.shape[1]).to(self.rank.device)
+            loss = loss + config.binarization_weight * binarization_loss(log_attention, path_cells)
+        self.optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.loss = loss.detach()
+        return StepResult(step_verdict(loss, grad_norm, scaler, self.rank), {"loss": loss}, {"grad_norm": grad_norm},
+                          float(batch.frame_lengths.sum()), {"ids": batch.ids})
+
+    def apply(self) -> None:
+        self.precision.scaler.step(self.optimizer)
+        progress, config = self.aligner.progress, self.aligner.config
+        progress.step += 1
+        progress.position += 1
+        value = float(self.loss)
+        _stop_rule(progress, config, value)
+        if progress.step >= config.max_steps and not progress.finished:
+            progress.finished, progress.stop_reason = True, f"step budget of {config.max_steps} reached"
+        if self.on_step:
+            self.on_step(progress.step, config.max_steps, value)
+
+    def end_epoch(self) -> None:
+        progress = self.aligner.progress
+        progress.epoch, progress.position = progress.epoch + 1, 0
+
+    def learning_rate(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def throughput(self, amount: float, seconds: float) -> dict[str, float]:
+        return {"frames_per_s": round(amount / seconds, 1)}
+
+    def validate(self, step: int, writer: Any) -> float | None:
+        return None  # the stopping rule watches the training loss; the corpus has no held-out part here
+
+    def seen_indices(self, sampler: Any) -> Iterable[int]:
+        return (i for group in sampler.groups for i in group)
+
+    def checkpoint_file(self, step: int) -> Path:
+        return self.run / CHECKPOINT
+
+    def last_checkpoint(self) -> Path | None:
+        return self.run / CHECKPOINT if (self.run / CHECKPOINT).is_file() else None
+
+    def finished(self) -> bool:
+        return self.aligner.progress.finished
+
+
 def train_aligner(items: list[AlignerItem], n_mels: int, config: LearnedAlignerConfig, folder: Path,
                   device: torch.device, on_step: StepCallback | None = None,
                   inventory: tuple[str, ...] = ()) -> LearnedAligner:
@@ -195,62 +329,24 @@ def train_aligner(items: list[AlignerItem], n_mels: int, config: LearnedAlignerC
     if not items:
         raise AlignerTrainingError("no utterances to train the aligner on")
     path = folder / CHECKPOINT
-    optimizer_state = None
+    optimizer_state, resume_from = None, None
     if path.is_file():
         try:
             aligner, state = _load(path, config)
         except CheckpointError as err:
             raise AlignerTrainingError(f"{err}; delete it to train a new aligner") from None
-        optimizer_state = state["optimizer"]
         for item in items:
             aligner.encode(item)  # every symbol must be in its table
         if aligner.progress.finished:
             return aligner
+        optimizer_state, resume_from = state["optimizer"], path
     else:
         torch.manual_seed(config.seed)
         table = {s: i for i, s in enumerate(sorted({*inventory, *(s for item in items for s in item.symbols)}))}
         mean, std = _mel_statistics(items)
         aligner = LearnedAligner(AlignmentModel(len(table), n_mels, config), table, mean, std, config, Progress())
-    model = aligner.model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, weight_decay=1e-6)
-    if optimizer_state is not None:
-        optimizer.load_state_dict(optimizer_state)
-    groups = batches(items, config.batch_frames)
-    progress = aligner.progress
-    mels: dict[str, np.ndarray] = {}  # normalised mels, read once
-    started = time.perf_counter()
-    while not progress.finished:
-        order = np.random.default_rng(config.seed + progress.epoch).permutation(len(groups))
-        for index in order[progress.position:]:
-            batch = aligner.batch(groups[index], mels).to(device)
-            log_attention = model(batch.symbols, batch.symbol_mask, batch.mels, batch.log_prior)
-            loss = forward_sum_loss(log_attention, batch.frame_lengths, batch.symbol_lengths)
-            if progress.step >= config.binarization_start_step:
-                path_cells = durations_to_path(hard_durations(log_attention, batch.frame_lengths, batch.symbol_lengths),
-                                               log_attention.shape[1]).to(device)
-                loss = loss + config.binarization_weight * binarization_loss(log_attention, path_cells)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            progress.step += 1
-            progress.position += 1
-            value = float(loss.detach())
-            if not np.isfinite(value):
-                raise AlignerTrainingError(f"the aligner's loss became {value} at step {progress.step}; "
-                                           "try a lower preprocess.learned_aligner.learning_rate")
-            _stop_rule(progress, config, value)
-            if progress.step >= config.max_steps and not progress.finished:
-                progress.finished, progress.stop_reason = True, f"step budget of {config.max_steps} reached"
-            if on_step:
-                on_step(progress.step, config.max_steps, value)
-            if progress.finished or progress.step % config.checkpoint_every == 0:
-                progress.seconds += time.perf_counter() - started
-                started = time.perf_counter()
-                _save(path, aligner, optimizer, n_mels)
-            if progress.finished:
-                break
-        else:
-            progress.epoch, progress.position = progress.epoch + 1, 0
-    model.eval()
+    folder.mkdir(parents=True, exist_ok=True)
+    trainer = AlignerTrainer(aligner, items, folder, n_mels, optimizer_state, resume_from, on_step)
+    TrainingLoop(trainer, Rank(0, 1, 0, torch.device(device))).run()
+    aligner.model.eval()
     return aligner

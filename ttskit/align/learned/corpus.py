@@ -26,12 +26,12 @@ import soundfile as sf
 import torch
 
 from ttskit.align.base import AlignmentRejected, TimedSymbol, check_plausible
+from ttskit.align.corpus import AlignerEvent, CorpusAligner
+from ttskit.align.features import FrameFeatures, Skip, frame_features, write_utterance
 from ttskit.align.learned.training import AlignerItem, train_aligner
 from ttskit.audio import MelSpectrogram, save_wav
 from ttskit.audio.pitch import PitchTrack
 from ttskit.config import Config
-from ttskit.data.alignment import AlignerEvent, CorpusAligner
-from ttskit.data.features import FrameFeatures, Skip, frame_features, write_utterance
 from ttskit.runtime import default_device
 from ttskit.text.frontend import (
     PAUSE_SYMBOLS,

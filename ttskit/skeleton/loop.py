@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,12 +28,18 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from ttskit.checkpoints.store import load_checkpoint, prune_checkpoints, save_checkpoint, set_rng_state
+from ttskit.checkpoints.store import (
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    save_checkpoint,
+    set_rng_state,
+)
 from ttskit.config import config_to_dict
 from ttskit.runtime import training_precision
-from ttskit.train.config import BaseTrainConfig
-from ttskit.train.distributed import Rank
-from ttskit.train.loop import (
+from ttskit.skeleton.config import BaseTrainConfig
+from ttskit.skeleton.distributed import Rank
+from ttskit.skeleton.pieces import (
     StopFlag,
     append_jsonl,
     broadcast_from_main,
@@ -55,7 +61,7 @@ LogCallback = Callable[[dict[str, Any]], None]
 class StepResult:
     """What one training step reports to the skeleton."""
 
-    verdict: str  # "ok", "overflow" or "bad" (ttskit.train.loop.step_verdict)
+    verdict: str  # "ok", "overflow" or "bad" (ttskit.skeleton.pieces.step_verdict)
     terms: dict[str, torch.Tensor]  # loss terms, logged rounded to 5 digits
     norms: dict[str, torch.Tensor]  # gradient norms, logged rounded to 4 digits
     amount: float  # this rank's work, for the throughput (frames, samples)
@@ -77,7 +83,7 @@ class Trainer(ABC):
     val_key: ClassVar[str] = "val_loss"  # its metrics.jsonl key; TensorBoard gets val/<rest>
     nan_advice: ClassVar[str] = "lower train.learning_rate"  # said when the NaN guard gives up
 
-    train_set: Dataset
+    train_set: Dataset | Sequence[Any]  # map-style: indexed by the sampler's batches
     sampler: Any  # a batch sampler with set_epoch(epoch, skip=batches) (resumes mid-epoch)
     collate: Callable[[list[Any]], Any]
 
@@ -139,6 +145,25 @@ class Trainer(ABC):
     @abstractmethod
     def seen_indices(self, sampler: Any) -> Iterable[int]:
         """The dataset indices this rank's sampler gave (the summary checks DDP shards are disjoint)."""
+
+    def finished(self) -> bool:
+        """True when the trainer's own stopping rule (e.g. a loss plateau) ends the run before
+        max_steps; checked after every step, and a finished run is checkpointed."""
+        return False
+
+    def checkpoint_file(self, step: int) -> Path:
+        """Where the checkpoint of `step` goes: RUN/checkpoints/step_<step>.pt, the last
+        `train.keep_last` kept. A trainer with one rolling checkpoint file returns that file."""
+        return self.run / "checkpoints" / f"step_{step:08d}.pt"
+
+    def last_checkpoint(self) -> Path | None:
+        """The checkpoint the NaN guard goes back to."""
+        folder = self.run / "checkpoints"
+        return latest_checkpoint(folder) if folder.is_dir() else None
+
+    def resume_place(self, state: dict[str, Any]) -> tuple[int, int, int, float]:
+        """(step, epoch, batches done in that epoch, best validation figure) of a loaded checkpoint."""
+        return state["step"], state["epoch"], state["batch_in_epoch"], state.get("best_val", math.inf)
 
     def save_best(self, checkpoints: Path, state: dict[str, Any], step: int) -> None:
         save_checkpoint(checkpoints / "best.pt", state)
@@ -206,7 +231,7 @@ class TrainingLoop:
 
     def _epochs(self, loader: DataLoader) -> None:
         place, trainer = self.place, self.trainer
-        while place.step < trainer.max_steps and not self.stop.stop:
+        while place.step < trainer.max_steps and not self.stop.stop and not trainer.finished():
             trainer.sampler.set_epoch(place.epoch, skip=place.batch_in_epoch)  # resumes mid-epoch, exactly
             for batch in loader:
                 place.batch_in_epoch += 1
@@ -214,7 +239,7 @@ class TrainingLoop:
                     continue
                 place.step += 1
                 self._cadence()
-                if place.step >= trainer.max_steps or self.stop.stop:
+                if place.step >= trainer.max_steps or self.stop.stop or trainer.finished():
                     break
             else:
                 place.epoch, place.batch_in_epoch = place.epoch + 1, 0
@@ -222,13 +247,15 @@ class TrainingLoop:
 
     def _load(self, state: dict[str, Any]) -> None:
         self.trainer.load_state(state)
-        self.precision.scaler.load_state_dict(state["scaler"])
+        if "scaler" in state:  # absent from checkpoints written before the skeleton (the learned aligner's)
+            self.precision.scaler.load_state_dict(state["scaler"])
 
     def _resume(self, path: Path) -> None:
         state = load_checkpoint(path)
         self._load(state)
-        self.place = _Place(state["step"], state["epoch"], state["batch_in_epoch"], state.get("best_val", math.inf))
-        set_rng_state(state["rng"][min(self.rank.rank, len(state["rng"]) - 1)])
+        self.place = _Place(*self.trainer.resume_place(state))
+        if state.get("rng"):
+            set_rng_state(state["rng"][min(self.rank.rank, len(state["rng"]) - 1)])
         if self.rank.is_main:
             forget_unsaved_metrics(self.metrics, self.place.step)
 
@@ -252,17 +279,18 @@ class TrainingLoop:
             append_jsonl(self.metrics, {"step": step, "event": "non-finite loss or gradient, step skipped",
                                         **result.problem})
         if self.bad_in_a_row >= self.cfg.nan_patience:
-            restore_last_good(self.trainer.run, self.cfg.nan_patience, self.trainer.nan_advice, self._load, self.rank)
+            restore_last_good(self.trainer.run, self.trainer.last_checkpoint(), self.cfg.nan_patience,
+                              self.trainer.nan_advice, self._load, self.rank)
             self.bad_in_a_row = 0
         return False
 
     def _cadence(self) -> None:
-        step, last = self.place.step, self.trainer.max_steps
-        if self.rank.is_main and (step % self.cfg.log_every == 0 or step == last):
+        step, finished = self.place.step, self.place.step == self.trainer.max_steps or self.trainer.finished()
+        if self.rank.is_main and (step % self.cfg.log_every == 0 or finished):
             self._log()
-        if step % self.cfg.val_every == 0 or step == last:
+        if step % self.cfg.val_every == 0 or finished:
             self._validate()
-        if step % self.cfg.checkpoint_every == 0 or step == last:
+        if step % self.cfg.checkpoint_every == 0 or finished:
             self._save()
 
     def _log(self) -> None:
@@ -300,6 +328,8 @@ class TrainingLoop:
         if best:
             trainer.save_best(self.checkpoints, state, place.step)
             return
-        save_checkpoint(self.checkpoints / f"step_{place.step:08d}.pt", state)
+        path = trainer.checkpoint_file(place.step)
+        save_checkpoint(path, state)
         trainer.after_save(self.checkpoints, place.step)
-        prune_checkpoints(self.checkpoints, self.cfg.keep_last)
+        if path.parent == self.checkpoints:
+            prune_checkpoints(self.checkpoints, self.cfg.keep_last)

@@ -1,4 +1,4 @@
-"""The pieces of the training skeleton (`ttskit.train.skeleton`): stop signals, the GradScaler and
+"""The pieces of the training skeleton (`ttskit.skeleton.loop`): stop signals, the GradScaler and
 the step verdict, run-folder checks, metrics files, the distributed bookkeeping that keeps ranks
 in step, and the run summary."""
 
@@ -18,7 +18,7 @@ from ttskit.audio.io import atomic_write
 from ttskit.checkpoints.store import latest_checkpoint, load_checkpoint, rng_state
 from ttskit.config import config_from_dict, config_to_dict, differences, dump_config, load_config
 from ttskit.errors import TtskitError
-from ttskit.train.distributed import Rank
+from ttskit.skeleton.distributed import Rank
 
 
 class TrainingError(TtskitError, RuntimeError):
@@ -123,10 +123,9 @@ def log_record(metrics_path: Path, writer: Any, record: dict[str, Any],
         on_log(record)
 
 
-def restore_last_good(run: Path, patience: int, advice: str, load_state: Callable[[dict[str, Any]], None],
-                      rank: Rank) -> None:
-    """After `patience` non-finite steps in a row: back to the latest checkpoint, or stop."""
-    last = latest_checkpoint(run / "checkpoints")
+def restore_last_good(run: Path, last: Path | None, patience: int, advice: str,
+                      load_state: Callable[[dict[str, Any]], None], rank: Rank) -> None:
+    """After `patience` non-finite steps in a row: back to the latest checkpoint `last`, or stop."""
     if last is None:
         raise TrainingError(f"{patience} non-finite steps in a row and no checkpoint to go back to; {advice}")
     load_state(load_checkpoint(last))

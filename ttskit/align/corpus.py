@@ -3,7 +3,7 @@
 A per-utterance aligner (pocketsphinx forced alignment, MFA TextGrids) places the phonemes of
 one utterance inside the worker that processes it. The learned aligner cannot: it is trained on
 the whole corpus, so each worker only stages the utterance, and `finish` aligns everything staged
-once every utterance is in (`ttskit.data.learned_alignment`). The pipeline sees only this class
+once every utterance is in (`ttskit.align.learned.corpus`). The pipeline sees only this class
 (`ttskit.data.processor.build_corpus_aligner` picks one).
 """
 
@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from ttskit.align.base import Aligner, AlignmentRejected, to_frames
+from ttskit.align.features import Skip, frame_features, write_utterance
 from ttskit.audio import MelSpectrogram
 from ttskit.config import Config
-from ttskit.data.features import Skip, frame_features, write_utterance
 from ttskit.text.frontend import TextAnalysis, build_frontend
 
 AlignerEvent = Callable[[dict[str, Any]], None]
