@@ -350,7 +350,7 @@ def load_config(path: Path | str | None = None, overrides: list[str] | tuple[str
         path = Path(path)
         source = str(path)
         try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+            loaded = yaml.safe_load(read_config_text(path))
         except FileNotFoundError:
             raise ConfigError(f"{path}: config file not found") from None
         except yaml.YAMLError as err:
@@ -364,6 +364,16 @@ def load_config(path: Path | str | None = None, overrides: list[str] | tuple[str
         data = _merge(data, parse_overrides(overrides))
         source = f"{source} + --set"
     return config_from_dict(cls, data, source=source)
+
+
+def read_config_text(path: Path) -> str:
+    """A config file's text: UTF-8, a byte-order mark tolerated; anything else is a clear error."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        utf16 = path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+        raise ConfigError(f"{path}: not UTF-8 text ({'UTF-16, ' if utf16 else ''}byte {err.start}); "
+                          "save it as UTF-8") from None
 
 
 def dump_config(config: Any) -> str:

@@ -3,9 +3,12 @@ autocast. A leaf: every layer may import it."""
 
 from __future__ import annotations
 
+import re
 import typing
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Literal
+
+from ttskit.errors import TtskitError
 
 if TYPE_CHECKING:  # torch is imported where it is used, so the CLI starts without it
     import torch
@@ -18,12 +21,31 @@ PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 INFERENCE_PRECISIONS: tuple[str, ...] = typing.get_args(InferencePrecision)
 
 
+_DEVICE = re.compile(r"^(cpu|cuda(:\d+)?)$")
+
+
+class DeviceError(TtskitError, ValueError):
+    """A device that is not one ttskit runs on, or is not on this machine."""
+
+
 def default_device(device: str | torch.device | None = None) -> torch.device:
-    """`device` as given; None means CUDA when it is present, else the CPU."""
+    """`device` checked (cpu, cuda or cuda:N, and CUDA present for the latter); None means CUDA
+    when it is present, else the CPU."""
     import torch
 
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(device, torch.device):
+        return device
+    if not _DEVICE.match(device):
+        raise DeviceError(f"--device {device!r}: choose cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            build = "a CPU-only build of torch" if torch.version.cuda is None else "no CUDA device is visible"
+            raise DeviceError(f"--device {device}: CUDA is not available here ({build}); use --device cpu")
+        index = int(device.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
     return torch.device(device)
 
 

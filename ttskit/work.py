@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import soundfile as sf
 import yaml
 
 from ttskit.audio.io import atomic_write
-from ttskit.config import Config, config_from_dict, config_to_dict
+from ttskit.config import Config, config_from_dict, config_to_dict, read_config_text
 from ttskit.errors import TtskitError
 
 CONFIG = "config.yaml"
@@ -53,7 +54,7 @@ def load_work_config(work: Path) -> Config:
     path = work / CONFIG
     if not path.is_file():
         raise WorkError(f"{work}: no {CONFIG}; is this a folder made by `ttskit preprocess`?")
-    return config_from_dict(Config, yaml.safe_load(path.read_text(encoding="utf-8")) or {}, source=str(path))
+    return config_from_dict(Config, yaml.safe_load(read_config_text(path)) or {}, source=str(path))
 
 
 def manifest_path(work: Path, split: Split) -> Path:
@@ -129,6 +130,36 @@ def read_metas(work: Path) -> list[dict[str, Any]]:
         return []
     return sorted((json.loads(p.read_text(encoding="utf-8")) for p in folder.glob("*.json")
                    if not p.name.startswith(".")), key=lambda m: m["id"])
+
+
+def _loads(path: Path, kind: str) -> bool:
+    """Whether a WORK file is there and whole: a .npy's header and length, a wav's header."""
+    try:
+        if kind == "wav":
+            return sf.info(str(path)).frames > 0
+        np.load(path, mmap_mode="r")  # maps the data: a truncated file fails here
+        return True
+    except (OSError, ValueError, EOFError, RuntimeError, sf.LibsndfileError):
+        return False
+
+
+def damaged_files(work: Path, utterance_id: str, gta: bool = False) -> list[Path]:
+    """The files of a finished utterance that are missing or do not load (with `gta`, its
+    teacher-forced mel too)."""
+    paths = [(wav_path(work, utterance_id), "wav"), *((array_path(work, k, utterance_id), k) for k in ARRAY_KINDS)]
+    if gta:
+        paths.append((mel_path(work, utterance_id, gta=True), "gta"))
+    return [path for path, kind in paths if not _loads(path, kind)]
+
+
+def check_manifest_files(work: Path, rows: list[dict[str, Any]], gta: bool = False) -> None:
+    """Before training: every utterance of a manifest has its files whole, else a WorkError naming
+    the first that is not (and how many are affected)."""
+    broken = [(row["id"], paths) for row in rows if (paths := damaged_files(work, row["id"], gta))]
+    if broken:
+        uid, paths = broken[0]
+        raise WorkError(f"{paths[0]}: missing or damaged ({len(broken)} utterance(s) affected, first {uid}); "
+                        "rerun the same `ttskit preprocess` command to re-make them")
 
 
 def remove_stale_temp_files(work: Path) -> int:

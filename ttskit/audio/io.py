@@ -66,14 +66,76 @@ def peak_normalize(wave: np.ndarray, peak: float | None) -> np.ndarray:
     return wave if top == 0.0 else (wave * (peak / top)).astype(np.float32)
 
 
+class OutputError(TtskitError, OSError):
+    """An output cannot be written where asked (not a regular file, no permission, disk full, ...);
+    the message names the path and the reason. Nothing was replaced."""
+
+
+def _what_it_is(path: Path) -> str | None:
+    """Why ttskit will not replace `path` (None: it is a regular file, or nothing is there)."""
+    if path.is_symlink():
+        return "a symbolic link"
+    if not path.exists():
+        return None
+    if path.is_dir():
+        return "a folder"
+    if not path.is_file():
+        return "not a regular file (a device, a pipe or a socket)"
+    return None
+
+
+def check_output(path: Path) -> None:
+    """Before the work starts: refuse an output path that is not a regular file (ttskit never
+    replaces a link, a device or a folder) or whose folder cannot be written."""
+    path = Path(path)
+    problem = _what_it_is(path)
+    if problem:
+        raise OutputError(f"{path}: is {problem}; ttskit only writes regular files (`-o -` writes to stdout)")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"{path}: cannot be created, {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: cannot write into {folder} (permission denied)")
+
+
+def check_output_folder(folder: Path) -> None:
+    """Before the work starts: `folder` (made if missing) can hold the outputs."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"{folder}: is a file; the outputs go into a folder")
+    check_output(folder / "output.wav")
+
+
+def _creation_mode() -> int:
+    """What a new file's mode is under this process's umask (mkstemp would make it 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write(path: Path, write) -> None:
-    """Call `write(tmp_path)` and rename the result onto `path`, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
+    """Call `write(tmp_path)` and rename the result onto `path`, so readers never see half a file.
+
+    A symlink, device, pipe or folder at `path` is never replaced; the file gets the user's umask
+    (an existing file keeps its mode); every OSError becomes an OutputError naming `path`."""
+    problem = _what_it_is(path)
+    if problem:
+        raise OutputError(f"{path}: is {problem}; ttskit only writes regular files (`-o -` writes to stdout)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+        os.close(fd)
+    except OSError as err:
+        raise OutputError(f"{path}: cannot be written ({err.strerror or err})") from None
     try:
         write(Path(tmp))
+        os.chmod(tmp, path.stat().st_mode & 0o7777 if path.is_file() else _creation_mode())
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot be written ({err.strerror or err})") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +38,54 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# CRC-32 of every tensor's bytes, stored in the checkpoint: torch's zip format does not notice a
+# few kilobytes overwritten inside a tensor, and such a file would load and train on garbage.
+CHECKSUM_KEY = "tensor_crc32"
+
+
+def tensor_checksum(value: Any) -> int:
+    """CRC-32 over the bytes of every tensor in `value` (nested dicts, lists, tuples), in a fixed order."""
+    crc = 0
+
+    def walk(item: Any) -> None:
+        nonlocal crc
+        if isinstance(item, torch.Tensor):
+            crc = zlib.crc32(item.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy(), crc)
+        elif isinstance(item, dict):
+            for key in sorted(item, key=str):
+                if key != CHECKSUM_KEY:
+                    walk(item[key])
+        elif isinstance(item, (list, tuple)):
+            for element in item:
+                walk(element)
+
+    walk(value)
+    return crc
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    atomic_write(path, lambda tmp: torch.save(state, tmp))
+    """Atomically, with the checksum of its tensors inside."""
+    checked = {**state, CHECKSUM_KEY: tensor_checksum(state)}
+    atomic_write(path, lambda tmp: torch.save(checked, tmp))
 
 
 def load_checkpoint(path: Path, error: type[TtskitError] = CheckpointError) -> dict[str, Any]:
-    """`torch.load(weights_only=True)`: a checkpoint holds data only, never code to run. A missing
-    or unreadable file raises `error` (the caller's kind, e.g. VocoderError) naming it."""
+    """`torch.load(weights_only=True)`: a checkpoint holds data only, never code to run. A missing,
+    unreadable or damaged file (its tensors' checksum differs from the one saved with them) raises
+    `error` (the caller's kind, e.g. VocoderError) naming it. Files without a checksum (older
+    ttskit, jik876/hifi-gan) load unchecked."""
     if not path.is_file():
         raise error(f"{path}: checkpoint not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and torch errors all mean the same thing to a user
         raise error(f"{path}: not a readable ttskit checkpoint ({type(err).__name__}: {err})") from None
+    if isinstance(state, dict) and CHECKSUM_KEY in state:
+        stored = state.pop(CHECKSUM_KEY)
+        if tensor_checksum(state) != stored:
+            raise error(f"{path}: damaged: its tensors no longer match the checksum written with them "
+                        "(the file changed after ttskit wrote it); use another checkpoint")
+    return state
 
 
 def step_checkpoints(folder: Path, prefix: str = "step") -> list[tuple[int, Path]]:

@@ -78,6 +78,8 @@ def preprocess_with_progress(kind: CorpusKind, source: Path, output: Path, confi
                                  on_start=on_start, on_done=on_done, on_aligner=aligner_events(progress))
     finally:
         progress.stop()
+    if summary.remade:
+        err_console.print(f"[yellow]re-made {summary.remade} utterance(s)[/] whose files were missing or damaged")
     if summary.merged:
         err_console.print(f"[green]done:[/] {summary.ok} utterances usable, {summary.skipped} skipped; "
                           f"see {output / 'report.md'}")

@@ -57,21 +57,30 @@ def synthesize(
       ttskit synth "$(cat chapter.txt)" -o - --acoustic runs/lj | aplay
       ttskit synth --text-file lines.txt -o out/ --acoustic runs/vctk --speaker p225 --speed 1.1
     """
-    from ttskit.audio.io import save_wav
+    from ttskit.audio.io import check_output, check_output_folder, save_wav
     from ttskit.synthesis import Synthesizer
 
     with user_errors():
         if (text is None) == (text_file is None):
             raise UserError("give the text to say, or --text-file FILE (not both)")
+        # Checked before any model is loaded: a bad -o costs nothing and replaces nothing.
+        if text_file is not None:
+            if output.suffix:
+                raise UserError(f"--text-file writes one wav per line into a folder; -o {output} looks like a file")
+            check_output_folder(output)
+            items = read_text_file(text_file)
+            for uid, _ in items:
+                check_output(output / f"{uid}.wav")
+        elif str(output) != "-":
+            if output.suffix.lower() != ".wav":
+                raise UserError(f"-o {output}: synth writes WAV files; give a name ending in .wav (or - for stdout)")
+            check_output(output)
         synth = Synthesizer.from_checkpoints(acoustic, vocoder, device, precision)
         warn_about_precision(precision, synth.device)
         if verbose:
             err_console.print(f"acoustic {synth.acoustic.source}, vocoder {synth.vocoder.source}, "
                               f"on {synth.device}", highlight=False, soft_wrap=True)
         if text_file is not None:
-            if output.suffix:
-                raise UserError(f"--text-file writes one wav per line into a folder; -o {output} looks like a file")
-            items = read_text_file(text_file)
             waves = synth.tts_many([t for _, t in items], speaker, speed, pitch, energy, skip_unspeakable=True)
             for (uid, _), wave in zip(items, waves):
                 if wave is not None:

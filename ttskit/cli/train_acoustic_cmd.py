@@ -15,7 +15,8 @@ def train_acoustic(
     work: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="WORK folder made by `ttskit preprocess`.")],
     output: Annotated[Path, typer.Option("--output", "-o", file_okay=False,
                                          help="RUN folder for checkpoints, metrics.jsonl and config.yaml.")],
-    preset: Annotated[str, typer.Option(help="small (minutes on a CPU) or base (ming024's LJSpeech size).")] = "small",
+    preset: Annotated[Optional[str], typer.Option(
+        help="small (minutes on a CPU; the default for a new run) or base (ming024's LJSpeech size).")] = None,
     max_steps: Annotated[Optional[int], typer.Option(
         "--max-steps", min=1, help="Stop after this many steps in total; --resume with a larger value continues.")] = None,
     gpus: Annotated[int, typer.Option(
@@ -37,11 +38,13 @@ def train_acoustic(
     Example: ttskit train-acoustic work/mini -o runs/mini --preset small --max-steps 2000
     """
     from ttskit.checkpoints.store import latest_checkpoint
+    from ttskit.runtime import default_device
     from ttskit.train.acoustic import prepare_run
     from ttskit.train.acoustic import train_acoustic as run_training
     from ttskit.train.gta import export_gta as write_gta
 
     with user_errors():
+        default_device(device)  # a wrong --device is refused before RUN is touched
         job = prepare_run(work, output, preset=preset, config_path=config, overrides=overrides or [],
                           max_steps=max_steps, resume=resume, vocoder=vocoder)
         start = f"resuming from {job.resume_from.name}" if job.resume_from else "starting"

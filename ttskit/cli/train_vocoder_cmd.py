@@ -15,8 +15,8 @@ def train_vocoder(
     work: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="WORK folder made by `ttskit preprocess`.")],
     output: Annotated[Path, typer.Option("--output", "-o", file_okay=False,
                                          help="RUN folder for checkpoints, metrics.jsonl and config.yaml.")],
-    model: Annotated[str, typer.Option(help="hifigan-v1 (best quality), hifigan-v2 (small, fast) or "
-                                            "hifigan-v3 (fastest).")] = "hifigan-v1",
+    model: Annotated[Optional[str], typer.Option(help="hifigan-v1 (best quality; the default for a new run), "
+                                                      "hifigan-v2 (small, fast) or hifigan-v3 (fastest).")] = None,
     max_steps: Annotated[Optional[int], typer.Option(
         "--max-steps", min=1, help="Stop after this many steps in total; --resume with a larger value continues.")] = None,
     gpus: Annotated[int, typer.Option(
@@ -39,10 +39,12 @@ def train_vocoder(
 
     Example: ttskit train-vocoder work/lj -o runs/lj-vocoder --model hifigan-v1 --gpus 2
     """
+    from ttskit.runtime import default_device
     from ttskit.train.vocoder import prepare_vocoder_run
     from ttskit.train.vocoder import train_vocoder as run_training
 
     with user_errors():
+        default_device(device)  # a wrong --device is refused before RUN is touched
         job = prepare_vocoder_run(work, output, model=model, config_path=config, overrides=overrides or [],
                                   max_steps=max_steps, resume=resume, gta=gta, init=init)
         start = (f"resuming from {job.resume_from.name}" if job.resume_from

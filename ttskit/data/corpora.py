@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,21 +45,42 @@ def safe_id(raw: str) -> str:
     return _SAFE_ID.sub("_", raw).strip("._") or "utt"
 
 
-def _read_lines(path: Path, missing: str) -> list[str]:
-    """The lines of a corpus' index file; `missing` is the error when it does not exist."""
+def _read_lines(path: Path, missing: str) -> list[tuple[int, str | None]]:
+    """(line number, text) of a corpus' index file; text None for a line that is not UTF-8 (the
+    reader reports it by number and goes on). A UTF-8 byte-order mark is dropped. `missing` is
+    the error when the file does not exist."""
     if not path.is_file():
         raise CorpusError(missing)
-    try:
-        return path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise CorpusError(f"{path}: not UTF-8 text ({err})") from None
+    raw = path.read_bytes().removeprefix(b"\xef\xbb\xbf")
+    lines: list[tuple[int, str | None]] = []
+    for number, line in enumerate(raw.splitlines(), 1):
+        try:
+            lines.append((number, line.decode("utf-8")))
+        except UnicodeDecodeError:
+            lines.append((number, None))
+    return lines
+
+
+def _not_utf8(index: Path, number: int) -> BadEntry:
+    return BadEntry(f"{index.name}:{number}", f"{index}:{number}",
+                    f"line {number} of {index.name} is not UTF-8 text (save the file as UTF-8)")
+
+
+def _unsafe_id(raw_id: str) -> str | None:
+    """Why an id cannot name a file inside the corpus (None: it can)."""
+    if "/" in raw_id or "\\" in raw_id or raw_id in (".", ".."):
+        return f"id {raw_id!r} holds a path separator or '..'; an id names a file in the corpus' wavs/ folder"
+    return None
 
 
 def read_ljspeech(root: Path, speaker: str = "ljspeech") -> Iterator[Entry]:
     """LJSpeech: root/metadata.csv (`id|text|normalized text`) and root/wavs/<id>.wav (or .flac)."""
     metadata = root / "metadata.csv"
     lines = _read_lines(metadata, f"{root}: no metadata.csv (an LJSpeech folder holds metadata.csv and wavs/)")
-    for number, line in enumerate(lines, 1):
+    for number, line in lines:
+        if line is None:
+            yield _not_utf8(metadata, number)
+            continue
         if not line.strip():
             continue
         fields = line.split("|")
@@ -67,6 +89,9 @@ def read_ljspeech(root: Path, speaker: str = "ljspeech") -> Iterator[Entry]:
                            f"expected `id|text|normalized text`, got {len(fields)} field(s)")
             continue
         raw_id = fields[0].strip()
+        if (unsafe := _unsafe_id(raw_id)) is not None:
+            yield BadEntry(f"{metadata.name}:{number}", f"{metadata}:{number}", unsafe)
+            continue
         # The normalized column, when present and not empty, is what the speaker said.
         text = (fields[2] if len(fields) == 3 and fields[2].strip() else fields[1]).strip()
         audio = _find_audio(root / "wavs", raw_id)
@@ -99,7 +124,7 @@ def read_vctk(root: Path) -> Iterator[Entry]:
                 yield BadEntry(safe_id(stem), str(audio), f"no transcript {transcript}")
                 continue
             try:
-                text = transcript.read_text(encoding="utf-8").strip()
+                text = transcript.read_text(encoding="utf-8-sig").strip()
             except (UnicodeDecodeError, OSError) as err:
                 yield BadEntry(safe_id(stem), str(transcript), f"transcript {transcript} cannot be read ({err})")
                 continue
@@ -109,7 +134,11 @@ def read_vctk(root: Path) -> Iterator[Entry]:
 def read_list(list_file: Path, default_speaker: str = "speaker") -> Iterator[Entry]:
     """Lines `audio_path|text` or `audio_path|speaker|text`; paths relative to the list file."""
     lines = _read_lines(list_file, f"{list_file}: list file not found")
-    for number, line in enumerate(lines, 1):
+    folder = Path(os.path.normpath(list_file.parent.absolute()))
+    for number, line in lines:
+        if line is None:
+            yield _not_utf8(list_file, number)
+            continue
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = line.split("|")
@@ -122,6 +151,12 @@ def read_list(list_file: Path, default_speaker: str = "speaker") -> Iterator[Ent
                            f"expected `audio_path|text` or `audio_path|speaker|text`, got {len(fields)} field(s)")
             continue
         audio = (list_file.parent / path.strip()).resolve()
+        # Lexically, so that a corpus whose files are symlinks to another disk still reads.
+        if not Path(os.path.normpath(folder / path.strip())).is_relative_to(folder):
+            yield BadEntry(f"{list_file.name}:{number}", f"{list_file}:{number}",
+                           f"audio {path.strip()!r} is outside {folder} (paths are relative to the list file "
+                           "and stay inside its folder)")
+            continue
         uid = safe_id(f"{speaker.strip()}_{audio.stem}" if len(fields) == 3 else audio.stem)
         yield Utterance(uid, speaker.strip() or default_speaker, text.strip(), audio)
 

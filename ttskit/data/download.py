@@ -55,7 +55,10 @@ def fetch(url: str, target: Path, on_progress: Progress | None = None, timeout: 
     """Download `url` to `target`, resuming `target.part` when present."""
     part = target.with_name(target.name + ".part")
     have = part.stat().st_size if part.is_file() else 0
-    request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    except ValueError:
+        raise DownloadError(f"{url!r}: not a URL (expected http://, https:// or file://...)") from None
     try:
         response = urllib.request.urlopen(request, timeout=timeout)
     except urllib.error.HTTPError as err:
@@ -97,9 +100,27 @@ def sha256_of(path: Path) -> str:
 
 def extract(archive: Path, destination: Path, folder: str) -> Path:
     """Unpack `archive` (tar.* or zip) so that `destination/folder` appears only when complete."""
-    staging = destination / f".extracting-{folder}"
+    staging = destination / f".extracting-{folder}"  # ttskit's own: a leftover of a killed run is replaced
+    final = destination / folder
+    if final.exists():
+        raise DownloadError(f"{final} already exists; ttskit does not replace a folder it did not finish "
+                            "(move it away and run again)")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    try:
+        _unpack(archive, staging)
+        inside = staging / folder
+        if not inside.is_dir():
+            found = sorted(p.name for p in staging.iterdir())
+            raise DownloadError(f"{archive}: expected a top-level folder {folder!r}, found {found}")
+        inside.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # refused, failed or done: nothing half-extracted stays
+    (final / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
+    return final
+
+
+def _unpack(archive: Path, staging: Path) -> None:
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as bundle:
@@ -111,19 +132,7 @@ def extract(archive: Path, destination: Path, folder: str) -> Path:
             with tarfile.open(archive) as bundle:
                 bundle.extractall(staging, filter="data")  # no absolute paths, links out or devices
     except (tarfile.TarError, zipfile.BadZipFile, OSError) as err:
-        shutil.rmtree(staging, ignore_errors=True)
         raise DownloadError(f"{archive}: cannot be extracted ({err})") from None
-    inside = staging / folder
-    if not inside.is_dir():
-        found = sorted(p.name for p in staging.iterdir())
-        shutil.rmtree(staging, ignore_errors=True)
-        raise DownloadError(f"{archive}: expected a top-level folder {folder!r}, found {found}")
-    final = destination / folder
-    shutil.rmtree(final, ignore_errors=True)
-    inside.rename(final)
-    shutil.rmtree(staging, ignore_errors=True)
-    (final / COMPLETE_MARKER).write_text("ok\n", encoding="utf-8")
-    return final
 
 
 def download_corpus(name: str, destination: Path, *, url: str | None = None, sha256: str | None = None,
@@ -135,6 +144,9 @@ def download_corpus(name: str, destination: Path, *, url: str | None = None, sha
     folder = destination / source.folder
     if (folder / COMPLETE_MARKER).is_file():
         return folder
+    if folder.exists():  # not ttskit's: never deleted, never replaced (checked before downloading gigabytes)
+        raise DownloadError(f"{folder} already exists and was not made by `ttskit download` (no {COMPLETE_MARKER} "
+                            f"in it); preprocess it directly, or move it away to download anew. Nothing was changed")
     url = url or source.url
     expected = (sha256 or source.sha256).lower()
     destination.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -36,6 +38,7 @@ from ttskit.work import (
     STATS,
     VOCAB,
     array_path,
+    damaged_files,
     load_work_config,
     meta_path,
     read_metas,
@@ -75,6 +78,7 @@ class PreprocessSummary:
     ok: int  # usable utterances in WORK (after merge; this shard's otherwise)
     skipped: int
     merged: bool
+    remade: int = 0  # finished utterances whose files were missing or damaged, made again
 
 
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -101,10 +105,22 @@ def check_work_config(work: Path, config: Config) -> None:
 _worker_processor: UtteranceProcessor | None = None
 
 
-def _worker_init(config: Config, work: Path, textgrid_dir: Path | None) -> None:
+def _worker_init(config: Config, work: Path, textgrid_dir: Path | None, parent: int) -> None:
     global _worker_processor
+    _exit_with(parent)
     torch.set_num_threads(1)  # parallelism comes from worker processes, one core each
     _worker_processor = UtteranceProcessor(config, work, textgrid_dir)
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker once the process `parent` is gone, even killed with SIGKILL (it cannot tell
+    its workers): an orphaned worker would go on writing into WORK while a rerun starts."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _worker_run(utterance: Utterance) -> dict[str, Any]:
@@ -125,6 +141,7 @@ def run_preprocess(kind: CorpusKind, source: Path, work: Path, config: Config, *
         raise PreprocessError(f"the textgrid aligner needs --textgrids DIR (got {textgrid_dir})")
     if shard is not None:
         entries = entries[shard.index::shard.count]
+    remade = _forget_damaged(work, {e.id for e in entries})
     todo = [e for e in entries if not meta_path(work, e.id).is_file()]
     resumed = len(entries) - len(todo)
     if on_start:
@@ -144,9 +161,20 @@ def run_preprocess(kind: CorpusKind, source: Path, work: Path, config: Config, *
         save_json(work / SHARDS / f"{shard}.json", {"ids": [e.id for e in entries]})
         metas = [m for m in read_metas(work) if m["id"] in {e.id for e in entries}]
         ok = sum(m["status"] != "skipped" for m in metas)  # "unaligned" ones are usable once merge aligns them
-        return PreprocessSummary(len(todo), resumed, ok, len(metas) - ok, merged=False)
+        return PreprocessSummary(len(todo), resumed, ok, len(metas) - ok, merged=False, remade=remade)
     report = merge(work, on_aligner)
-    return PreprocessSummary(len(todo), resumed, report["counts"]["ok"], report["counts"]["skipped"], merged=True)
+    return PreprocessSummary(len(todo), resumed, report["counts"]["ok"], report["counts"]["skipped"], merged=True,
+                             remade=remade)
+
+
+def _forget_damaged(work: Path, ids: set[str]) -> int:
+    """Finished utterances whose files are missing or do not load lose their meta, so this run makes
+    them again; returns how many."""
+    damaged = [m["id"] for m in read_metas(work) if m["id"] in ids and m["status"] == "ok"
+               and damaged_files(work, m["id"])]
+    for uid in damaged:
+        meta_path(work, uid).unlink()
+    return len(damaged)
 
 
 def _map(utterances: list[Utterance], config: Config, work: Path, textgrid_dir: Path | None,
@@ -161,7 +189,7 @@ def _map(utterances: list[Utterance], config: Config, work: Path, textgrid_dir: 
     # spawn, not fork: forking a process that already runs torch/OpenMP threads can deadlock.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init,
-                             initargs=(config, work, textgrid_dir)) as pool:
+                             initargs=(config, work, textgrid_dir, os.getpid())) as pool:
         # Longest first keeps all workers busy to the end; results arrive as they finish.
         ordered = sorted(utterances, key=lambda u: -u.audio.stat().st_size if u.audio.is_file() else 0)
         futures = [pool.submit(_worker_run, u) for u in ordered]

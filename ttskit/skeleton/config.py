@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from ttskit.config import TrainingBasics, require
 from ttskit.runtime import Precision
@@ -10,6 +11,9 @@ from ttskit.runtime import Precision
 
 @dataclass(frozen=True)
 class BaseTrainConfig(TrainingBasics):
+    # What a resumed run cannot change: the saved optimizer state, schedule or data order depend on it.
+    pinned_on_resume: ClassVar[tuple[str, ...]] = ("seed", "betas", "weight_decay")
+
     betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = 0.0
     grad_clip: float | None = 1.0  # max gradient norm; None leaves gradients as they are

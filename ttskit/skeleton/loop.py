@@ -16,6 +16,7 @@ all ranks on the same path, so replicas never diverge.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
@@ -41,6 +42,7 @@ from ttskit.skeleton.config import BaseTrainConfig
 from ttskit.skeleton.distributed import Rank
 from ttskit.skeleton.pieces import (
     StopFlag,
+    TrainingError,
     append_jsonl,
     broadcast_from_main,
     finish,
@@ -55,6 +57,11 @@ from ttskit.skeleton.pieces import (
 )
 
 LogCallback = Callable[[dict[str, Any]], None]
+
+
+def _warn(message: str) -> None:
+    """On the console (stderr, which the CLI's progress bar redirects above itself) and not only in metrics.jsonl."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -192,7 +199,7 @@ class TrainingLoop:
         self.cfg = trainer.cfg
         self.checkpoints, self.metrics = trainer.run / "checkpoints", trainer.run / "metrics.jsonl"
         self.place = _Place()
-        self.bad_in_a_row = 0
+        self.bad_in_a_row, self.restored_without_progress = 0, False
         self.amount, self.window_start = 0.0, time.perf_counter()
 
     def run(self) -> None:
@@ -258,12 +265,17 @@ class TrainingLoop:
             set_rng_state(state["rng"][min(self.rank.rank, len(state["rng"]) - 1)])
         if self.rank.is_main:
             forget_unsaved_metrics(self.metrics, self.place.step)
+            before = state.get("run_config", {}).get("train", {}).get("learning_rate", self.cfg.learning_rate)
+            if before != self.cfg.learning_rate:
+                change = f"learning rate {before:g} -> {self.cfg.learning_rate:g} from step {self.place.step}"
+                append_jsonl(self.metrics, {"step": self.place.step, "event": change})
+                _warn(f"resuming with {change}: the schedule continues from the new rate")
 
     def _settle(self, result: StepResult) -> bool:
         """Apply an ok step; skip an overflowing or bad one (the NaN guard). True when it counted."""
         scaler, is_main, step = self.precision.scaler, self.rank.is_main, self.place.step
         if result.verdict == "ok":
-            self.bad_in_a_row = 0
+            self.bad_in_a_row, self.restored_without_progress = 0, False
             self.trainer.apply()
             scaler.update()
             self.amount += result.amount * self.rank.world_size
@@ -276,12 +288,21 @@ class TrainingLoop:
             return False
         self.bad_in_a_row += 1
         if is_main:
-            append_jsonl(self.metrics, {"step": step, "event": "non-finite loss or gradient, step skipped",
-                                        **result.problem})
+            event = {"step": step, "event": "non-finite loss or gradient, step skipped", **result.problem}
+            append_jsonl(self.metrics, event)
+            _warn(f"step {step + 1}: non-finite loss or gradient, step skipped "
+                  f"({self.bad_in_a_row} of {self.cfg.nan_patience} in a row before going back to the last checkpoint)")
         if self.bad_in_a_row >= self.cfg.nan_patience:
-            restore_last_good(self.trainer.run, self.trainer.last_checkpoint(), self.cfg.nan_patience,
-                              self.trainer.nan_advice, self._load, self.rank)
-            self.bad_in_a_row = 0
+            last = self.trainer.last_checkpoint()
+            if self.restored_without_progress:
+                raise TrainingError(f"{self.cfg.nan_patience} non-finite steps in a row again right after going back "
+                                    f"to {last.name if last else 'the last checkpoint'}: training cannot go on; "
+                                    f"{self.trainer.nan_advice} (metrics.jsonl names the batches)")
+            restore_last_good(self.trainer.run, last, self.cfg.nan_patience, self.trainer.nan_advice, self._load,
+                              self.rank)
+            if is_main:
+                _warn(f"went back to {last.name if last else '?'} after {self.cfg.nan_patience} non-finite steps")
+            self.bad_in_a_row, self.restored_without_progress = 0, True
         return False
 
     def _cadence(self) -> None:
@@ -318,10 +339,16 @@ class TrainingLoop:
             self._save(best=True)
 
     def _save(self, best: bool = False) -> None:
+        place, trainer = self.place, self.trainer
+        # Every rank holds the same weights, so every rank stops here together.
+        broken = [name for module in trainer.modules() for name, tensor in module.state_dict().items()
+                  if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+        if broken:
+            raise TrainingError(f"step {place.step}: the weights hold NaN or infinite values ({broken[0]}, ...); "
+                                f"nothing was saved; {trainer.nan_advice}")
         rngs = gather_rng_states(self.rank)  # collective
         if not self.rank.is_main:
             return
-        place, trainer = self.place, self.trainer
         state = {**trainer.metadata(), **trainer.state(), "scaler": self.precision.scaler.state_dict(),
                  "step": place.step, "epoch": place.epoch, "batch_in_epoch": place.batch_in_epoch,
                  "best_val": place.best, "rng": rngs, "run_config": config_to_dict(trainer.run_config)}

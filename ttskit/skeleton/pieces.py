@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 from ttskit.audio.io import atomic_write
-from ttskit.checkpoints.store import latest_checkpoint, load_checkpoint, rng_state
+from ttskit.checkpoints.store import CheckpointError, load_checkpoint, rng_state, step_checkpoints
 from ttskit.config import config_from_dict, config_to_dict, differences, dump_config, load_config
 from ttskit.errors import TtskitError
 from ttskit.skeleton.distributed import Rank
@@ -83,15 +84,24 @@ def first_difference(a: Any, b: Any) -> str:
     return f"{path}: {old!r} vs {new!r}"
 
 
-def resume_point(run: Path, resume: bool) -> Path | None:
-    """The checkpoint a run continues from; refuses to overwrite a run or resume from nothing."""
-    previous = latest_checkpoint(run / "checkpoints") if (run / "checkpoints").is_dir() else None
-    if previous is not None and not resume:
-        raise TrainingError(f"{run} already holds checkpoints (latest {previous.name}); pass --resume to continue "
-                            "it or choose a new output folder")
-    if resume and previous is None:
+def resume_point(run: Path, resume: bool) -> tuple[Path | None, dict[str, Any], list[str]]:
+    """(checkpoint a run continues from, its content, what was passed over). Refuses to overwrite
+    a run or resume from nothing; a damaged newest checkpoint falls back to the newest intact one."""
+    found = step_checkpoints(run / "checkpoints") if (run / "checkpoints").is_dir() else []
+    if found and not resume:
+        raise TrainingError(f"{run} already holds checkpoints (latest {found[-1][1].name}); pass --resume to "
+                            "continue it or choose a new output folder")
+    if not resume:
+        return None, {}, []
+    if not found:
         raise TrainingError(f"--resume: {run} has no checkpoint to resume from")
-    return previous
+    passed_over: list[str] = []
+    for _, path in reversed(found):
+        try:
+            return path, load_checkpoint(path), passed_over
+        except CheckpointError as err:
+            passed_over.append(str(err))
+    raise TrainingError(f"--resume: no checkpoint in {run / 'checkpoints'} is intact ({passed_over[0]})")
 
 
 def tensorboard_writer(run: Path) -> Any:
@@ -195,23 +205,48 @@ def read_summary(run: Path) -> dict[str, Any]:
 
 def resolve_run_config(run: Path, resume: bool, cls: type[Any], preset: Any, config_path: Path | None,
                        overrides: tuple[str, ...] | list[str],
-                       check_state: Callable[[dict[str, Any], Path], None]) -> tuple[Any, Path | None, dict[str, Any]]:
+                       check_state: Callable[[dict[str, Any], Path], None],
+                       preset_given: bool = False) -> tuple[Any, Path | None, dict[str, Any]]:
     """(run config, checkpoint resumed from or None, its content or {}). A fresh run: the preset,
     then --config, then --set. A resumed one: the stored config (checked by `check_state` against
-    WORK first) with the same overrides on top, which must leave the model as it was."""
-    previous = resume_point(run, resume)
+    WORK first) with the same overrides on top; they must leave the model as it was, and may change
+    only what the saved state does not pin (`BaseTrainConfig.pinned_on_resume`; a new learning
+    rate is applied to the restored schedule). A preset named on resume must be the run's model."""
+    previous, state, passed_over = resume_point(run, resume)
+    for problem in passed_over:
+        print(f"warning: {problem}; resuming from an earlier checkpoint", file=sys.stderr, flush=True)
     if previous is None:
         return load_config(config_path, overrides, cls=cls, base=preset), None, {}
-    state = load_checkpoint(previous)
     check_state(state, previous)
     stored = config_from_dict(cls, state["run_config"], source=str(previous))
+    if preset_given:  # what the named preset (with the same --config/--set) would build must be this run's
+        asked = load_config(config_path, overrides, cls=cls, base=preset).model
+        if asked != stored.model:
+            raise TrainingError(f"--resume: {previous.name} was trained with another model than the one asked for "
+                                f"(model.{first_difference(config_to_dict(stored.model), config_to_dict(asked))}); "
+                                "leave the preset or model choice out to resume")
     run_config = load_config(config_path, overrides, cls=cls, base=stored)
     if run_config.model != stored.model:
         raise TrainingError(f"--resume: the model config differs from {previous.name}'s "
                             f"({first_difference(config_to_dict(stored.model), config_to_dict(run_config.model))})")
+    for key in run_config.train.pinned_on_resume:
+        old, new = getattr(stored.train, key), getattr(run_config.train, key)
+        if old != new:
+            raise TrainingError(f"--resume: train.{key} cannot change when resuming ({old!r} in {previous.name}, "
+                                f"{new!r} asked): the saved optimizer state and data order depend on it; start a "
+                                "new run for it")
     return run_config, previous, state
 
 
-def write_run_config(run: Path, run_config: Any) -> None:
+def write_run_config(run: Path, run_config: Any, fresh: bool) -> None:
+    """The last step of preparing a run (after every check passed): temp files of a write that was
+    killed are removed; a fresh start forgets the metrics of an earlier attempt that never saved a
+    checkpoint (so no step is logged twice); RUN/config.yaml says what this run trains with."""
     run.mkdir(parents=True, exist_ok=True)
+    for folder in (run, run / "checkpoints"):
+        for stale in folder.glob(".*.tmp*") if folder.is_dir() else ():
+            stale.unlink(missing_ok=True)
+    if fresh:
+        for leftover in ("metrics.jsonl", "summary.json"):
+            (run / leftover).unlink(missing_ok=True)
     atomic_write(run / "config.yaml", lambda tmp: tmp.write_text(dump_config(run_config), encoding="utf-8"))

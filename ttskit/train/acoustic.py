@@ -36,7 +36,14 @@ from ttskit.skeleton.pieces import (
 )
 from ttskit.train.acoustic_config import RUN_PRESETS, AcousticRunConfig
 from ttskit.train.media import log_validation_media
-from ttskit.work import ACOUSTIC_FILES, load_work_config, require_work_files, work_identity
+from ttskit.work import (
+    ACOUSTIC_FILES,
+    check_manifest_files,
+    load_work_config,
+    read_manifest,
+    require_work_files,
+    work_identity,
+)
 
 
 @dataclass(frozen=True)
@@ -68,20 +75,23 @@ def check_compatible(checkpoint: dict[str, Any], identity: dict[str, Any], sourc
                                 "preprocess with the checkpoint's settings or start a new run")
 
 
-def prepare_run(work: Path, run: Path, *, preset: str = "small", config_path: Path | None = None,
+def prepare_run(work: Path, run: Path, *, preset: str | None = None, config_path: Path | None = None,
                 overrides: tuple[str, ...] | list[str] = (), max_steps: int | None = None,
                 resume: bool = False, vocoder: Path | None = None) -> AcousticJob:
-    """Resolve the run config and check WORK and RUN before any process starts."""
-    if preset not in RUN_PRESETS:
-        raise TrainingError(f"unknown preset {preset!r} (choose from {', '.join(RUN_PRESETS)})")
+    """Resolve the run config and check WORK and RUN before any process starts. `preset`: small
+    when a fresh run names none; on resume it may only name the run's own model."""
+    chosen = preset or "small"
+    if chosen not in RUN_PRESETS:
+        raise TrainingError(f"unknown preset {chosen!r} (choose from {', '.join(RUN_PRESETS)})")
     require_work_files(work, ACOUSTIC_FILES)
     identity = work_identity(work)
     run_config, previous, _ = resolve_run_config(
-        run, resume, AcousticRunConfig, RUN_PRESETS[preset], config_path, overrides,
-        lambda state, source: check_compatible(state, identity, source, work))
+        run, resume, AcousticRunConfig, RUN_PRESETS[chosen], config_path, overrides,
+        lambda state, source: check_compatible(state, identity, source, work), preset_given=preset is not None)
     if vocoder is not None:
         _check_vocoder(vocoder, work)
-    write_run_config(run, run_config)
+    check_manifest_files(work, read_manifest(work, "train") + read_manifest(work, "val"))
+    write_run_config(run, run_config, fresh=previous is None)
     return AcousticJob(work, run, run_config, max_steps if max_steps is not None else 200_000, previous, vocoder)
 
 
@@ -153,6 +163,13 @@ class AcousticTrainer(Trainer):
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        # The config's peak learning rate over the restored schedule, when a resume changed it.
+        peak = self.cfg.learning_rate
+        if self.scheduler.base_lrs != [peak]:
+            self.scheduler.base_lrs = [peak]
+            for group in self.optimizer.param_groups:
+                group["initial_lr"] = peak
+                group["lr"] = peak * noam_factor(self.scheduler.last_epoch, self.job.config.train.warmup_steps)
 
     def metadata(self) -> dict[str, Any]:
         return {"format": ACOUSTIC_FORMAT, **self.identity}
@@ -179,7 +196,7 @@ class AcousticTrainer(Trainer):
         self.scheduler.step()
 
     def learning_rate(self) -> float:
-        return self.scheduler.get_last_lr()[0]
+        return float(self.optimizer.param_groups[0]["lr"])
 
     def throughput(self, amount: float, seconds: float) -> dict[str, float]:
         return {"frames_per_s": round(amount / seconds, 1)}

@@ -4,6 +4,7 @@ come from the WORK folder, which was made with them)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ttskit.config import require
 from ttskit.models.fastspeech2 import PRESETS, FastSpeech2Config
@@ -12,6 +13,9 @@ from ttskit.skeleton.config import BaseTrainConfig
 
 @dataclass(frozen=True)
 class TrainConfig(BaseTrainConfig):
+    pinned_on_resume: ClassVar[tuple[str, ...]] = (*BaseTrainConfig.pinned_on_resume, "warmup_steps",
+                                                   "max_frames_per_batch")
+
     # Batches hold utterances of similar length up to this many (padded) mel frames.
     max_frames_per_batch: int = 12000
     learning_rate: float = 1e-3  # peak of the warm-up schedule

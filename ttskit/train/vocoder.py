@@ -49,7 +49,15 @@ from ttskit.skeleton.pieces import (
 )
 from ttskit.train.media import log_vocoder_media
 from ttskit.train.vocoder_config import VOCODER_PRESETS, VocoderRunConfig
-from ttskit.work import VOCODER_FILES, load_work_config, mel_path, read_manifest, require_work_files, wav_path
+from ttskit.work import (
+    VOCODER_FILES,
+    check_manifest_files,
+    load_work_config,
+    mel_path,
+    read_manifest,
+    require_work_files,
+    wav_path,
+)
 
 
 @dataclass(frozen=True)
@@ -64,20 +72,23 @@ class VocoderJob:
     init_from: Path | None
 
 
-def prepare_vocoder_run(work: Path, run: Path, *, model: str = "hifigan-v1", config_path: Path | None = None,
+def prepare_vocoder_run(work: Path, run: Path, *, model: str | None = None, config_path: Path | None = None,
                         overrides: tuple[str, ...] | list[str] = (), max_steps: int | None = None,
                         resume: bool = False, gta: bool = False, init: Path | None = None) -> VocoderJob:
-    """Resolve the run config and check WORK, RUN and --init before any process starts."""
-    if model not in VOCODER_PRESETS:
-        raise TrainingError(f"unknown vocoder model {model!r} (choose from {', '.join(VOCODER_PRESETS)})")
+    """Resolve the run config and check WORK, RUN and --init before any process starts. `model`:
+    hifigan-v1 when a fresh run names none; on resume it may only name the run's own."""
+    chosen = model or "hifigan-v1"
+    if chosen not in VOCODER_PRESETS:
+        raise TrainingError(f"unknown vocoder model {chosen!r} (choose from {', '.join(VOCODER_PRESETS)})")
     require_work_files(work, VOCODER_FILES)
     audio = load_work_config(work).audio
 
     def check_state(state: dict[str, Any], source: Path) -> None:
         _check_audio(config_from_dict(AudioConfig, state["audio"], source=str(source)), audio, source, work)
 
-    run_config, previous, state = resolve_run_config(run, resume, VocoderRunConfig, VOCODER_PRESETS[model],
-                                                     config_path, overrides, check_state)
+    run_config, previous, state = resolve_run_config(run, resume, VocoderRunConfig, VOCODER_PRESETS[chosen],
+                                                     config_path, overrides, check_state,
+                                                     preset_given=model is not None)
     gta = gta or bool(state.get("gta"))
     if run_config.model.hop_length != audio.hop_length:
         raise TrainingError(f"the generator upsamples by {run_config.model.hop_length} "
@@ -91,7 +102,8 @@ def prepare_vocoder_run(work: Path, run: Path, *, model: str = "hifigan-v1", con
         _check_init(init, run_config, audio, work)
     if gta:
         _check_gta(work)
-    write_run_config(run, run_config)
+    check_manifest_files(work, read_manifest(work, "train") + read_manifest(work, "val"), gta=gta)
+    write_run_config(run, run_config, fresh=previous is None)
     return VocoderJob(work, run, run_config, audio, max_steps if max_steps is not None else 1_000_000, gta,
                       previous, init if previous is None else None)
 
@@ -239,6 +251,15 @@ class VocoderTrainer(Trainer):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.nets.load(state)
+        # The config's learning rate over the restored per-epoch decay, when a resume changed it.
+        rate, decay = self.job.config.train.learning_rate, self.job.config.train.lr_decay
+        for optimizer, scheduler in ((self.nets.optim_g, self.nets.sched_g), (self.nets.optim_d, self.nets.sched_d)):
+            if scheduler.base_lrs == [rate] * len(optimizer.param_groups):
+                continue
+            scheduler.base_lrs = [rate] * len(optimizer.param_groups)
+            for group in optimizer.param_groups:
+                group["initial_lr"] = rate
+                group["lr"] = rate * decay ** scheduler.last_epoch
 
     def metadata(self) -> dict[str, Any]:
         return {"format": VOCODER_TRAINING_FORMAT, "architecture": "hifigan", "audio": config_to_dict(self.job.audio),
@@ -303,7 +324,7 @@ class VocoderTrainer(Trainer):
         self.nets.sched_d.step()
 
     def learning_rate(self) -> float:
-        return self.nets.sched_g.get_last_lr()[0]
+        return float(self.nets.optim_g.param_groups[0]["lr"])
 
     def throughput(self, amount: float, seconds: float) -> dict[str, float]:
         return {"audio_s_per_s": round(amount / self.job.audio.sample_rate / seconds, 2)}

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ttskit.config import require
 from ttskit.models.hifigan import PRESETS, HiFiGANConfig
@@ -12,6 +13,9 @@ from ttskit.skeleton.config import BaseTrainConfig
 
 @dataclass(frozen=True)
 class VocoderTrainConfig(BaseTrainConfig):
+    pinned_on_resume: ClassVar[tuple[str, ...]] = (*BaseTrainConfig.pinned_on_resume, "lr_decay", "batch_size",
+                                                   "segment_samples")
+
     # The global batch: with --gpus N each rank takes batch_size / N segments.
     batch_size: int = 16
     segment_samples: int = 8192
