@@ -93,3 +93,18 @@ def test_training_ranges_are_checked_at_load_for_both_trainers(mini_work, tmp_pa
         assert result.exit_code == 2, result.output
         assert message in result.stderr and "Traceback" not in result.stderr
         assert not run.exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("command, setting, message", [
+    ("train-acoustic", "model.dropout=1.5", "model.dropout: must be in [0, 1)"),
+    ("train-acoustic", "model.heads=3", "model.heads: must divide model.hidden"),
+    ("train-vocoder", "model.upsample_initial_channel=0", "model.upsample_initial_channel: must be at least 1"),
+])
+def test_model_sizes_are_checked_at_load(mini_work, tmp_path, command, setting, message):
+    from typer.testing import CliRunner
+
+    from ttskit.cli import app
+
+    result = CliRunner().invoke(app, [command, str(mini_work), "-o", str(tmp_path / "run"), "--set", setting])
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr, result.output
+    assert not (tmp_path / "run").exists()

@@ -163,6 +163,8 @@ def test_non_finite_weights_stop_the_run_with_a_reason_and_are_never_saved(mini_
         if tensor.is_floating_point():
             tensor.fill_(float("nan"))
     save_checkpoint(path, state)  # intact file, broken weights: what the NaN guard must not spread
+    one_line_error(runner.invoke(app, ["synth", "Hi.", "--acoustic", str(path), "-o", str(tmp_path / "x.wav")]),
+                   "step_00000002.pt: its weights hold NaN")
     result = _tiny_run(mini_work, run, 6, "--resume", "--set", "train.nan_patience=2")
     one_line_error(result, "non-finite steps in a row again right after going back to step_00000002.pt")
     assert "non-finite loss or gradient, step skipped" in result.stderr  # on the console, not only in the log

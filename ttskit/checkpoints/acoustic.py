@@ -11,7 +11,7 @@ import torch
 
 from ttskit.checkpoints.formats import ACOUSTIC_FORMAT
 from ttskit.checkpoints.resolve import resolve_checkpoint
-from ttskit.checkpoints.store import CheckpointError, load_checkpoint
+from ttskit.checkpoints.store import CheckpointError, load_checkpoint, non_finite_tensor
 from ttskit.config import AudioConfig, TextConfig, config_from_dict
 from ttskit.models.fastspeech2 import FastSpeech2, FastSpeech2Config
 from ttskit.text.frontend import TextFrontend, build_frontend
@@ -55,6 +55,9 @@ def model_from_state(state: dict[str, Any], source: Path) -> FastSpeech2:
     audio = config_from_dict(AudioConfig, state["audio"], source=str(source))
     model = build_acoustic_model(model_config, len(state["vocab"]), audio.n_mels, len(state["speakers"]),
                                  state["stats"])
+    if (broken := non_finite_tensor(state["model"])) is not None:
+        raise CheckpointError(f"{source}: its weights hold NaN or infinite values ({broken}); the run that wrote it "
+                              "had diverged, use an earlier checkpoint")
     model.load_state_dict(state["model"])
     return model
 

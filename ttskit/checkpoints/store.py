@@ -88,6 +88,12 @@ def load_checkpoint(path: Path, error: type[TtskitError] = CheckpointError) -> d
     return state
 
 
+def non_finite_tensor(weights: dict[str, torch.Tensor]) -> str | None:
+    """The first floating-point tensor of a state dict holding NaN or infinity (None: all finite)."""
+    return next((name for name, tensor in weights.items()
+                 if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())), None)
+
+
 def step_checkpoints(folder: Path, prefix: str = "step") -> list[tuple[int, Path]]:
     """(step, path) of every `<prefix>_<step>.pt` in `folder`, oldest first."""
     pattern = re.compile(rf"^{re.escape(prefix)}_(\d+)\.pt$")

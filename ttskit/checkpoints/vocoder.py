@@ -15,7 +15,7 @@ from torch import nn
 from ttskit.checkpoints import jik876
 from ttskit.checkpoints.formats import VOCODER_GENERATOR_FORMAT, VOCODER_TRAINING_FORMAT
 from ttskit.checkpoints.resolve import resolve_checkpoint
-from ttskit.checkpoints.store import load_checkpoint
+from ttskit.checkpoints.store import load_checkpoint, non_finite_tensor
 from ttskit.config import AudioConfig, config_from_dict
 from ttskit.models.hifigan import Generator, HiFiGANConfig
 from ttskit.models.hifigan_inference import for_inference
@@ -40,6 +40,9 @@ def generator_state(state: dict[str, Any], source: Path) -> tuple[nn.Module, Aud
         raise VocoderError(f"{source}: unknown vocoder architecture {architecture!r}")
     model_config = state["model"] if state["format"] == VOCODER_GENERATOR_FORMAT else state["run_config"]["model"]
     generator = ARCHITECTURES[architecture](model_config, audio.n_mels, str(source))
+    if (broken := non_finite_tensor(state["generator"])) is not None:
+        raise VocoderError(f"{source}: its weights hold NaN or infinite values ({broken}); the run that wrote it "
+                           "had diverged, use an earlier checkpoint")
     generator.load_state_dict(state["generator"])
     return generator, audio, architecture
 

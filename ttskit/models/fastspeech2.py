@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ttskit.config import require
 from ttskit.models.length_regulator import regulate_length
 
 
@@ -36,6 +37,17 @@ class FastSpeech2Config:
     postnet_layers: int = 5
     postnet_channels: int = 512
     postnet_kernel: int = 5
+
+    def __post_init__(self) -> None:
+        for key in ("hidden", "encoder_layers", "decoder_layers", "heads", "conv_filter", "variance_filter",
+                    "variance_kernel", "n_bins", "postnet_layers", "postnet_channels", "postnet_kernel"):
+            require(getattr(self, key) >= 1, f"model.{key}", "must be at least 1")
+        require(self.hidden % self.heads == 0, "model.heads", f"must divide model.hidden ({self.hidden})")
+        require(all(k >= 1 and k % 2 == 1 for k in self.conv_kernels), "model.conv_kernels", "must be odd and >= 1")
+        for key in ("variance_kernel", "postnet_kernel"):
+            require(getattr(self, key) % 2 == 1, f"model.{key}", "must be odd (same-length convolution)")
+        for key in ("dropout", "variance_dropout"):
+            require(0 <= getattr(self, key) < 1, f"model.{key}", "must be in [0, 1)")
 
 
 PRESETS: dict[str, FastSpeech2Config] = {

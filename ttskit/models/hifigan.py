@@ -51,6 +51,12 @@ class HiFiGANConfig:
         for dilations in self.resblock_dilation_sizes:
             require(len(dilations) == expected, "model.resblock_dilation_sizes",
                     f"resblock {self.resblock} takes {expected} dilations per kernel, got {list(dilations)}")
+        require(self.upsample_initial_channel >= 1, "model.upsample_initial_channel", "must be at least 1")
+        require(all(r >= 1 for r in self.upsample_rates), "model.upsample_rates", "must all be at least 1")
+        require(all(k >= 1 and k % 2 == 1 for k in self.resblock_kernel_sizes), "model.resblock_kernel_sizes",
+                "must be odd and >= 1")
+        require(all(d >= 1 for ds in self.resblock_dilation_sizes for d in ds), "model.resblock_dilation_sizes",
+                "must all be at least 1")
         require(self.upsample_initial_channel % (2 ** len(self.upsample_rates)) == 0,
                 "model.upsample_initial_channel", f"must be divisible by 2^{len(self.upsample_rates)}")
 
