@@ -99,7 +99,7 @@ def test_device_names_are_checked(mini_work, tmp_path):
                                        str(tmp_path / "a.wav")]), "choose cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
         one_line_error(runner.invoke(app, ["synth", "Hi.", "--acoustic", ACOUSTIC, "--device", "cuda", "-o",
-                                           str(tmp_path / "a.wav")]), "CUDA is not available")
+                                           str(tmp_path / "a.wav")]), "0 CUDA device(s) are visible")
     run = tmp_path / "run"
     one_line_error(runner.invoke(app, ["train-acoustic", str(mini_work), "-o", str(run), "--device", "tpu"]), "tpu")
     assert not run.exists()

@@ -41,8 +41,8 @@ def default_device(device: str | torch.device | None = None) -> torch.device:
         raise DeviceError(f"--device {device!r}: choose cpu, cuda or cuda:N")
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            build = "a CPU-only build of torch" if torch.version.cuda is None else "no CUDA device is visible"
-            raise DeviceError(f"--device {device}: CUDA is not available here ({build}); use --device cpu")
+            build = "torch is a CPU-only build" if torch.version.cuda is None else "CUDA is not available"
+            raise DeviceError(f"--device {device}: 0 CUDA device(s) are visible here ({build}); use --device cpu")
         index = int(device.partition(":")[2] or 0)
         if index >= torch.cuda.device_count():
             raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
