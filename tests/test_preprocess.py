@@ -371,3 +371,21 @@ def test_pyin_and_peak_normalisation_through_the_cli(tmp_path):
     assert np.max(np.abs(wave)) == pytest.approx(0.5, abs=0.01)
     pitch = np.load(out / "pitch" / "SY01-00002.npy")
     assert (pitch > 100).all() and (pitch < 300).all()
+
+
+def test_preprocessing_in_this_process_leaves_its_thread_count_alone(tmp_path):
+    """--jobs 1 runs the utterance processor here; the one-thread setting is for pool workers only."""
+    import torch
+
+    corpus = tmp_path / "lj"
+    (corpus / "wavs").mkdir(parents=True)
+    line = (MINI_LJSPEECH / "metadata.csv").read_text().splitlines()[0]
+    shutil.copy(MINI_LJSPEECH / "wavs" / f"{line.split('|')[0]}.flac", corpus / "wavs")
+    (corpus / "metadata.csv").write_text(line + "\n")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        run_preprocess("ljspeech", corpus, tmp_path / "w", Config(), jobs=1)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
