@@ -361,3 +361,18 @@ def test_preprocess_workers_exit_when_their_parent_is_killed(tmp_path):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_an_output_folder_is_judged_by_the_files_written_into_it(tmp_path):
+    from ttskit.audio.io import OutputError, check_output_folder
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "output.wav").symlink_to(tmp_path / "elsewhere.wav")  # not among this run's outputs
+    check_output_folder(folder)
+    check_output_folder(tmp_path / "new" / "deeper")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="is a file"):
+        check_output_folder(tmp_path / "file")
+    with pytest.raises(OutputError, match="not a folder"):
+        check_output_folder(tmp_path / "file" / "sub")

@@ -18,7 +18,7 @@ import numpy as np
 import soundfile as sf
 import yaml
 
-from ttskit.audio.io import atomic_write
+from ttskit.audio.io import atomic_write, remove_temp_files
 from ttskit.config import Config, config_from_dict, config_to_dict, read_config_text
 from ttskit.errors import TtskitError
 
@@ -164,11 +164,6 @@ def check_manifest_files(work: Path, rows: list[dict[str, Any]], gta: bool = Fal
 
 def remove_stale_temp_files(work: Path) -> int:
     """Delete temp files a killed run left behind (finished files are never temp files)."""
-    removed = 0
     staged = [work / STAGED / kind for kind in ("mel", "pitch", "energy", "voiced", "wav")]
-    for folder in (work, *(work / kind for kind in (*ARRAY_KINDS, "wav", META, REPORT, SHARDS, ALIGNER)), *staged):
-        if folder.is_dir():
-            for path in folder.glob(".*.tmp*"):
-                path.unlink(missing_ok=True)
-                removed += 1
-    return removed
+    return remove_temp_files([work, *(work / kind for kind in (*ARRAY_KINDS, "wav", META, REPORT, SHARDS, ALIGNER)),
+                              *staged])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import librosa
@@ -84,13 +85,15 @@ def _what_it_is(path: Path) -> str | None:
     return None
 
 
-def check_output(path: Path) -> None:
-    """Before the work starts: refuse an output path that is not a regular file (ttskit never
-    replaces a link, a device or a folder) or whose folder cannot be written."""
-    path = Path(path)
+def _refuse_to_replace(path: Path) -> None:
     problem = _what_it_is(path)
     if problem:
         raise OutputError(f"{path}: is {problem}; ttskit only writes regular files (`-o -` writes to stdout)")
+
+
+def _check_writable(path: Path) -> None:
+    """`path` (a file or folder to be made) can be created: its nearest existing parent is a
+    folder this process may write into."""
     folder = path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
@@ -100,12 +103,24 @@ def check_output(path: Path) -> None:
         raise OutputError(f"{path}: cannot write into {folder} (permission denied)")
 
 
+def check_output(path: Path) -> None:
+    """Before the work starts: refuse an output path that is not a regular file (ttskit never
+    replaces a link, a device or a folder) or whose folder cannot be written."""
+    path = Path(path)
+    _refuse_to_replace(path)
+    _check_writable(path)
+
+
 def check_output_folder(folder: Path) -> None:
     """Before the work starts: `folder` (made if missing) can hold the outputs."""
     folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
+    if folder.is_dir():
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputError(f"{folder}: cannot write into it (permission denied)")
+        return
+    if folder.exists():
         raise OutputError(f"{folder}: is a file; the outputs go into a folder")
-    check_output(folder / "output.wav")
+    _check_writable(folder)
 
 
 def _creation_mode() -> int:
@@ -120,9 +135,7 @@ def atomic_write(path: Path, write) -> None:
 
     A symlink, device, pipe or folder at `path` is never replaced; the file gets the user's umask
     (an existing file keeps its mode); every OSError becomes an OutputError naming `path`."""
-    problem = _what_it_is(path)
-    if problem:
-        raise OutputError(f"{path}: is {problem}; ttskit only writes regular files (`-o -` writes to stdout)")
+    _refuse_to_replace(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
@@ -139,6 +152,18 @@ def atomic_write(path: Path, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_temp_files(folders: Iterable[Path]) -> int:
+    """Delete the temp files `atomic_write` leaves in `folders` when a run is killed mid-write
+    (finished files never look like them); returns how many."""
+    removed = 0
+    for folder in folders:
+        if folder.is_dir():
+            for path in folder.glob(".*.tmp*"):
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
 
 
 def save_wav(path: Path | str, wave: np.ndarray, sample_rate: int) -> None:

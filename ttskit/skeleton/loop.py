@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 from ttskit.checkpoints.store import (
     latest_checkpoint,
     load_checkpoint,
+    non_finite_tensor,
     prune_checkpoints,
     save_checkpoint,
     set_rng_state,
@@ -341,10 +342,9 @@ class TrainingLoop:
     def _save(self, best: bool = False) -> None:
         place, trainer = self.place, self.trainer
         # Every rank holds the same weights, so every rank stops here together.
-        broken = [name for module in trainer.modules() for name, tensor in module.state_dict().items()
-                  if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
-        if broken:
-            raise TrainingError(f"step {place.step}: the weights hold NaN or infinite values ({broken[0]}, ...); "
+        broken = next(filter(None, (non_finite_tensor(module.state_dict()) for module in trainer.modules())), None)
+        if broken is not None:
+            raise TrainingError(f"step {place.step}: the weights hold NaN or infinite values ({broken}, ...); "
                                 f"nothing was saved; {trainer.nan_advice}")
         rngs = gather_rng_states(self.rank)  # collective
         if not self.rank.is_main:

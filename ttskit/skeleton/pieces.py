@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ttskit.audio.io import atomic_write
+from ttskit.audio.io import atomic_write, remove_temp_files
 from ttskit.checkpoints.store import CheckpointError, load_checkpoint, rng_state, step_checkpoints
 from ttskit.config import config_from_dict, config_to_dict, differences, dump_config, load_config
 from ttskit.errors import TtskitError
@@ -102,6 +102,20 @@ def resume_point(run: Path, resume: bool) -> tuple[Path | None, dict[str, Any], 
         except CheckpointError as err:
             passed_over.append(str(err))
     raise TrainingError(f"--resume: no checkpoint in {run / 'checkpoints'} is intact ({passed_over[0]})")
+
+
+def follow_learning_rate(optimizer: torch.optim.Optimizer, scheduler: Any, rate: float,
+                         factor: Callable[[int], float]) -> None:
+    """After loading a schedule's state: when the config's learning rate is not the one it was saved
+    with (a resume with a new `train.learning_rate`), restart it from `rate` at the step it had
+    reached, `factor(step)` being the schedule's multiplier. Nothing changes otherwise."""
+    rates = [rate] * len(optimizer.param_groups)
+    if scheduler.base_lrs == rates:
+        return
+    scheduler.base_lrs = rates
+    for group in optimizer.param_groups:
+        group["initial_lr"] = rate
+        group["lr"] = rate * factor(scheduler.last_epoch)
 
 
 def tensorboard_writer(run: Path) -> Any:
@@ -243,9 +257,7 @@ def write_run_config(run: Path, run_config: Any, fresh: bool) -> None:
     killed are removed; a fresh start forgets the metrics of an earlier attempt that never saved a
     checkpoint (so no step is logged twice); RUN/config.yaml says what this run trains with."""
     run.mkdir(parents=True, exist_ok=True)
-    for folder in (run, run / "checkpoints"):
-        for stale in folder.glob(".*.tmp*") if folder.is_dir() else ():
-            stale.unlink(missing_ok=True)
+    remove_temp_files([run, run / "checkpoints"])
     if fresh:
         for leftover in ("metrics.jsonl", "summary.json"):
             (run / leftover).unlink(missing_ok=True)

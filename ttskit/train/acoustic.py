@@ -29,6 +29,7 @@ from ttskit.skeleton.loop import RunPrecision, StepResult, Trainer, TrainingLoop
 from ttskit.skeleton.pieces import (
     TrainingError,
     first_difference,
+    follow_learning_rate,
     read_summary,
     resolve_run_config,
     step_verdict,
@@ -163,13 +164,8 @@ class AcousticTrainer(Trainer):
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        # The config's peak learning rate over the restored schedule, when a resume changed it.
-        peak = self.cfg.learning_rate
-        if self.scheduler.base_lrs != [peak]:
-            self.scheduler.base_lrs = [peak]
-            for group in self.optimizer.param_groups:
-                group["initial_lr"] = peak
-                group["lr"] = peak * noam_factor(self.scheduler.last_epoch, self.job.config.train.warmup_steps)
+        warmup = self.job.config.train.warmup_steps
+        follow_learning_rate(self.optimizer, self.scheduler, self.cfg.learning_rate, lambda s: noam_factor(s, warmup))
 
     def metadata(self) -> dict[str, Any]:
         return {"format": ACOUSTIC_FORMAT, **self.identity}

@@ -42,6 +42,7 @@ from ttskit.skeleton.loop import RunPrecision, StepResult, Trainer, TrainingLoop
 from ttskit.skeleton.pieces import (
     TrainingError,
     first_difference,
+    follow_learning_rate,
     read_summary,
     resolve_run_config,
     step_verdict,
@@ -251,15 +252,9 @@ class VocoderTrainer(Trainer):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.nets.load(state)
-        # The config's learning rate over the restored per-epoch decay, when a resume changed it.
         rate, decay = self.job.config.train.learning_rate, self.job.config.train.lr_decay
         for optimizer, scheduler in ((self.nets.optim_g, self.nets.sched_g), (self.nets.optim_d, self.nets.sched_d)):
-            if scheduler.base_lrs == [rate] * len(optimizer.param_groups):
-                continue
-            scheduler.base_lrs = [rate] * len(optimizer.param_groups)
-            for group in optimizer.param_groups:
-                group["initial_lr"] = rate
-                group["lr"] = rate * decay ** scheduler.last_epoch
+            follow_learning_rate(optimizer, scheduler, rate, lambda epoch: decay ** epoch)
 
     def metadata(self) -> dict[str, Any]:
         return {"format": VOCODER_TRAINING_FORMAT, "architecture": "hifigan", "audio": config_to_dict(self.job.audio),

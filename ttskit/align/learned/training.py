@@ -211,12 +211,11 @@ class AlignerTrainer(Trainer):
     nan_advice = "try a lower preprocess.learned_aligner.learning_rate"
 
     def __init__(self, aligner: LearnedAligner, items: list[AlignerItem], folder: Path, n_mels: int,
-                 optimizer_state: dict | None, resume_from: Path | None,
-                 on_step: StepCallback | None) -> None:
+                 resume_from: Path | None, on_step: StepCallback | None) -> None:
         config = aligner.config
         super().__init__(folder, config, config.max_steps, resume_from)
         self.aligner, self.items, self.n_mels = aligner, items, n_mels
-        self.optimizer_state, self.on_step = optimizer_state, on_step
+        self.on_step = on_step
         self._cfg = BaseTrainConfig(learning_rate=config.learning_rate, checkpoint_every=config.checkpoint_every,
                                     seed=config.seed, precision="fp32", log_every=1, val_every=config.max_steps + 1,
                                     num_workers=0, grad_clip=1.0)
@@ -235,10 +234,9 @@ class AlignerTrainer(Trainer):
         mels: dict[str, np.ndarray] = {}  # normalised mels, read once (collate runs in this process)
         self.collate = lambda group: self.aligner.batch(group, mels)
         self.model = self.aligner.model.to(rank.device).train()
+        # A resumed run's optimizer state is loaded by the skeleton, with the rest of the checkpoint.
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.aligner.config.learning_rate,
                                           weight_decay=1e-6)
-        if self.optimizer_state is not None:
-            self.optimizer.load_state_dict(self.optimizer_state)
 
     def wrap(self, rank: Rank) -> None:
         """Single-process: preprocessing trains the aligner on one device."""
@@ -329,24 +327,24 @@ def train_aligner(items: list[AlignerItem], n_mels: int, config: LearnedAlignerC
     if not items:
         raise AlignerTrainingError("no utterances to train the aligner on")
     path = folder / CHECKPOINT
-    optimizer_state, resume_from = None, None
+    resume_from = None
     if path.is_file():
         try:
-            aligner, state = _load(path, config)
+            aligner, _ = _load(path, config)
         except CheckpointError as err:
             raise AlignerTrainingError(f"{err}; delete it to train a new aligner") from None
         for item in items:
             aligner.encode(item)  # every symbol must be in its table
         if aligner.progress.finished:
             return aligner
-        optimizer_state, resume_from = state["optimizer"], path
+        resume_from = path
     else:
         torch.manual_seed(config.seed)
         table = {s: i for i, s in enumerate(sorted({*inventory, *(s for item in items for s in item.symbols)}))}
         mean, std = _mel_statistics(items)
         aligner = LearnedAligner(AlignmentModel(len(table), n_mels, config), table, mean, std, config, Progress())
     folder.mkdir(parents=True, exist_ok=True)
-    trainer = AlignerTrainer(aligner, items, folder, n_mels, optimizer_state, resume_from, on_step)
+    trainer = AlignerTrainer(aligner, items, folder, n_mels, resume_from, on_step)
     TrainingLoop(trainer, Rank(0, 1, 0, torch.device(device))).run()
     aligner.model.eval()
     return aligner
