@@ -31,6 +31,7 @@ MANIFESTS: dict[str, str] = {"train": "train.jsonl", "val": "val.jsonl"}
 ARRAY_KINDS = ("mel", "pitch", "energy", "duration")
 META = "meta"
 GTA = "gta"  # teacher-forced mels from train-acoustic --export-gta
+FRAME_PITCH = "f0"  # per-frame YIN tracks for F0-driven vocoders, made by train-vocoder when first needed
 REPORT = "report"
 SHARDS = "shards"
 STAGED = "unaligned"  # utterances waiting for the learned aligner (meta status and folder)
@@ -95,6 +96,11 @@ def staged_path(work: Path, kind: str, utterance_id: str) -> Path:
 
 def wav_path(work: Path, utterance_id: str) -> Path:
     return work / "wav" / f"{utterance_id}.wav"
+
+
+def frame_pitch_path(work: Path, utterance_id: str) -> Path:
+    """(2, frames) float32: F0 in Hz (interpolated through unvoiced frames) and voicing (0/1)."""
+    return work / FRAME_PITCH / f"{utterance_id}.npy"
 
 
 def meta_path(work: Path, utterance_id: str) -> Path:

@@ -1,7 +1,8 @@
 """Vocoders from checkpoints: a ttskit vocoder run or checkpoint, or a jik876/hifi-gan checkpoint.
 
 Another generator architecture (MelGAN, multi-band MelGAN, WaveGlow) joins by adding a builder to
-`ARCHITECTURES`: its checkpoints say `"architecture": <name>`.
+`ARCHITECTURES` (and, when it needs more than the mel, a `Vocoder` in `VOCODER_KINDS`): its
+checkpoints say `"architecture": <name>`.
 """
 
 from __future__ import annotations
@@ -17,17 +18,24 @@ from ttskit.checkpoints.formats import VOCODER_GENERATOR_FORMAT, VOCODER_TRAININ
 from ttskit.checkpoints.resolve import resolve_checkpoint
 from ttskit.checkpoints.store import load_checkpoint, non_finite_tensor
 from ttskit.config import AudioConfig, config_from_dict
+from ttskit.models.harmonic_noise import HarmonicNoiseConfig, HarmonicNoiseGenerator
 from ttskit.models.hifigan import Generator, HiFiGANConfig
 from ttskit.models.hifigan_inference import for_inference
-from ttskit.models.vocoder import NeuralVocoder, VocoderError, check_precision
+from ttskit.models.vocoder import NeuralVocoder, SourceFilterVocoder, Vocoder, VocoderError, check_precision
 from ttskit.runtime import InferencePrecision, default_device
 
 
-def _build_hifigan(model: dict[str, Any], n_mels: int, source: str) -> Generator:
-    return Generator(config_from_dict(HiFiGANConfig, model, source=source), n_mels=n_mels)
+def _build_hifigan(model: dict[str, Any], audio: AudioConfig, source: str) -> Generator:
+    return Generator(config_from_dict(HiFiGANConfig, model, source=source), n_mels=audio.n_mels)
 
 
-ARCHITECTURES: dict[str, Callable[[dict[str, Any], int, str], nn.Module]] = {"hifigan": _build_hifigan}
+def _build_harmonic_noise(model: dict[str, Any], audio: AudioConfig, source: str) -> HarmonicNoiseGenerator:
+    return HarmonicNoiseGenerator(config_from_dict(HarmonicNoiseConfig, model, source=source), audio.n_mels,
+                                  audio.sample_rate, audio.hop_length)
+
+
+ARCHITECTURES: dict[str, Callable[[dict[str, Any], AudioConfig, str], nn.Module]] = {
+    "hifigan": _build_hifigan, "harmonic-noise": _build_harmonic_noise}
 
 
 def generator_state(state: dict[str, Any], source: Path) -> tuple[nn.Module, AudioConfig, str]:
@@ -39,7 +47,7 @@ def generator_state(state: dict[str, Any], source: Path) -> tuple[nn.Module, Aud
     if architecture not in ARCHITECTURES:
         raise VocoderError(f"{source}: unknown vocoder architecture {architecture!r}")
     model_config = state["model"] if state["format"] == VOCODER_GENERATOR_FORMAT else state["run_config"]["model"]
-    generator = ARCHITECTURES[architecture](model_config, audio.n_mels, str(source))
+    generator = ARCHITECTURES[architecture](model_config, audio, str(source))
     if (broken := non_finite_tensor(state["generator"])) is not None:
         raise VocoderError(f"{source}: its weights hold NaN or infinite values ({broken}); the run that wrote it "
                            "had diverged, use an earlier checkpoint")
@@ -47,7 +55,7 @@ def generator_state(state: dict[str, Any], source: Path) -> tuple[nn.Module, Aud
     return generator, audio, architecture
 
 
-def load_generator_and_state(path: Path) -> tuple[Generator, AudioConfig, Path, dict[str, Any]]:
+def load_generator_and_state(path: Path) -> tuple[nn.Module, AudioConfig, Path, dict[str, Any]]:
     """The trainable generator (weight norm kept) behind `path`, its audio config, the resolved
     file and that file's whole content (which may hold discriminators too)."""
     path = resolve_checkpoint(path, "vocoder")
@@ -59,16 +67,22 @@ def load_generator_and_state(path: Path) -> tuple[Generator, AudioConfig, Path, 
     return generator, audio, path, state
 
 
-def load_generator(path: Path) -> tuple[Generator, AudioConfig, Path]:
+def load_generator(path: Path) -> tuple[nn.Module, AudioConfig, Path]:
     """The trainable generator (weight norm kept) behind `path`, with its audio config."""
     generator, audio, resolved, _ = load_generator_and_state(path)
     return generator, audio, resolved
 
 
 def load_vocoder(path: Path | str, device: str | Any | None = None,
-                 precision: InferencePrecision = "fp32") -> NeuralVocoder:
+                 precision: InferencePrecision = "fp32") -> Vocoder:
     """The vocoder behind `path`, ready for inference on `device` (None: CUDA when present)."""
     device = default_device(device)
     check_precision(precision, device)
-    generator, audio, resolved = load_generator(Path(path))
+    generator, audio, resolved, state = load_generator_and_state(Path(path))
+    if isinstance(generator, HarmonicNoiseGenerator):
+        generator = generator.eval().to(device)
+        for parameter in generator.parameters():
+            parameter.requires_grad_(False)
+        fmin, fmax = state.get("pitch_range", (60.0, 800.0))
+        return SourceFilterVocoder(generator, audio, str(resolved), device, (float(fmin), float(fmax)), precision)
     return NeuralVocoder(for_inference(generator, device), audio, str(resolved), device, precision)

@@ -15,6 +15,7 @@ from ttskit.cli import (
     train_vocoder_cmd,
     version_cmd,
     vocode_cmd,
+    voices_cmd,
 )
 
 app = typer.Typer(
@@ -35,6 +36,8 @@ app.command("synthesize")(synth_cmd.synthesize)
 app.command("demo")(demo_cmd.demo)
 app.command("download")(download_cmd.download)
 app.command("eval")(eval_cmd.evaluate)
+app.command("voices")(voices_cmd.voices)
+app.command("pack-voice")(voices_cmd.pack_voice)
 app.command("synth", help="Alias of `synthesize`: speak text with a trained voice.")(synth_cmd.synthesize)
 
 

@@ -33,11 +33,15 @@ def synthesize(
     text: Annotated[Optional[str], typer.Argument(help="What to say (any length; split into sentences).")] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .wav; `-` streams to stdout; a folder with "
                                                                 "--text-file.")] = Path("out.wav"),
-    acoustic: Annotated[Path, typer.Option("--acoustic", "-a", exists=True,
-                                           help="train-acoustic run folder or checkpoint.")] = Path("runs/mini"),
-    vocoder: Annotated[str, typer.Option(
-        "--vocoder", "-v", help="train-vocoder run folder or checkpoint, a jik876/hifi-gan g_ file, or "
-                                "griffin-lim (no trained vocoder needed).")] = "griffin-lim",
+    voice: Annotated[Optional[str], typer.Option(
+        "--voice", help="A shipped voice (`ttskit voices`) or a voice folder from `ttskit pack-voice`; the default "
+                        "voice when neither this nor --acoustic is given.")] = None,
+    acoustic: Annotated[Optional[Path], typer.Option("--acoustic", "-a", exists=True,
+                                                     help="train-acoustic run folder or checkpoint (instead of a "
+                                                          "voice).")] = None,
+    vocoder: Annotated[Optional[str], typer.Option(
+        "--vocoder", "-v", help="With --acoustic: a train-vocoder run folder or checkpoint, a jik876/hifi-gan g_ "
+                                "file, or griffin-lim (the default: no trained vocoder needed).")] = None,
     speaker: Annotated[Optional[str], typer.Option(help="Speaker name or id (default: the first).")] = None,
     speed: Annotated[float, typer.Option(help="x faster (2 = twice as fast, about half the frames).")] = 1.0,
     pitch: Annotated[float, typer.Option(help="Pitch shift in semitones (+ higher).")] = 0.0,
@@ -50,9 +54,10 @@ def synthesize(
     device: DeviceOption = None,
     precision: PrecisionOption = "fp32",
 ) -> None:
-    """Speak text with a trained voice.
+    """Speak text: with the shipped default voice, a voice by name, or your own trained models.
 
     Examples:
+      ttskit synth "Hello there." -o hello.wav
       ttskit synth "Hello there." -o hello.wav --acoustic runs/lj --vocoder runs/lj-vocoder
       ttskit synth "$(cat chapter.txt)" -o - --acoustic runs/lj | aplay
       ttskit synth --text-file lines.txt -o out/ --acoustic runs/vctk --speaker p225 --speed 1.1
@@ -75,10 +80,17 @@ def synthesize(
             if output.suffix.lower() != ".wav":
                 raise UserError(f"-o {output}: synth writes WAV files; give a name ending in .wav (or - for stdout)")
             check_output(output)
-        synth = Synthesizer.from_checkpoints(acoustic, vocoder, device, precision)
+        if voice is not None and (acoustic is not None or vocoder is not None):
+            raise UserError("--voice brings its own acoustic model and vocoder: give --voice, or --acoustic "
+                            "(and --vocoder), not both")
+        if vocoder is not None and acoustic is None:
+            raise UserError("--vocoder goes with --acoustic RUN; a voice brings its own vocoder")
+        synth = (Synthesizer.from_voice(voice, device, precision) if acoustic is None
+                 else Synthesizer.from_checkpoints(acoustic, vocoder or "griffin-lim", device, precision))
         warn_about_precision(precision, synth.device)
         if verbose:
-            err_console.print(f"acoustic {synth.acoustic.source}, vocoder {synth.vocoder.source}, "
+            named = f"voice {synth.voice.name!r}: " if synth.voice is not None else ""
+            err_console.print(f"{named}acoustic {synth.acoustic.source}, vocoder {synth.vocoder.source}, "
                               f"on {synth.device}", highlight=False, soft_wrap=True)
         if text_file is not None:
             waves = synth.tts_many([t for _, t in items], speaker, speed, pitch, energy, skip_unspeakable=True)

@@ -63,5 +63,9 @@ def describe_acoustic(record: dict[str, Any]) -> str:
 
 
 def describe_vocoder(record: dict[str, Any]) -> str:
-    return (f"step {record['step']:>7}  loss_g {record['loss_g']:.3f}  loss_d {record['loss_d']:.3f}  "
-            f"mel {record['mel_l1']:.4f}  {record['audio_s_per_s']:.2f} s audio/s")
+    if "stft" in record:  # the harmonic-plus-noise vocoder: no discriminator
+        losses = f"loss {record['loss']:.3f}  stft {record['stft']:.3f}  f0 {record['f0_l1']:.3f}"
+    else:
+        losses = (f"loss_g {record['loss_g']:.3f}  loss_d {record['loss_d']:.3f}  "
+                  f"mel {record['mel_l1']:.4f}")
+    return f"step {record['step']:>7}  {losses}  {record['audio_s_per_s']:.2f} s audio/s"

@@ -2,7 +2,9 @@
 
 A segment of F frames starting at frame f is samples [f * hop, (f + F) * hop) of WORK/wav/<id>.wav
 with frames [f, f + F) of WORK/mel/<id>.npy, or of WORK/gta/<id>.npy (the acoustic model's
-teacher-forced output, which has the recorded mel's frame count) for fine-tuning. Where a segment
+teacher-forced output, which has the recorded mel's frame count) for fine-tuning; with
+`pitch=True`, also frames [f, f + F) of WORK/f0/<id>.npy (F0 and voicing, `ensure_frame_pitch`)
+for F0-driven vocoders. Where a segment
 starts depends only on (seed, epoch, utterance), so a resumed run and data-loader workers draw
 exactly what an uninterrupted single-process run would.
 """
@@ -19,27 +21,27 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from ttskit.work import mel_path, read_jsonl, wav_path
+from ttskit.work import frame_pitch_path, mel_path, read_jsonl, wav_path
 
 
 class SegmentDataset(Dataset):
-    """Items are (epoch, index) pairs from `SegmentBatchSampler`; returns (wave (S,), mel (M, S / hop))."""
+    """Items are (epoch, index) pairs from `SegmentBatchSampler`; returns (wave (S,), mel (M, S / hop)),
+    and with `pitch` also (F0 Hz (S / hop,), voicing (S / hop,))."""
 
     def __init__(self, work: Path, split: str, segment_samples: int, hop_length: int, mel_floor: float,
-                 gta: bool = False, seed: int = 0) -> None:
+                 gta: bool = False, seed: int = 0, pitch: bool = False) -> None:
         if segment_samples % hop_length:
             raise ValueError(f"segment of {segment_samples} samples is not a whole number of {hop_length}-sample frames")
         self.work = Path(work)
         self.rows = read_jsonl(self.work / f"{split}.jsonl")
         self.frames = segment_samples // hop_length
-        self.hop, self.seed, self.gta = hop_length, seed, gta
+        self.hop, self.seed, self.gta, self.pitch = hop_length, seed, gta, pitch
         self.silence = math.log(mel_floor)  # what a mel holds where there is no sound
 
     def __len__(self) -> int:
         return len(self.rows)
 
-
-    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, ...]:
         epoch, index = item
         uid = self.rows[index]["id"]
         mel = np.load(mel_path(self.work, uid, self.gta), mmap_mode="r")
@@ -52,12 +54,19 @@ class SegmentDataset(Dataset):
         segment[:, :stop - start] = mel[:, start:stop]
         padded = np.zeros(self.frames * self.hop, dtype=np.float32)  # short clips: silence after the end
         padded[:len(wave)] = wave
-        return torch.from_numpy(padded), torch.from_numpy(segment)
+        if not self.pitch:
+            return torch.from_numpy(padded), torch.from_numpy(segment)
+        track = np.load(frame_pitch_path(self.work, uid), mmap_mode="r")
+        f0 = np.full(self.frames, track[0, stop - 1] if stop > start else 100.0, dtype=np.float32)
+        voiced = np.zeros(self.frames, dtype=np.float32)  # past the end: silence, unvoiced
+        f0[:stop - start], voiced[:stop - start] = track[0, start:stop], track[1, start:stop]
+        return torch.from_numpy(padded), torch.from_numpy(segment), torch.from_numpy(f0), torch.from_numpy(voiced)
 
 
-def collate_segments(items: list[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(wave (B, 1, S), mel (B, M, F))."""
-    return torch.stack([w for w, _ in items]).unsqueeze(1), torch.stack([m for _, m in items])
+def collate_segments(items: list[tuple[torch.Tensor, ...]]) -> tuple[torch.Tensor, ...]:
+    """(wave (B, 1, S), mel (B, M, F)), then (F0 (B, F), voicing (B, F)) when the items have them."""
+    columns = list(zip(*items))
+    return (torch.stack(columns[0]).unsqueeze(1), *(torch.stack(column) for column in columns[1:]))
 
 
 class SegmentBatchSampler(Sampler[list[tuple[int, int]]]):

@@ -1,5 +1,6 @@
 """Copy-synthesis: recorded audio (or a stored mel) -> mel -> vocoder -> audio, to hear and measure
-a vocoder on its own (`ttskit vocode`)."""
+a vocoder on its own (`ttskit vocode`). A vocoder that uses F0 gets YIN's track of the recording;
+from a stored mel it estimates F0 and voicing from the mel itself (its pitch head)."""
 
 from __future__ import annotations
 
@@ -37,12 +38,16 @@ def mel_settings_of(mel_file: Path, mel_config: Path | None) -> AudioConfig | No
         raise VocoderError(f"cannot read the mel settings ({err})") from None
 
 
-def load_mel(path: Path, vocoder: Vocoder, mel_config: Path | None = None) -> tuple[torch.Tensor, bool]:
-    """(log-mel (n_mels, T), whether its settings were checked) from an audio file or a .npy mel."""
+Pitch = tuple[torch.Tensor, torch.Tensor] | None  # (F0 (T,), voicing (T,)) for vocoders that use it
+
+
+def load_mel(path: Path, vocoder: Vocoder, mel_config: Path | None = None) -> tuple[torch.Tensor, bool, Pitch]:
+    """(log-mel (n_mels, T), whether its settings were checked, the recording's F0 where the
+    vocoder uses it) from an audio file or a .npy mel (which has no F0: None)."""
     if path.suffix.lower() != ".npy":
         wave = load_audio(path, vocoder.sample_rate)
         # Analysed with the vocoder's own settings, so they agree by construction.
-        return MelSpectrogram(vocoder.audio)(torch.from_numpy(wave))[0], True
+        return MelSpectrogram(vocoder.audio)(torch.from_numpy(wave))[0], True, vocoder.pitch_of(wave)
     try:
         mel = np.load(path)
     except (OSError, ValueError) as err:
@@ -56,13 +61,13 @@ def load_mel(path: Path, vocoder: Vocoder, mel_config: Path | None = None) -> tu
         vocoder.check_mel_config(settings, str(path))
     if not np.all(np.isfinite(mel)):
         raise VocoderError(f"{path}: the mel contains NaN or infinite values")
-    return torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32)), settings is not None
+    return torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32)), settings is not None, None
 
 
 def vocode_file(path: Path, output: Path, vocoder: Vocoder, mel_config: Path | None = None) -> tuple[Vocoded, bool]:
-    mel, checked = load_mel(path, vocoder, mel_config)
+    mel, checked, pitch = load_mel(path, vocoder, mel_config)
     start = time.perf_counter()
-    wave = vocoder(mel)[0].cpu().numpy()
+    wave = (vocoder(mel) if pitch is None else vocoder(mel, *pitch))[0].cpu().numpy()
     compute = time.perf_counter() - start
     output.parent.mkdir(parents=True, exist_ok=True)
     save_wav(output, wave, vocoder.sample_rate)

@@ -1,11 +1,17 @@
 """`Synthesizer`: text -> waveform with an acoustic checkpoint and a vocoder (or Griffin-Lim).
 
+    synth = Synthesizer.default()                      # the voice shipped inside ttskit
+    synth = Synthesizer.from_voice("joe")              # a shipped voice by name, or a voice folder
     synth = Synthesizer.from_checkpoints("runs/lj", "runs/lj-vocoder", device="cpu")
     wave = synth.tts("Hello there. How are you?", speed=1.1, pitch=2.0)   # float32, synth.sample_rate
 
 Text of any length is split into sentences, analysed by the front end the acoustic model was
 trained with, synthesised in length-sorted batches, vocoded, and joined with pauses, fades and
 level matching (`joining.Joiner`). `stream()` yields the same audio sentence by sentence.
+
+A vocoder that uses F0 (the harmonic-plus-noise one) gets the acoustic model's predicted pitch,
+controls included, as a per-frame contour in Hz (`frame_f0`); its voicing comes from the
+vocoder's own estimate on the mel.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from ttskit.models.vocoder import GRIFFIN_LIM, GriffinLimVocoder, Vocoder, Vocod
 from ttskit.runtime import InferencePrecision, default_device
 from ttskit.synthesis.joining import Joiner
 from ttskit.synthesis.sentences import split_sentences
+from ttskit.synthesis.voices import Voice, find_voice
 from ttskit.text.frontend import PAUSE_SYMBOLS, WORD_BOUNDARY
 
 BATCH_SENTENCES = 16
@@ -63,6 +70,29 @@ class _Sentence:
     audio: np.ndarray | None = None
 
 
+F0_SMOOTHING_FRAMES = 5  # a phoneme-level pitch is a staircase; the voice glides between phonemes
+
+
+def frame_f0(pitch: torch.Tensor, durations: torch.Tensor | None, controls: Controls, mean: float, std: float,
+             frames: int) -> torch.Tensor:
+    """The acoustic model's normalised pitch of one utterance ((N,) per phoneme with its durations,
+    or (T,) per frame with None), with the pitch controls applied, as F0 in Hz for each of its
+    `frames` frames, smoothed across phoneme boundaries."""
+    normalised = pitch * controls.pitch_scale + controls.pitch_shift
+    if durations is not None:  # per phoneme: held over each phoneme's frames
+        normalised = torch.repeat_interleave(normalised, durations.clamp(min=0))
+    hz = (normalised[:frames] * std + mean).clamp(min=40.0)
+    if hz.shape[0] < frames:
+        hz = torch.cat([hz, hz[-1:].expand(frames - hz.shape[0])]) if hz.numel() else torch.full((frames,), mean)
+    if frames > 1:
+        log_hz = torch.log(hz)[None, None]
+        kernel = torch.ones(1, 1, F0_SMOOTHING_FRAMES, device=hz.device) / F0_SMOOTHING_FRAMES
+        padded = torch.nn.functional.pad(log_hz, (F0_SMOOTHING_FRAMES // 2, F0_SMOOTHING_FRAMES // 2),
+                                         mode="replicate")
+        hz = torch.exp(torch.nn.functional.conv1d(padded, kernel))[0, 0]
+    return hz
+
+
 @dataclass
 class Synthesizer:
     acoustic: AcousticModel
@@ -70,6 +100,21 @@ class Synthesizer:
     device: torch.device
     warnings: list[str] = field(default_factory=list)
     timing: Timing = field(default_factory=Timing)
+    voice: Voice | None = None  # the packed voice it was loaded from, if any
+
+    @classmethod
+    def default(cls, device: str | torch.device | None = None, precision: InferencePrecision = "fp32") -> Synthesizer:
+        """The default voice shipped inside ttskit (`ttskit voices` lists them)."""
+        return cls.from_voice(None, device, precision)
+
+    @classmethod
+    def from_voice(cls, name: str | Path | None = None, device: str | torch.device | None = None,
+                   precision: InferencePrecision = "fp32") -> Synthesizer:
+        """A shipped voice by name (None: the default), or a voice folder made by `ttskit pack-voice`."""
+        voice = find_voice(name)
+        synth = cls.from_checkpoints(voice.acoustic, voice.vocoder, device, precision)
+        synth.voice = voice
+        return synth
 
     @classmethod
     def from_checkpoints(cls, acoustic: str | Path, vocoder: str | Path = GRIFFIN_LIM,
@@ -151,6 +196,7 @@ class Synthesizer:
     @torch.inference_mode()
     def _render(self, batch: list[_Sentence], speaker: int, controls: Controls) -> None:
         started = time.perf_counter()
+        speaker_name = self.speakers[speaker]
         lengths = torch.tensor([len(s.ids) for s in batch])
         phonemes = torch.zeros(len(batch), int(lengths.max()), dtype=torch.long)
         for row, sentence in enumerate(batch):
@@ -166,6 +212,13 @@ class Synthesizer:
         self.timing.acoustic_s += vocoding - started
         if max(frames) == 0:
             waves = torch.zeros(len(batch), 0)
+        elif self.vocoder.uses_f0:
+            stats = self.acoustic.stats["pitch"]["per_speaker"][speaker_name]
+            per_phoneme = self.acoustic.model.feature_level == "phoneme"
+            waves = [self.vocoder(mels[row, :, :n], frame_f0(out.pitch[row].float(),
+                                                            out.durations[row] if per_phoneme else None,
+                                                            controls, stats["mean"], stats["std"], n))[0]
+                     if n else torch.zeros(0) for row, n in enumerate(frames)]
         elif isinstance(self.vocoder, GriffinLimVocoder) or self.device.type == "cpu":
             # One utterance at a time: no compute on padding, and nothing of the padding reaches an
             # utterance's last samples. A CPU gains nothing from batching the vocoder (measured:

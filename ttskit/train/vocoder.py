@@ -1,5 +1,6 @@
-"""`ttskit train-vocoder`: HiFi-GAN (generator vs multi-period and multi-scale discriminators) as a
-`Trainer` of the training skeleton.
+"""`ttskit train-vocoder`: each vocoder family is a `Trainer` of the training skeleton. HiFi-GAN
+(generator vs multi-period and multi-scale discriminators) lives here; the harmonic-plus-noise
+vocoder (`train/harmonic_noise.py`) shares `GeneratorTrainer`: data, validation and the files.
 
 Each save writes a full training state (`step_XXXXXXXX.pt`: both networks, both optimisers,
 schedulers, scaler, RNG states) and a small generator-only file (`generator_XXXXXXXX.pt`) that
@@ -26,6 +27,7 @@ from ttskit.checkpoints.formats import VOCODER_GENERATOR_FORMAT, VOCODER_TRAININ
 from ttskit.checkpoints.store import load_checkpoint, prune_checkpoints, save_checkpoint
 from ttskit.checkpoints.vocoder import load_generator, load_generator_and_state
 from ttskit.config import AudioConfig, config_from_dict, config_to_dict, mel_mismatches
+from ttskit.data.frame_pitch import ensure_frame_pitch
 from ttskit.data.segments import SegmentBatchSampler, SegmentDataset, collate_segments
 from ttskit.models.discriminators import (
     MultiPeriodDiscriminator,
@@ -49,7 +51,7 @@ from ttskit.skeleton.pieces import (
     write_run_config,
 )
 from ttskit.train.media import log_vocoder_media
-from ttskit.train.vocoder_config import VOCODER_PRESETS, VocoderRunConfig
+from ttskit.train.vocoder_config import VOCODER_PRESETS, AnyVocoderRunConfig, HarmonicNoiseRunConfig, VocoderRunConfig
 from ttskit.work import (
     VOCODER_FILES,
     check_manifest_files,
@@ -65,7 +67,7 @@ from ttskit.work import (
 class VocoderJob:
     work: Path
     run: Path
-    config: VocoderRunConfig
+    config: AnyVocoderRunConfig
     audio: AudioConfig
     max_steps: int
     gta: bool
@@ -77,21 +79,23 @@ def prepare_vocoder_run(work: Path, run: Path, *, model: str | None = None, conf
                         overrides: tuple[str, ...] | list[str] = (), max_steps: int | None = None,
                         resume: bool = False, gta: bool = False, init: Path | None = None) -> VocoderJob:
     """Resolve the run config and check WORK, RUN and --init before any process starts. `model`:
-    hifigan-v1 when a fresh run names none; on resume it may only name the run's own."""
-    chosen = model or "hifigan-v1"
+    hifigan-v1 when a fresh run names none; on resume it may only name the run's own (and naming
+    none resumes the run's own family)."""
+    chosen = model or (_run_family(run) if resume else None) or "hifigan-v1"
     if chosen not in VOCODER_PRESETS:
         raise TrainingError(f"unknown vocoder model {chosen!r} (choose from {', '.join(VOCODER_PRESETS)})")
     require_work_files(work, VOCODER_FILES)
-    audio = load_work_config(work).audio
+    work_config = load_work_config(work)
+    audio = work_config.audio
 
     def check_state(state: dict[str, Any], source: Path) -> None:
         _check_audio(config_from_dict(AudioConfig, state["audio"], source=str(source)), audio, source, work)
 
-    run_config, previous, state = resolve_run_config(run, resume, VocoderRunConfig, VOCODER_PRESETS[chosen],
-                                                     config_path, overrides, check_state,
-                                                     preset_given=model is not None)
+    preset = VOCODER_PRESETS[chosen]
+    run_config, previous, state = resolve_run_config(run, resume, type(preset), preset, config_path, overrides,
+                                                     check_state, preset_given=model is not None)
     gta = gta or bool(state.get("gta"))
-    if run_config.model.hop_length != audio.hop_length:
+    if isinstance(run_config, VocoderRunConfig) and run_config.model.hop_length != audio.hop_length:
         raise TrainingError(f"the generator upsamples by {run_config.model.hop_length} "
                             f"(model.upsample_rates {list(run_config.model.upsample_rates)}), but {work} has "
                             f"audio.hop_length {audio.hop_length}")
@@ -103,10 +107,25 @@ def prepare_vocoder_run(work: Path, run: Path, *, model: str | None = None, conf
         _check_init(init, run_config, audio, work)
     if gta:
         _check_gta(work)
-    check_manifest_files(work, read_manifest(work, "train") + read_manifest(work, "val"), gta=gta)
+    rows = read_manifest(work, "train") + read_manifest(work, "val")
+    check_manifest_files(work, rows, gta=gta)
+    if isinstance(run_config, HarmonicNoiseRunConfig):
+        ensure_frame_pitch(work, rows, work_config)
     write_run_config(run, run_config, fresh=previous is None)
     return VocoderJob(work, run, run_config, audio, max_steps if max_steps is not None else 1_000_000, gta,
                       previous, init if previous is None else None)
+
+
+def _run_family(run: Path) -> str | None:
+    """The preset family a run was started with, from its RUN/config.yaml (None: not known)."""
+    import yaml
+
+    try:
+        stored = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    model = stored.get("model") if isinstance(stored, dict) else None
+    return "harmonic-noise" if isinstance(model, dict) and "harmonics" in model else None
 
 
 def _check_audio(theirs: AudioConfig, ours: AudioConfig, source: Path, work: Path) -> None:
@@ -117,7 +136,7 @@ def _check_audio(theirs: AudioConfig, ours: AudioConfig, source: Path, work: Pat
                             "preprocess with its audio settings or start from scratch")
 
 
-def _check_init(init: Path, run_config: VocoderRunConfig, audio: AudioConfig, work: Path) -> None:
+def _check_init(init: Path, run_config: AnyVocoderRunConfig, audio: AudioConfig, work: Path) -> None:
     try:
         generator, init_audio, resolved = load_generator(init)
     except VocoderError as err:
@@ -148,7 +167,11 @@ def train_vocoder(job: VocoderJob, *, gpus: int = 1, device: str | None = None,
 
 
 def _train_rank(rank: Rank, job: VocoderJob, on_log: Callable[[dict[str, Any]], None] | None) -> None:
-    TrainingLoop(VocoderTrainer(job), rank, on_log).run()
+    # Imported here: the harmonic-plus-noise trainer builds on GeneratorTrainer below.
+    from ttskit.train.harmonic_noise import HarmonicNoiseTrainer
+
+    trainer = HarmonicNoiseTrainer(job) if isinstance(job.config, HarmonicNoiseRunConfig) else VocoderTrainer(job)
+    TrainingLoop(trainer, rank, on_log).run()
 
 
 @dataclass
@@ -211,30 +234,107 @@ def _split_maps(maps: list[list[torch.Tensor]]) -> tuple[list[list[torch.Tensor]
     return ([[m.chunk(2)[0] for m in per] for per in maps], [[m.chunk(2)[1] for m in per] for per in maps])
 
 
-class VocoderTrainer(Trainer):
+class GeneratorTrainer(Trainer):
+    """What every vocoder family's trainer shares: segments of WORK, the generator files synthesis
+    loads, and validation by the full-band mel L1 of whole held-out utterances."""
+
     summary_best_key = "best_val_mel_l1"
     val_key = "val_mel_l1"
     nan_advice = "lower train.learning_rate or try train.precision=fp32"
+    architecture: str  # what the checkpoints say, for `ttskit.checkpoints.vocoder.ARCHITECTURES`
+    uses_pitch = False  # segments carry F0 and voicing (WORK/f0)
 
     def __init__(self, job: VocoderJob) -> None:
         super().__init__(job.run, job.config, job.max_steps, job.resume_from)
         self.job = job
 
-    def build(self, rank: Rank, precision: RunPrecision) -> None:
+    def build_data(self, rank: Rank, precision: RunPrecision) -> None:
         cfg, job = self.job.config.train, self.job
         self.rank, self.precision = rank, precision
         self.train_set = SegmentDataset(job.work, "train", cfg.segment_samples, job.audio.hop_length,
-                                        job.audio.mel_floor, gta=job.gta, seed=cfg.seed)
+                                        job.audio.mel_floor, gta=job.gta, seed=cfg.seed, pitch=self.uses_pitch)
         if len(self.train_set) == 0:
             raise TrainingError(f"{job.work}/train.jsonl is empty")
         self.sampler = SegmentBatchSampler(len(self.train_set), cfg.batch_size // rank.world_size, seed=cfg.seed,
                                            num_replicas=rank.world_size, rank=rank.rank)
         self.collate = collate_segments
-        self.nets = _build(job, rank.device)
-        self.generator, self.mpd, self.msd = self.nets.generator, self.nets.mpd, self.nets.msd  # DDP-wrapped later
         # The loss looks at the whole band; float32 STFT: this runs every step.
-        self.loss_mel = MelSpectrogram(dataclasses.replace(job.audio, fmax=cfg.loss_fmax),
+        fmax = getattr(cfg, "loss_fmax", None)
+        self.loss_mel = MelSpectrogram(dataclasses.replace(job.audio, fmax=fmax),
                                        double_precision=False).to(rank.device)
+
+    def generator_module(self) -> torch.nn.Module:
+        """The bare generator (not DDP-wrapped): what the generator files hold."""
+        raise NotImplementedError
+
+    def generate_for_validation(self, mel: torch.Tensor, recorded: torch.Tensor, uid: str) -> torch.Tensor:
+        """(1, M, T) mel of a held-out utterance -> (1, S) wave."""
+        return self.generator_module()(mel).squeeze(1).float()
+
+    def metadata(self) -> dict[str, Any]:
+        return {"format": VOCODER_TRAINING_FORMAT, "architecture": self.architecture,
+                "audio": config_to_dict(self.job.audio), "gta": self.job.gta, **self.extra_metadata()}
+
+    def extra_metadata(self) -> dict[str, Any]:
+        """What a family's checkpoints carry beyond the generator, model and audio config."""
+        return {}
+
+    def throughput(self, amount: float, seconds: float) -> dict[str, float]:
+        return {"audio_s_per_s": round(amount / self.job.audio.sample_rate / seconds, 2)}
+
+    def generator_file(self, step: int) -> dict[str, Any]:
+        """What synthesis loads: the generator alone, with its architecture and mel settings."""
+        return {"format": VOCODER_GENERATOR_FORMAT, "architecture": self.architecture,
+                "generator": self.generator_module().state_dict(), "model": config_to_dict(self.job.config.model),
+                "audio": config_to_dict(self.job.audio), "step": step, "gta": self.job.gta, **self.extra_metadata()}
+
+    def save_best(self, checkpoints: Path, state: dict[str, Any], step: int) -> None:
+        save_checkpoint(checkpoints / "generator_best.pt", self.generator_file(step))
+
+    def after_save(self, checkpoints: Path, step: int) -> None:
+        save_checkpoint(checkpoints / f"generator_{step:08d}.pt", self.generator_file(step))
+        prune_checkpoints(checkpoints, self.job.config.train.keep_last, prefix="generator")
+
+    @torch.no_grad()
+    def validate(self, step: int, writer: Any) -> float | None:
+        """Mean mel L1 (the loss's full-band mel) of whole held-out utterances; media to TensorBoard."""
+        job, device = self.job, self.rank.device
+        rows = read_manifest(job.work, "val")[:job.config.train.val_utterances]
+        if not rows:
+            return None
+        generator = self.generator_module()
+        generator.eval()
+        total = 0.0
+        for index, row in enumerate(rows):
+            mel = torch.from_numpy(np.load(mel_path(job.work, row["id"], job.gta))).unsqueeze(0).to(device)
+            recorded, _ = sf.read(str(wav_path(job.work, row["id"])), dtype="float32")
+            recorded = torch.from_numpy(recorded).unsqueeze(0).to(device)
+            generated = self.generate_for_validation(mel, recorded, row["id"])
+            length = min(generated.shape[-1], recorded.shape[-1])
+            target, predicted = self.loss_mel(recorded[:, :length]), self.loss_mel(generated[:, :length])
+            total += float(F.l1_loss(predicted, target))
+            if writer is not None and index < 2:
+                log_vocoder_media(writer, f"val/{index}", target[0], predicted[0], generated[0], step,
+                                  job.audio.sample_rate)
+        generator.train()
+        return total / len(rows)
+
+    def seen_indices(self, sampler: Any) -> Iterable[int]:
+        return (i for batch in sampler for _, i in batch)
+
+
+class VocoderTrainer(GeneratorTrainer):
+    """HiFi-GAN: the generator against multi-period and multi-scale discriminators."""
+
+    architecture = "hifigan"
+
+    def build(self, rank: Rank, precision: RunPrecision) -> None:
+        self.build_data(rank, precision)
+        self.nets = _build(self.job, rank.device)
+        self.generator, self.mpd, self.msd = self.nets.generator, self.nets.mpd, self.nets.msd  # DDP-wrapped later
+
+    def generator_module(self) -> torch.nn.Module:
+        return self.nets.generator
 
     def initialise(self) -> None:
         if self.job.init_from is not None:
@@ -255,10 +355,6 @@ class VocoderTrainer(Trainer):
         rate, decay = self.job.config.train.learning_rate, self.job.config.train.lr_decay
         for optimizer, scheduler in ((self.nets.optim_g, self.nets.sched_g), (self.nets.optim_d, self.nets.sched_d)):
             follow_learning_rate(optimizer, scheduler, rate, lambda epoch: decay ** epoch)
-
-    def metadata(self) -> dict[str, Any]:
-        return {"format": VOCODER_TRAINING_FORMAT, "architecture": "hifigan", "audio": config_to_dict(self.job.audio),
-                "gta": self.job.gta}
 
     def step(self, batch: tuple[torch.Tensor, torch.Tensor], step: int) -> StepResult:
         device, dtype, cfg = self.rank.device, self.precision.autocast_dtype, self.job.config.train
@@ -321,45 +417,3 @@ class VocoderTrainer(Trainer):
     def learning_rate(self) -> float:
         return float(self.nets.optim_g.param_groups[0]["lr"])
 
-    def throughput(self, amount: float, seconds: float) -> dict[str, float]:
-        return {"audio_s_per_s": round(amount / self.job.audio.sample_rate / seconds, 2)}
-
-    def generator_file(self, step: int) -> dict[str, Any]:
-        """What synthesis loads: the generator alone, with its architecture and mel settings."""
-        return {"format": VOCODER_GENERATOR_FORMAT, "architecture": "hifigan",
-                "generator": self.nets.generator.state_dict(), "model": config_to_dict(self.job.config.model),
-                "audio": config_to_dict(self.job.audio), "step": step, "gta": self.job.gta}
-
-    def save_best(self, checkpoints: Path, state: dict[str, Any], step: int) -> None:
-        save_checkpoint(checkpoints / "generator_best.pt", self.generator_file(step))
-
-    def after_save(self, checkpoints: Path, step: int) -> None:
-        save_checkpoint(checkpoints / f"generator_{step:08d}.pt", self.generator_file(step))
-        prune_checkpoints(checkpoints, self.job.config.train.keep_last, prefix="generator")
-
-    @torch.no_grad()
-    def validate(self, step: int, writer: Any) -> float | None:
-        """Mean mel L1 (the loss's full-band mel) of whole held-out utterances; media to TensorBoard."""
-        job, device = self.job, self.rank.device
-        rows = read_manifest(job.work, "val")[:job.config.train.val_utterances]
-        if not rows:
-            return None
-        generator = self.nets.generator
-        generator.eval()
-        total = 0.0
-        for index, row in enumerate(rows):
-            mel = torch.from_numpy(np.load(mel_path(job.work, row["id"], job.gta))).unsqueeze(0).to(device)
-            recorded, _ = sf.read(str(wav_path(job.work, row["id"])), dtype="float32")
-            recorded = torch.from_numpy(recorded).unsqueeze(0).to(device)
-            generated = generator(mel).squeeze(1).float()
-            length = min(generated.shape[-1], recorded.shape[-1])
-            target, predicted = self.loss_mel(recorded[:, :length]), self.loss_mel(generated[:, :length])
-            total += float(F.l1_loss(predicted, target))
-            if writer is not None and index < 2:
-                log_vocoder_media(writer, f"val/{index}", target[0], predicted[0], generated[0], step,
-                                  job.audio.sample_rate)
-        generator.train()
-        return total / len(rows)
-
-    def seen_indices(self, sampler: Any) -> Iterable[int]:
-        return (i for batch in sampler for _, i in batch)

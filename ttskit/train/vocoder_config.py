@@ -1,5 +1,6 @@
-"""What `ttskit train-vocoder` is configured by: the generator architecture and the GAN training run
-(the mel settings come from the WORK folder)."""
+"""What `ttskit train-vocoder` is configured by: the generator architecture and the training run
+(the mel settings come from the WORK folder). Two families: HiFi-GAN (a GAN) and the
+harmonic-plus-noise source-filter vocoder (a multi-resolution STFT loss, no discriminator)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,37 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ttskit.config import require
+from ttskit.models.harmonic_noise import PRESETS as HARMONIC_NOISE_PRESETS
+from ttskit.models.harmonic_noise import HarmonicNoiseConfig
 from ttskit.models.hifigan import PRESETS, HiFiGANConfig
 from ttskit.skeleton.config import BaseTrainConfig
 
 
 @dataclass(frozen=True)
-class VocoderTrainConfig(BaseTrainConfig):
+class SegmentTrainConfig(BaseTrainConfig):
+    """What every vocoder run has: random audio segments with their mel frames, a per-epoch decay."""
+
     pinned_on_resume: ClassVar[tuple[str, ...]] = (*BaseTrainConfig.pinned_on_resume, "lr_decay", "batch_size",
                                                    "segment_samples")
 
     # The global batch: with --gpus N each rank takes batch_size / N segments.
     batch_size: int = 16
     segment_samples: int = 8192
-    learning_rate: float = 2e-4
     betas: tuple[float, float] = (0.8, 0.99)
-    lr_decay: float = 0.999  # per epoch, both optimisers
+    lr_decay: float = 0.999  # per epoch, every optimiser
+    log_every: int = 100
+    val_utterances: int = 8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.batch_size > 0, "train.batch_size", "must be positive")
+        require(self.segment_samples > 0, "train.segment_samples", "must be positive")
+        require(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
+
+
+@dataclass(frozen=True)
+class VocoderTrainConfig(SegmentTrainConfig):
+    learning_rate: float = 2e-4
     weight_decay: float = 0.01  # AdamW's; the paper's code used this default too
     grad_clip: float | None = None
     # Steps trained on the mel loss alone before the discriminators join (0: adversarial from the
@@ -33,14 +50,9 @@ class VocoderTrainConfig(BaseTrainConfig):
     # The mel loss looks at the whole band (None: Nyquist), as the paper does, even when the
     # input mels stop at audio.fmax.
     loss_fmax: float | None = None
-    log_every: int = 100
-    val_utterances: int = 8
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(self.batch_size > 0, "train.batch_size", "must be positive")
-        require(self.segment_samples > 0, "train.segment_samples", "must be positive")
-        require(0 < self.lr_decay <= 1, "train.lr_decay", "must be in (0, 1]")
         require(self.discriminator_start_step >= 0, "train.discriminator_start_step", "must be >= 0")
 
 
@@ -50,4 +62,31 @@ class VocoderRunConfig:
     train: VocoderTrainConfig = field(default_factory=VocoderTrainConfig)
 
 
-VOCODER_PRESETS: dict[str, VocoderRunConfig] = {name: VocoderRunConfig(config) for name, config in PRESETS.items()}
+@dataclass(frozen=True)
+class HarmonicNoiseTrainConfig(SegmentTrainConfig):
+    # Measured on 2 CPU cores (docs/vocoder-candidates.md): small batches of short segments and a
+    # high rate reach the copy-synthesis goals in minutes; a step costs ~0.08 s.
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    grad_clip: float | None = 1.0
+    # The pitch head (F0 and voicing from the mel) against YIN's tracks, beside the STFT loss.
+    pitch_loss_weight: float = 1.0
+    num_workers: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.pitch_loss_weight >= 0, "train.pitch_loss_weight", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class HarmonicNoiseRunConfig:
+    model: HarmonicNoiseConfig = field(default_factory=HarmonicNoiseConfig)
+    train: HarmonicNoiseTrainConfig = field(default_factory=HarmonicNoiseTrainConfig)
+
+
+AnyVocoderRunConfig = VocoderRunConfig | HarmonicNoiseRunConfig
+
+VOCODER_PRESETS: dict[str, AnyVocoderRunConfig] = {
+    **{name: VocoderRunConfig(config) for name, config in PRESETS.items()},
+    **{name: HarmonicNoiseRunConfig(config) for name, config in HARMONIC_NOISE_PRESETS.items()},
+}

@@ -1,0 +1,166 @@
+"""The harmonic-plus-noise vocoder: periodicity by construction, its pitch head, training through
+`ttskit train-vocoder --model harmonic-noise`, resume, copy-synthesis with YIN's F0 and from a
+stored mel, and synthesis with the acoustic model's pitch."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from ttskit.audio.pitch import extract_pitch
+from ttskit.checkpoints.store import load_checkpoint
+from ttskit.checkpoints.vocoder import load_vocoder
+from ttskit.cli import app
+from ttskit.config import AudioConfig
+from ttskit.data.frame_pitch import ensure_frame_pitch
+from ttskit.models.fastspeech2 import Controls
+from ttskit.models.harmonic_noise import HarmonicNoiseConfig, HarmonicNoiseGenerator, multi_resolution_stft_loss
+from ttskit.models.vocoder import SourceFilterVocoder
+from ttskit.synthesis.synthesizer import frame_f0
+from ttskit.work import frame_pitch_path, load_work_config, read_manifest
+
+runner = CliRunner()
+SMALL = HarmonicNoiseConfig(channels=32, layers=2, harmonics=40, pitch_channels=16, pitch_layers=1)
+TINY = ["model.channels=32", "model.layers=2", "model.harmonics=40", "model.pitch_channels=16",
+        "model.pitch_layers=1", "train.segment_samples=2048", "train.batch_size=2", "train.log_every=1",
+        "train.val_every=2", "train.checkpoint_every=2", "train.val_utterances=1", "train.num_workers=0"]
+
+
+def sets(values):
+    return sum((["--set", v] for v in values), [])
+
+
+def metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("hz", [110.0, 240.0])
+def test_untrained_output_has_the_given_pitch(hz):
+    """The harmonic source follows the F0 it is given, before any training: YIN finds it."""
+    audio = AudioConfig()
+    torch.manual_seed(0)
+    generator = HarmonicNoiseGenerator(SMALL, audio.n_mels, audio.sample_rate, audio.hop_length).eval()
+    frames = 120
+    mel = torch.full((1, audio.n_mels, frames), -4.0)
+    with torch.no_grad():
+        wave = generator(mel, torch.full((1, frames), hz), torch.ones(1, frames))[0, 0].numpy()
+    assert wave.shape == (frames * audio.hop_length,)
+    track = extract_pitch(wave / np.abs(wave).max(), audio, "yin", 60.0, 800.0)
+    assert track.voiced[10:-10].mean() > 0.9
+    cents = 1200 * np.log2(np.median(track.f0[track.voiced]) / hz)
+    assert abs(cents) < 20, cents
+
+
+def test_unvoiced_frames_get_no_harmonics():
+    audio = AudioConfig()
+    generator = HarmonicNoiseGenerator(SMALL, audio.n_mels, audio.sample_rate, audio.hop_length).eval()
+    frames = 40
+    f0, voiced = torch.full((1, frames), 150.0), torch.zeros(1, frames)
+    with torch.no_grad():
+        gain, distribution, _ = generator._controls(torch.zeros(1, audio.n_mels, frames), f0, voiced)
+        harmonic = generator._harmonics(f0, gain, distribution, voiced, frames * audio.hop_length)
+    assert torch.count_nonzero(harmonic) == 0
+
+
+def test_harmonics_above_nyquist_are_silent():
+    audio = AudioConfig()
+    generator = HarmonicNoiseGenerator(SMALL, audio.n_mels, audio.sample_rate, audio.hop_length)
+    f0 = torch.full((1, 4), 1000.0)  # harmonics 12 and up of 1 kHz lie past 11.025 kHz
+    _, distribution, _ = generator._controls(torch.zeros(1, audio.n_mels, 4), f0, torch.ones(1, 4))
+    assert torch.all(distribution[:, 11:] == 0) and torch.allclose(distribution.sum(1), torch.ones(1, 4))
+
+
+def test_stft_loss_is_zero_for_identical_waves_and_grows_with_noise():
+    torch.manual_seed(0)
+    wave = torch.randn(2, 8192)
+    assert multi_resolution_stft_loss(wave, wave).item() == pytest.approx(0.0, abs=1e-6)
+    small = multi_resolution_stft_loss(wave + 0.01 * torch.randn_like(wave), wave).item()
+    large = multi_resolution_stft_loss(wave + 0.3 * torch.randn_like(wave), wave).item()
+    assert 0 < small < large
+
+
+def test_frame_f0_expands_phonemes_and_applies_pitch_controls():
+    pitch = torch.tensor([0.0, 1.0, -1.0])  # normalised, per phoneme
+    durations = torch.tensor([10, 10, 10])
+    plain = frame_f0(pitch, durations, Controls(), mean=120.0, std=20.0, frames=30)
+    assert plain.shape == (30,)
+    assert plain[:3].allclose(torch.tensor(120.0)) and plain[15].item() == pytest.approx(140.0, rel=1e-4)
+    assert plain[25:].allclose(torch.tensor(100.0))
+    # +12 semitones as Synthesizer.controls makes it: every frame's F0 doubles.
+    ratio = 2.0
+    up = frame_f0(pitch, durations, Controls(pitch_scale=ratio, pitch_shift=120.0 * (ratio - 1) / 20.0),
+                  mean=120.0, std=20.0, frames=30)
+    assert up.allclose(plain * 2, rtol=1e-4)
+
+
+def test_frame_pitch_is_made_once_and_remade_when_damaged(mini_work, tmp_path):
+    import shutil
+
+    work = tmp_path / "w"
+    shutil.copytree(mini_work, work)
+    shutil.rmtree(work / "f0", ignore_errors=True)
+    rows = read_manifest(work, "train") + read_manifest(work, "val")
+    config = load_work_config(work)
+    assert ensure_frame_pitch(work, rows, config) == len(rows)
+    track = np.load(frame_pitch_path(work, rows[0]["id"]))
+    mel = np.load(work / "mel" / f"{rows[0]['id']}.npy")
+    assert track.shape == (2, mel.shape[1]) and set(np.unique(track[1])) <= {0.0, 1.0} and track[1].mean() > 0.3
+    assert ensure_frame_pitch(work, rows, config) == 0
+    frame_pitch_path(work, rows[1]["id"]).write_bytes(b"not numpy")
+    assert ensure_frame_pitch(work, rows, config) == 1
+
+
+def test_cli_trains_resumes_and_vocodes(mini_work, tmp_path):
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(run), "--model", "harmonic-noise",
+                                 "--max-steps", "2", "--device", "cpu", *sets(TINY)])
+    assert result.exit_code == 0, result.output
+    steps = [m for m in metrics(run) if "stft" in m]
+    assert [m["step"] for m in steps] == [1, 2]
+    for key in ("loss", "stft", "f0_l1", "voicing_bce", "grad_norm", "lr", "audio_s_per_s"):
+        assert all(np.isfinite(m[key]) for m in steps), key
+    assert [m["step"] for m in metrics(run) if "val_mel_l1" in m] == [2]
+    state = load_checkpoint(run / "checkpoints" / "step_00000002.pt")
+    assert state["architecture"] == "harmonic-noise" and "optim_g" in state and "mpd" not in state
+    # --resume without --model continues the run's own family (a HiFi-GAN default would not fit it).
+    result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(run), "--max-steps", "3", "--resume",
+                                 "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert [m["step"] for m in metrics(run) if "stft" in m] == [1, 2, 3]
+
+    vocoder = load_vocoder(run, "cpu")
+    assert isinstance(vocoder, SourceFilterVocoder) and vocoder.uses_f0
+    wav = mini_work / "wav" / f"{read_manifest(mini_work, 'val')[0]['id']}.wav"
+    out = tmp_path / "copy.wav"
+    result = runner.invoke(app, ["vocode", str(wav), "-o", str(out), "--vocoder", str(run), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    made, rate = sf.read(str(out))
+    recorded, _ = sf.read(str(wav))
+    assert rate == 22050 and abs(len(made) - len(recorded)) <= 256 and np.isfinite(made).all()
+    # A stored mel has no F0: the pitch head estimates it, and the audio has the mel's length.
+    mel_file = mini_work / "mel" / f"{wav.stem}.npy"
+    result = runner.invoke(app, ["vocode", str(mel_file), "-o", str(tmp_path / "from_mel.wav"), "--vocoder",
+                                 str(run), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert len(sf.read(str(tmp_path / "from_mel.wav"))[0]) == np.load(mel_file).shape[1] * 256
+
+
+def test_given_f0_moves_the_output_pitch(mini_work, tmp_path):
+    """The same mel with F0 an octave up: the vocoder's output is an octave up (YIN on both)."""
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(run), "--model", "harmonic-noise",
+                                 "--max-steps", "1", "--device", "cpu", *sets(TINY)])
+    assert result.exit_code == 0, result.output
+    vocoder = load_vocoder(run, "cpu")
+    frames = 100
+    mel = torch.full((vocoder.audio.n_mels, frames), -3.0)
+    low = vocoder(mel, torch.full((frames,), 120.0), torch.ones(frames))[0].numpy()
+    high = vocoder(mel, torch.full((frames,), 240.0), torch.ones(frames))[0].numpy()
+    f0s = [np.median(extract_pitch(w / np.abs(w).max(), vocoder.audio, "yin", 60.0, 800.0).f0[10:-10])
+           for w in (low, high)]
+    assert 1200 * abs(np.log2(f0s[1] / f0s[0]) - 1) < 30, f0s

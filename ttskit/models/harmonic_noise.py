@@ -1,0 +1,181 @@
+"""A harmonic-plus-noise source-filter vocoder (DDSP, Engel et al., 2020; in the spirit of NSF,
+Wang et al., 2019): log-mel + F0 -> waveform, built for training on a CPU.
+
+Per mel frame, a dilated convolution stack over (log-mel, log-F0, voicing) predicts a loudness,
+a distribution over `harmonics` harmonics of F0 and a `noise_bands`-band noise magnitude
+response. The wave is the sum of sinusoids at k * F0, whose phase is the running sum of F0 (so
+the periodicity is the given F0 by construction, and the harmonics sound only where the frame is
+voiced), plus white noise filtered in the STFT domain by the predicted response. No upsampling
+network and no discriminator: a step costs a quarter of a HiFi-GAN V2 step (docs/vocoder-candidates.md).
+
+F0 comes with the mel where it is known: from YIN on the recording for copy-synthesis, from the
+acoustic model at synthesis. A small pitch head (`PitchEstimator`, trained beside the synthesiser
+on YIN's tracks) estimates F0 and voicing from the mel alone where they are not given: a stored
+mel, or the voicing of a synthesised one. Shapes: B batch, M mel bands, T frames, S = T * hop samples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ttskit.config import require
+
+F0_REFERENCE = 100.0  # Hz; log-F0 enters and leaves the networks relative to it
+LOWEST_F0 = 20.0  # Hz; the harmonic source never runs slower than this
+
+
+@dataclass(frozen=True)
+class HarmonicNoiseConfig:
+    channels: int = 192
+    layers: int = 8
+    harmonics: int = 100
+    noise_bands: int = 65
+    noise_fft: int = 1024  # the STFT the noise is filtered in (its hop is the mel hop)
+    pitch_channels: int = 96
+    pitch_layers: int = 4
+
+    def __post_init__(self) -> None:
+        for key in ("channels", "layers", "harmonics", "noise_bands", "pitch_channels", "pitch_layers"):
+            require(getattr(self, key) >= 1, f"model.{key}", "must be at least 1")
+        require(self.noise_fft >= 16 and self.noise_fft & (self.noise_fft - 1) == 0, "model.noise_fft",
+                "must be a power of two, at least 16")
+        require(self.noise_bands <= self.noise_fft // 2 + 1, "model.noise_bands",
+                f"must be at most model.noise_fft / 2 + 1 ({self.noise_fft // 2 + 1})")
+
+
+PRESETS: dict[str, HarmonicNoiseConfig] = {"harmonic-noise": HarmonicNoiseConfig()}
+
+
+def scaled_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """DDSP's amplitude nonlinearity: positive, with a wide dynamic range."""
+    return 2.0 * torch.sigmoid(x) ** math.log(10.0) + 1e-7
+
+
+def upsample(frames: torch.Tensor, samples: int) -> torch.Tensor:
+    """(B, C, T) frame values -> (B, C, samples); frame j's value sits at the centre of its hop."""
+    return F.interpolate(frames, size=samples, mode="linear", align_corners=False)
+
+
+class _DilatedStack(nn.Module):
+    """Residual dilated convolutions over frames (dilations 1, 2, 4, 8, 1, ...)."""
+
+    def __init__(self, inputs: int, channels: int, layers: int, outputs: int) -> None:
+        super().__init__()
+        self.inp = nn.Conv1d(inputs, channels, 3, padding=1)
+        self.body = nn.ModuleList(nn.Conv1d(channels, channels, 3, padding=2 ** (i % 4), dilation=2 ** (i % 4))
+                                  for i in range(layers))
+        self.head = nn.Conv1d(channels, outputs, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        for conv in self.body:
+            h = h + conv(F.leaky_relu(h, 0.1))
+        return self.head(F.leaky_relu(h, 0.1))
+
+
+class PitchEstimator(nn.Module):
+    """log-mel (B, M, T) -> (log(F0 / F0_REFERENCE) (B, T), voicing logit (B, T))."""
+
+    def __init__(self, n_mels: int, channels: int, layers: int) -> None:
+        super().__init__()
+        self.net = _DilatedStack(n_mels, channels, layers, 2)
+
+    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.net(mel)
+        return out[:, 0], out[:, 1]
+
+
+class HarmonicNoiseGenerator(nn.Module):
+    """(log-mel (B, M, T), F0 (B, T) Hz or None, voicing (B, T) in [0, 1] or None) -> wave (B, 1, S).
+
+    F0 is a continuous contour (interpolated through unvoiced frames, as `PitchTrack.f0` is);
+    where F0 or voicing is None, the pitch head's estimate from the mel is used."""
+
+    def __init__(self, config: HarmonicNoiseConfig, n_mels: int, sample_rate: int, hop_length: int) -> None:
+        super().__init__()
+        self.config, self.sample_rate, self.hop_length = config, sample_rate, hop_length
+        self.controls_net = _DilatedStack(n_mels + 2, config.channels, config.layers,
+                                          1 + config.harmonics + config.noise_bands)
+        self.pitch = PitchEstimator(n_mels, config.pitch_channels, config.pitch_layers)
+        self.register_buffer("noise_window", torch.hann_window(config.noise_fft), persistent=False)
+        self.register_buffer("harmonic_numbers", torch.arange(1, config.harmonics + 1, dtype=torch.float32),
+                             persistent=False)
+
+    def estimate_pitch(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(F0 Hz (B, T), voicing probability (B, T)) from the mel alone."""
+        log_f0, voicing = self.pitch(mel)
+        return F0_REFERENCE * torch.exp(log_f0.clamp(-3.0, 3.0)), torch.sigmoid(voicing)
+
+    def forward(self, mel: torch.Tensor, f0: torch.Tensor | None = None,
+                voiced: torch.Tensor | None = None) -> torch.Tensor:
+        if f0 is None or voiced is None:
+            estimated_f0, estimated_voicing = self.estimate_pitch(mel)
+            f0 = estimated_f0 if f0 is None else f0
+            voiced = estimated_voicing if voiced is None else voiced
+        f0 = f0.float().clamp(min=LOWEST_F0)
+        voiced = voiced.float()
+        gain, distribution, noise = self._controls(mel, f0, voiced)
+        samples = mel.shape[-1] * self.hop_length
+        return (self._harmonics(f0, gain, distribution, voiced, samples) + self._noise(noise, samples)).unsqueeze(1)
+
+    def _controls(self, mel: torch.Tensor, f0: torch.Tensor,
+                  voiced: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h = self.config.harmonics
+        x = torch.cat([mel, torch.log(f0 / F0_REFERENCE)[:, None], voiced[:, None]], 1)
+        out = self.controls_net(x)
+        gain = scaled_sigmoid(out[:, 0])
+        # Harmonics at or above Nyquist would alias: they get no share of the loudness.
+        audible = (self.harmonic_numbers[None, :, None] * f0[:, None] < self.sample_rate / 2).float()
+        distribution = torch.softmax(out[:, 1:1 + h], 1) * audible
+        distribution = distribution / distribution.sum(1, keepdim=True).clamp(min=1e-7)
+        # The -5 starts the noise quiet: early in training it would otherwise drown the harmonics.
+        noise = scaled_sigmoid(out[:, 1 + h:] - 5.0)
+        return gain, distribution, noise
+
+    def _harmonics(self, f0: torch.Tensor, gain: torch.Tensor, distribution: torch.Tensor, voiced: torch.Tensor,
+                   samples: int) -> torch.Tensor:
+        amplitudes = upsample(distribution * (gain * voiced)[:, None], samples)
+        f0_samples = upsample(f0[:, None], samples)[:, 0]
+        # float64 running sum: a float32 one loses the phase's fractional part after a few seconds.
+        phase = torch.remainder(2 * math.pi * torch.cumsum(f0_samples.double() / self.sample_rate, -1),
+                                2 * math.pi).float()
+        waves = torch.sin(self.harmonic_numbers[None, :, None] * phase[:, None])
+        return (amplitudes * waves).sum(1)
+
+    def _noise(self, response: torch.Tensor, samples: int) -> torch.Tensor:
+        n_fft, hop = self.config.noise_fft, self.hop_length
+        white = torch.rand(response.shape[0], samples, device=response.device) * 2 - 1
+        spectrum = torch.stft(white, n_fft, hop, n_fft, self.noise_window, center=True, return_complex=True)
+        shaped = F.interpolate(response, size=spectrum.shape[-1], mode="linear", align_corners=False)
+        shaped = F.interpolate(shaped.transpose(1, 2), size=spectrum.shape[1], mode="linear",
+                               align_corners=True).transpose(1, 2)
+        return torch.istft(spectrum * shaped, n_fft, hop, n_fft, self.noise_window, center=True, length=samples)
+
+
+def multi_resolution_stft_loss(fake: torch.Tensor, real: torch.Tensor,
+                               sizes: tuple[int, ...] = (2048, 1024, 512, 256, 128)) -> torch.Tensor:
+    """Spectral convergence + log-magnitude L1, averaged over STFT resolutions (Yamamoto et al.,
+    2020): the whole training signal of the harmonic-plus-noise vocoder. (B, S) waves."""
+    total = fake.new_zeros(())
+    for n_fft in sizes:
+        window = torch.hann_window(n_fft, device=fake.device)
+        s_fake = torch.stft(fake, n_fft, n_fft // 4, n_fft, window, return_complex=True).abs()
+        s_real = torch.stft(real, n_fft, n_fft // 4, n_fft, window, return_complex=True).abs()
+        total = total + torch.linalg.norm(s_real - s_fake) / torch.linalg.norm(s_real).clamp(min=1e-7)
+        total = total + F.l1_loss(torch.log(s_fake + 1e-5), torch.log(s_real + 1e-5))
+    return total / len(sizes)
+
+
+def pitch_loss(log_f0: torch.Tensor, voicing_logit: torch.Tensor, f0: torch.Tensor,
+               voiced: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pitch head's outputs (`PitchEstimator`) against YIN's track: (L1 of log-F0 on voiced
+    frames, voicing cross-entropy). (B, T) each."""
+    target = torch.log(f0.clamp(min=LOWEST_F0) / F0_REFERENCE)
+    weight = voiced.float()
+    f0_l1 = ((log_f0 - target).abs() * weight).sum() / weight.sum().clamp(min=1.0)
+    return f0_l1, F.binary_cross_entropy_with_logits(voicing_logit, voiced.float())

@@ -1,0 +1,175 @@
+"""Voices: an acoustic model and a vocoder packed together with a model card, ready to speak.
+
+A voice is a folder:
+
+    voice.json      name, description, language, speakers, sample rate, licence, data, training
+                    command and scores (the model card's facts, machine-readable)
+    MODEL_CARD.md   the same for people
+    acoustic.pt     the acoustic model for inference (weights, vocabulary, speakers, statistics,
+                    text and audio settings; no optimiser state)
+    vocoder.pt      the vocoder's generator file
+
+ttskit ships voices inside the package (`ttskit/voices/<name>/`); `ttskit synth` with no model
+options speaks with `DEFAULT_VOICE`, `--voice NAME` picks another shipped voice or a voice folder,
+and `ttskit pack-voice` makes one from a train-acoustic and a train-vocoder run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from ttskit.audio.io import check_output_folder
+from ttskit.checkpoints.formats import ACOUSTIC_FORMAT, VOCODER_GENERATOR_FORMAT
+from ttskit.checkpoints.resolve import resolve_checkpoint
+from ttskit.checkpoints.store import load_checkpoint, save_checkpoint
+from ttskit.checkpoints.vocoder import load_vocoder
+from ttskit.config import AudioConfig, config_from_dict, mel_mismatches
+from ttskit.errors import TtskitError
+
+VOICE_FORMAT = "ttskit-voice-1"
+VOICE_FILE = "voice.json"
+CARD_FILE = "MODEL_CARD.md"
+ACOUSTIC_FILE = "acoustic.pt"
+VOCODER_FILE = "vocoder.pt"
+DEFAULT_VOICE = "joe"
+SHIPPED = Path(__file__).resolve().parent.parent / "voices"
+# What synthesis needs of a train-acoustic checkpoint; the optimiser, scheduler and RNG states stay behind.
+ACOUSTIC_KEYS = ("format", "run_config", "model", "audio", "text", "vocab", "speakers", "stats", "step")
+
+
+class VoiceError(TtskitError, ValueError):
+    """A voice cannot be found, read or packed; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Voice:
+    name: str
+    folder: Path
+    card: dict[str, Any]
+
+    @property
+    def acoustic(self) -> Path:
+        return self.folder / self.card.get("acoustic", ACOUSTIC_FILE)
+
+    @property
+    def vocoder(self) -> Path:
+        return self.folder / self.card.get("vocoder", VOCODER_FILE)
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
+
+
+def read_voice(folder: Path) -> Voice:
+    path = folder / VOICE_FILE
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VoiceError(f"{folder}: not a voice folder (no {VOICE_FILE})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise VoiceError(f"{path}: not readable ({err})") from None
+    if not isinstance(card, dict) or card.get("format") != VOICE_FORMAT:
+        raise VoiceError(f"{path}: not a ttskit voice (format {card.get('format') if isinstance(card, dict) else None!r},"
+                         f" expected {VOICE_FORMAT!r})")
+    voice = Voice(str(card.get("name") or folder.name), folder, card)
+    for part in (voice.acoustic, voice.vocoder):
+        if not part.is_file():
+            raise VoiceError(f"{folder}: the voice names {part.name}, which is missing")
+    return voice
+
+
+def shipped_voices() -> list[Voice]:
+    """The voices inside the installed package, by name."""
+    if not SHIPPED.is_dir():
+        return []
+    return sorted((read_voice(p) for p in SHIPPED.iterdir() if (p / VOICE_FILE).is_file()), key=lambda v: v.name)
+
+
+def find_voice(name: str | Path | None = None) -> Voice:
+    """A shipped voice by name (None: the default), or a voice folder by path."""
+    wanted = str(name) if name is not None else DEFAULT_VOICE
+    for voice in shipped_voices():
+        if voice.name == wanted:
+            return voice
+    if Path(wanted).is_dir():
+        return read_voice(Path(wanted))
+    names = ", ".join(v.name for v in shipped_voices()) or "none (this installation has no voices folder)"
+    raise VoiceError(f"no voice {wanted!r}: the shipped voices are {names}; or give a voice folder "
+                     "made by `ttskit pack-voice`")
+
+
+def acoustic_for_inference(state: dict[str, Any]) -> dict[str, Any]:
+    """A train-acoustic checkpoint without what only training needs."""
+    return {key: state[key] for key in ACOUSTIC_KEYS if key in state}
+
+
+def model_card(card: dict[str, Any]) -> str:
+    """MODEL_CARD.md from voice.json's facts."""
+    lines = [f"# Voice `{card['name']}`", "", card.get("description", ""), "",
+             "| | |", "|---|---|"]
+    facts = [("language", card.get("language")), ("speakers", ", ".join(card.get("speakers", []))),
+             ("sample rate", f"{card.get('sample_rate')} Hz"), ("licence", card.get("licence")),
+             ("acoustic model", card.get("acoustic_model")), ("vocoder", card.get("vocoder_model")),
+             ("data", card.get("data")), ("made", card.get("made"))]
+    lines += [f"| {key} | {value} |" for key, value in facts if value]
+    if card.get("training"):
+        lines += ["", "## Training", "", "```bash", card["training"], "```"]
+    scores = card.get("scores") or {}
+    if scores:
+        lines += ["", "## Scores", "", card.get("scores_note", ""), "", "| audio | " + " | ".join(
+            next(iter(scores.values())).keys()) + " |", "|---|" + "---:|" * len(next(iter(scores.values())))]
+        lines += [f"| {what} | " + " | ".join(str(v) for v in row.values()) + " |" for what, row in scores.items()]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def pack_voice(acoustic: Path, vocoder: Path, out: Path, name: str, *, description: str = "",
+               licence: str = "", language: str = "en-US", data: str = "", training: str = "",
+               scores: dict[str, dict[str, Any]] | None = None, scores_note: str = "") -> Voice:
+    """Pack the acoustic model and vocoder behind two runs (or checkpoints) into the voice folder
+    `out`, which must not exist yet or be empty: a voice is written whole (into a temporary folder
+    beside it, renamed at the end) or not at all."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise VoiceError(f"{out} exists and is not empty; pack-voice writes a new folder and replaces nothing")
+    check_output_folder(out.parent if out.parent != Path("") else Path("."))
+    acoustic_file = resolve_checkpoint(acoustic, "acoustic")
+    state = load_checkpoint(acoustic_file, error=VoiceError)
+    if not str(state.get("format", "")).startswith(ACOUSTIC_FORMAT.rsplit("-", 1)[0]):
+        raise VoiceError(f"{acoustic_file}: not an acoustic-model checkpoint (format {state.get('format')!r})")
+    generator = load_vocoder(vocoder, "cpu")
+    audio = config_from_dict(AudioConfig, state["audio"], source=str(acoustic_file))
+    mismatches = mel_mismatches(audio, generator.audio)
+    if mismatches:
+        listed = ", ".join(f"{key} {a!r} vs {b!r}" for key, a, b in mismatches)
+        raise VoiceError(f"the acoustic model {acoustic_file} and the vocoder {generator.source} use different mel "
+                         f"settings ({listed})")
+    vocoder_state = load_checkpoint(Path(generator.source), error=VoiceError)
+    if vocoder_state.get("format") != VOCODER_GENERATOR_FORMAT:
+        raise VoiceError(f"{generator.source}: pack a generator file of `ttskit train-vocoder` (generator_*.pt, "
+                         "or the run folder)")
+    speakers = sorted(state["speakers"], key=state["speakers"].__getitem__)
+    card = {"format": VOICE_FORMAT, "name": name, "description": description, "language": language,
+            "speakers": speakers, "sample_rate": audio.sample_rate, "licence": licence, "data": data,
+            "acoustic": ACOUSTIC_FILE, "vocoder": VOCODER_FILE,
+            "acoustic_model": f"{state['format']} step {state.get('step')}",
+            "vocoder_model": f"{vocoder_state.get('architecture', 'hifigan')} step {vocoder_state.get('step')}",
+            "training": training, "scores": scores or {}, "scores_note": scores_note, "made": date.today().isoformat()}
+    staging = out.parent / f".{out.name}.packing-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        save_checkpoint(staging / ACOUSTIC_FILE, acoustic_for_inference(state))
+        save_checkpoint(staging / VOCODER_FILE, vocoder_state)
+        (staging / VOICE_FILE).write_text(json.dumps(card, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        (staging / CARD_FILE).write_text(model_card(card), encoding="utf-8")
+        if out.is_dir():
+            out.rmdir()  # empty, checked above
+        staging.rename(out)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return read_voice(out)

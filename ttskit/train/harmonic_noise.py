@@ -1,0 +1,119 @@
+"""`ttskit train-vocoder --model harmonic-noise`: the harmonic-plus-noise source-filter vocoder as a
+`Trainer` of the training skeleton.
+
+One network and one optimiser: the synthesiser is driven by YIN's F0 and voicing of the recorded
+segment (WORK/f0, teacher forcing) and trained on the multi-resolution STFT loss; its pitch head
+learns YIN's tracks from the mel beside it, for mels that come without F0. Checkpoints are the
+same files as HiFi-GAN's (`step_XXXXXXXX.pt`, `generator_XXXXXXXX.pt`, `generator_best.pt`),
+tagged `"architecture": "harmonic-noise"` and carrying the YIN pitch range copy-synthesis uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ttskit.checkpoints.vocoder import load_generator
+from ttskit.models.harmonic_noise import HarmonicNoiseGenerator, multi_resolution_stft_loss, pitch_loss
+from ttskit.runtime import autocast
+from ttskit.skeleton.distributed import Rank
+from ttskit.skeleton.loop import RunPrecision, StepResult, ddp
+from ttskit.skeleton.pieces import follow_learning_rate, step_verdict
+from ttskit.train.vocoder import GeneratorTrainer, VocoderJob, _grad_norm
+from ttskit.work import frame_pitch_path, load_work_config
+
+
+class _WithPitchHead(nn.Module):
+    """The generator's forward with its pitch head's outputs too, so DDP sees every parameter used."""
+
+    def __init__(self, generator: HarmonicNoiseGenerator) -> None:
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, mel: torch.Tensor, f0: torch.Tensor,
+                voiced: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.generator(mel, f0, voiced), *self.generator.pitch(mel)
+
+
+class HarmonicNoiseTrainer(GeneratorTrainer):
+    architecture = "harmonic-noise"
+    uses_pitch = True
+
+    def __init__(self, job: VocoderJob) -> None:
+        super().__init__(job)
+        self.work_config = load_work_config(job.work)
+
+    def build(self, rank: Rank, precision: RunPrecision) -> None:
+        self.build_data(rank, precision)
+        job, cfg = self.job, self.job.config.train
+        self.net = HarmonicNoiseGenerator(job.config.model, job.audio.n_mels, job.audio.sample_rate,
+                                          job.audio.hop_length).to(rank.device)
+        self.forward = _WithPitchHead(self.net)
+        self.optimizer = torch.optim.AdamW(self.net.parameters(), cfg.learning_rate, betas=cfg.betas,
+                                           weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=cfg.lr_decay)
+
+    def initialise(self) -> None:
+        if self.job.init_from is not None:
+            generator, _, _ = load_generator(self.job.init_from)
+            self.net.load_state_dict(generator.state_dict())
+
+    def wrap(self, rank: Rank) -> None:
+        self.forward = ddp(_WithPitchHead(self.net), rank)
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.net]
+
+    def generator_module(self) -> torch.nn.Module:
+        return self.net
+
+    def extra_metadata(self) -> dict[str, Any]:
+        prep = self.work_config.preprocess
+        return {"pitch_range": [prep.pitch_fmin, prep.pitch_fmax]}
+
+    def state(self) -> dict[str, Any]:
+        return {"generator": self.net.state_dict(), "optim_g": self.optimizer.state_dict(),
+                "sched_g": self.scheduler.state_dict()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["generator"])
+        self.optimizer.load_state_dict(state["optim_g"])
+        self.scheduler.load_state_dict(state["sched_g"])
+        decay = self.job.config.train.lr_decay
+        follow_learning_rate(self.optimizer, self.scheduler, self.job.config.train.learning_rate,
+                             lambda epoch: decay ** epoch)
+
+    def step(self, batch: tuple[torch.Tensor, ...], step: int) -> StepResult:
+        device, cfg = self.rank.device, self.job.config.train
+        wave, mel, f0, voiced = (t.to(device, non_blocking=True) for t in batch)
+        self.net.train()
+        with autocast(device, self.precision.autocast_dtype):
+            fake, log_f0, voicing = self.forward(mel, f0, voiced)
+        stft = multi_resolution_stft_loss(fake.squeeze(1).float(), wave.squeeze(1))
+        f0_l1, voicing_bce = pitch_loss(log_f0.float(), voicing.float(), f0, voiced)
+        loss = stft + cfg.pitch_loss_weight * (f0_l1 + voicing_bce)
+        scaler = self.precision.scaler
+        self.optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(self.optimizer)
+        norm = _grad_norm(self.net.parameters(), cfg.grad_clip)
+        verdict = step_verdict(loss, norm, scaler, self.rank)
+        return StepResult(verdict, {"loss": loss, "stft": stft, "f0_l1": f0_l1, "voicing_bce": voicing_bce},
+                          {"grad_norm": norm}, wave.shape[0] * wave.shape[-1])
+
+    def apply(self) -> None:
+        self.precision.scaler.step(self.optimizer)
+
+    def end_epoch(self) -> None:
+        self.scheduler.step()
+
+    def learning_rate(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def generate_for_validation(self, mel: torch.Tensor, recorded: torch.Tensor, uid: str) -> torch.Tensor:
+        """Copy-synthesis as `ttskit vocode` does it: F0 and voicing from YIN on the recording (WORK/f0)."""
+        track = torch.from_numpy(np.load(frame_pitch_path(self.job.work, uid)))[:, None].to(mel.device)
+        return self.net(mel, track[0], track[1]).squeeze(1).float()
