@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import (
@@ -27,16 +27,23 @@ def _number(value: float | None, digits: int = 2, percent: bool = False) -> str:
 
 def _score_table(rows: list, summary: dict, title: str, per_utterance: bool) -> Table:
     table = Table(title=title)
-    for column in ("id", "MCD dB", "log-F0 RMSE cents", "voicing error", "duration ratio", "WER", "CER"):
+    rated = summary.get("mos") is not None
+    columns = ["id", "MCD dB", "log-F0 RMSE cents", "voicing error", "duration ratio", "WER", "CER"]
+    for column in columns + (["MOS (pred.)"] if rated else []):
         table.add_column(column, justify="left" if column == "id" else "right")
+
+    def cells(name: str, mcd: Any, cents: Any, voicing: Any, ratio: Any, wer: Any, cer: Any, mos: Any) -> list[str]:
+        values = [name, _number(mcd), _number(cents, 0), _number(voicing, percent=True), _number(ratio),
+                  _number(wer, percent=True), _number(cer, percent=True)]
+        return values + ([_number(mos)] if rated else [])
+
     if per_utterance:
         for r in rows:
-            table.add_row(r.id, _number(r.mcd_db), _number(r.log_f0_rmse_cents, 0), _number(r.voicing_error, percent=True),
-                          _number(r.duration_ratio), _number(r.word_errors / r.words if r.words else None, percent=True),
-                          _number(r.character_errors / r.characters if r.characters else None, percent=True))
-    table.add_row("[bold]mean", _number(summary["mcd_db"]), _number(summary["log_f0_rmse_cents"], 0),
-                  _number(summary["voicing_error"], percent=True), _number(summary["duration_ratio"]),
-                  _number(summary["wer"], percent=True), _number(summary["cer"], percent=True))
+            table.add_row(*cells(r.id, r.mcd_db, r.log_f0_rmse_cents, r.voicing_error, r.duration_ratio,
+                                 r.word_errors / r.words if r.words else None,
+                                 r.character_errors / r.characters if r.characters else None, r.mos))
+    table.add_row(*cells("[bold]mean", summary["mcd_db"], summary["log_f0_rmse_cents"], summary["voicing_error"],
+                         summary["duration_ratio"], summary["wer"], summary["cer"], summary.get("mos")))
     return table
 
 
@@ -77,6 +84,8 @@ def evaluate(
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", min=1, help="Worker processes (default: CPU cores).")]
     = None,
     no_asr: Annotated[bool, typer.Option("--no-asr", help="Skip the speech recogniser (word/character error).")]
+    = False,
+    no_mos: Annotated[bool, typer.Option("--no-mos", help="Skip the predicted MOS (DistillMOS, where installed).")]
     = False,
     per_utterance: Annotated[bool, typer.Option("--per-utterance", help="Print a row per utterance too.")] = False,
 ) -> None:
@@ -150,10 +159,16 @@ def evaluate(
         progress = _progress("eval")
         task = progress.add_task("eval", total=len(pairs))
         with progress:
-            rows = run(pairs, jobs=jobs, recognise=not no_asr, on_done=lambda row: progress.advance(task))
+            rows = run(pairs, jobs=jobs, recognise=not no_asr, on_done=lambda row: progress.advance(task),
+                       rate_naturalness=not no_mos)
     summary = summarise(rows)
     err_console.print(_score_table(rows, summary, f"{len(rows)} utterances: {what} vs {reference or metadata}",
                                    per_utterance))
+    if not no_mos and summary.get("mos") is None:
+        from ttskit.evaluation.naturalness import INSTALL_HINT
+
+        err_console.print(f"predicted MOS: skipped (DistillMOS is not installed; `{INSTALL_HINT}` adds it)",
+                          highlight=False, soft_wrap=True)
     for row in rows:
         if row.problem:
             err_console.print(f"[yellow]warning:[/] not measured, {row.problem}", highlight=False, soft_wrap=True)

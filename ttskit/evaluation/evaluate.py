@@ -45,6 +45,7 @@ class Row:
     transcript: str = ""
     recognised: str = ""
     problem: str = ""
+    mos: float | None = None  # predicted by DistillMOS, where it is installed (`naturalness`)
 
 
 def _read_manifest(path: Path) -> dict[str, Item]:
@@ -99,11 +100,12 @@ def pair(reference: dict[str, Item], hypothesis: dict[str, Item]) -> list[tuple[
 
 
 _recognizer = None
+_mos_model: object | None = None
 
 
-def _score(job: tuple[Item, Item, AudioConfig, bool]) -> Row:
-    global _recognizer
-    ref, hyp, config, recognise = job
+def _score(job: tuple[Item, Item, AudioConfig, bool, bool]) -> Row:
+    global _recognizer, _mos_model
+    ref, hyp, config, recognise, rate_naturalness = job
     reference, hypothesis = load_audio(ref.audio, config.sample_rate), load_audio(hyp.audio, config.sample_rate)
     try:
         d = distances(reference, hypothesis, config)
@@ -123,6 +125,12 @@ def _score(job: tuple[Item, Item, AudioConfig, bool]) -> Row:
         row.words, row.word_errors = len(truth), edit_distance(truth, heard)
         row.character_errors, row.characters = character_errors(" ".join(truth), " ".join(heard))
         row.transcript, row.recognised = " ".join(truth), " ".join(heard)
+    if rate_naturalness:
+        from ttskit.evaluation.naturalness import load_mos_model, predict_mos
+
+        _mos_model = _mos_model or load_mos_model()
+        if _mos_model is not None:
+            row.mos = predict_mos(_mos_model, hypothesis, config.sample_rate)
     return row
 
 
@@ -133,9 +141,11 @@ def _one_thread() -> None:
 
 
 def evaluate(pairs: list[tuple[Item, Item]], config: AudioConfig | None = None, jobs: int | None = None,
-             recognise: bool = True, on_done: Callable[[Row], None] | None = None) -> list[Row]:
+             recognise: bool = True, on_done: Callable[[Row], None] | None = None,
+             rate_naturalness: bool = True) -> list[Row]:
+    """Scores of each pair. `rate_naturalness`: predicted MOS too, where DistillMOS is installed."""
     config = config or AudioConfig()
-    work = [(ref, hyp, config, recognise) for ref, hyp in pairs]
+    work = [(ref, hyp, config, recognise, rate_naturalness) for ref, hyp in pairs]
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(work)))
 
     def results() -> Iterator[Row]:
@@ -162,7 +172,7 @@ def summarise(rows: list[Row]) -> dict[str, float | None]:
     characters = sum(r.characters for r in rows)
     return {"utterances": len(rows), "unmeasured": sum(bool(r.problem) for r in rows), "mcd_db": mean("mcd_db"),
             "log_f0_rmse_cents": mean("log_f0_rmse_cents"), "voicing_error": mean("voicing_error"),
-            "duration_ratio": mean("duration_ratio"),
+            "duration_ratio": mean("duration_ratio"), "mos": mean("mos"),
             "wer": sum(r.word_errors for r in rows) / words if words else None,
             "cer": sum(r.character_errors for r in rows) / characters if characters else None}
 

@@ -104,6 +104,17 @@ def find_voice(name: str | Path | None = None) -> Voice:
                      "made by `ttskit pack-voice`")
 
 
+def init_source(value: Path, part: str) -> Path:
+    """`--init VALUE` of a training command: a path as given; `default` or a shipped voice's name
+    (where no such path exists): that voice's acoustic model or vocoder (`part`)."""
+    if value.exists():
+        return value
+    for voice in shipped_voices():
+        if str(value) in ("default", voice.name) and (str(value) != "default" or voice.name == DEFAULT_VOICE):
+            return voice.acoustic if part == "acoustic" else voice.vocoder
+    return value  # the training command's own check names the missing file
+
+
 def acoustic_for_inference(state: dict[str, Any]) -> dict[str, Any]:
     """A train-acoustic checkpoint without what only training needs."""
     return {key: state[key] for key in ACOUSTIC_KEYS if key in state}

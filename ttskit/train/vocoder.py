@@ -80,8 +80,10 @@ def prepare_vocoder_run(work: Path, run: Path, *, model: str | None = None, conf
                         resume: bool = False, gta: bool = False, init: Path | None = None) -> VocoderJob:
     """Resolve the run config and check WORK, RUN and --init before any process starts. `model`:
     hifigan-v1 when a fresh run names none; on resume it may only name the run's own (and naming
-    none resumes the run's own family)."""
-    chosen = model or (_run_family(run) if resume else None) or "hifigan-v1"
+    none resumes the run's own family, as naming none with --init takes the family of the generator
+    it starts from)."""
+    chosen = model or (_run_family(run) if resume else None) or (_init_family(init) if init else None) \
+        or "hifigan-v1"
     if chosen not in VOCODER_PRESETS:
         raise TrainingError(f"unknown vocoder model {chosen!r} (choose from {', '.join(VOCODER_PRESETS)})")
     require_work_files(work, VOCODER_FILES)
@@ -126,6 +128,16 @@ def _run_family(run: Path) -> str | None:
         return None
     model = stored.get("model") if isinstance(stored, dict) else None
     return "harmonic-noise" if isinstance(model, dict) and "harmonics" in model else None
+
+
+def _init_family(init: Path) -> str | None:
+    """harmonic-noise when --init names a harmonic-plus-noise generator (None: HiFi-GAN, or unreadable:
+    `_check_init` says why)."""
+    try:
+        _, _, _, state = load_generator_and_state(init)
+    except VocoderError:
+        return None
+    return "harmonic-noise" if state.get("architecture") == "harmonic-noise" else None
 
 
 def _check_audio(theirs: AudioConfig, ours: AudioConfig, source: Path, work: Path) -> None:

