@@ -9,6 +9,7 @@ import shutil
 import wave
 
 import numpy as np
+import torch
 import pytest
 import soundfile as sf
 from typer.testing import CliRunner
@@ -161,3 +162,47 @@ def test_vocoder_fine_tuning_from_the_shipped_voice(mini_work, tmp_path):
                                  "--vocoder", str(run)])
     assert result.exit_code == 0, result.output
     assert sf.info(str(out)).duration > 0.5
+
+
+def test_acoustic_fine_tuning_from_the_shipped_voice(mini_work, tmp_path):
+    """--init default: the shipped voice's weights carry over (its first loss is a fraction of a fresh
+    model's on the same data), and the tuned checkpoint speaks through the shipped vocoder."""
+    quick = ["--max-steps", "1", "--device", "cpu", "--set", "train.max_frames_per_batch=1500", "--set",
+             "train.log_every=1", "--set", "train.val_every=1", "--set", "train.checkpoint_every=1"]
+    tuned, fresh = tmp_path / "tuned", tmp_path / "fresh"
+    result = runner.invoke(app, ["train-acoustic", str(mini_work), "-o", str(tuned), "--init", "default", *quick])
+    assert result.exit_code == 0, result.output
+    assert "fine-tuning" in result.output
+    assert runner.invoke(app, ["train-acoustic", str(mini_work), "-o", str(fresh), *quick]).exit_code == 0
+
+    def first_mel_l1(run):
+        return next(json.loads(line)["mel_l1"] for line in (run / "metrics.jsonl").read_text().splitlines()
+                    if '"mel_l1"' in line)
+
+    assert first_mel_l1(tuned) < 0.5 * first_mel_l1(fresh)
+    assert "learning_rate: 0.0005" in (tuned / "config.yaml").read_text()
+    out = tmp_path / "tuned.wav"
+    result = runner.invoke(app, ["synth", "Hello there.", "-o", str(out), "--acoustic", str(tuned), "--vocoder",
+                                 str(find_voice().vocoder)])
+    assert result.exit_code == 0, result.output
+    refused = runner.invoke(app, ["train-acoustic", str(mini_work), "-o", str(tmp_path / "x"), "--init", "default",
+                                  "--preset", "base"])
+    assert refused.exit_code != 0 and "leave --preset out" in refused.output
+
+
+def test_transfer_weights_maps_symbols_and_speakers():
+    from ttskit.models.fastspeech2 import PRESETS, FastSpeech2
+    from ttskit.train.fine_tune import transfer_weights
+
+    torch.manual_seed(0)
+    old = FastSpeech2(PRESETS["small"], 4, 80, 2)
+    state = {"model": old.state_dict(), "vocab": ["<pad>", "a", "b", "c"], "speakers": {"x": 0, "y": 1}}
+    new = FastSpeech2(PRESETS["small"], 4, 80, 2)
+    fresh = transfer_weights(new, state, ["<pad>", "c", "a", "z"], {"y": 0, "new": 1})
+    assert fresh == []
+    embedding, speakers = new.embedding.weight, new.speaker_embedding.weight
+    assert torch.equal(embedding[1], old.embedding.weight[3]) and torch.equal(embedding[2], old.embedding.weight[1])
+    assert not torch.equal(embedding[3], old.embedding.weight[2])  # z is new: left as initialised
+    assert torch.equal(speakers[0], old.speaker_embedding.weight[1])
+    assert torch.allclose(speakers[1], old.speaker_embedding.weight.mean(0))
+    assert all(torch.equal(a, b) for a, b in zip(new.decoder.parameters(), old.decoder.parameters()))

@@ -23,6 +23,10 @@ def train_acoustic(
         min=1, help="Local DistributedDataParallel ranks (GPUs, or gloo processes on a CPU-only machine). "
                     "Under torchrun the ranks come from torchrun instead.")] = 1,
     resume: Annotated[bool, typer.Option("--resume", help="Continue RUN from its latest checkpoint.")] = False,
+    init: Annotated[Optional[Path], typer.Option(
+        "--init", help="Fine-tune from this model: `default` (the shipped voice's), a shipped voice's name, or a "
+                       "train-acoustic run or checkpoint. Same text front end and mel settings; the vocabulary and "
+                       "speakers may differ.")] = None,
     device: DeviceOption = None,
     export_gta: Annotated[bool, typer.Option(
         "--export-gta", help="After training, write teacher-forced mels of every utterance to WORK/gta/ "
@@ -35,10 +39,13 @@ def train_acoustic(
 ) -> None:
     """Train the FastSpeech2 acoustic model on a WORK folder.
 
-    Example: ttskit train-acoustic work/mini -o runs/mini --preset small --max-steps 2000
+    Examples:
+      ttskit train-acoustic work/mini -o runs/mini --preset small --max-steps 2000
+      ttskit train-acoustic work/myvoice -o runs/myvoice --init default --max-steps 1000
     """
     from ttskit.checkpoints.store import latest_checkpoint
     from ttskit.runtime import default_device
+    from ttskit.synthesis.voices import init_source
     from ttskit.train.acoustic import prepare_run
     from ttskit.train.acoustic import train_acoustic as run_training
     from ttskit.train.gta import export_gta as write_gta
@@ -46,8 +53,10 @@ def train_acoustic(
     with user_errors():
         default_device(device)  # a wrong --device is refused before RUN is touched
         job = prepare_run(work, output, preset=preset, config_path=config, overrides=overrides or [],
-                          max_steps=max_steps, resume=resume, vocoder=vocoder)
-        start = f"resuming from {job.resume_from.name}" if job.resume_from else "starting"
+                          max_steps=max_steps, resume=resume, vocoder=vocoder,
+                          init=init_source(init, "acoustic") if init is not None else None)
+        start = (f"resuming from {job.resume_from.name}" if job.resume_from
+                 else f"fine-tuning {job.init_from}" if job.init_from else "starting")
         say(f"{start}: training to step {job.max_steps} on {work} -> {output}")
         summary = train_with_progress(run_training, job, describe_acoustic, gpus, device)
         say(f"{ending(summary)}; checkpoints in {output / 'checkpoints'}")

@@ -17,6 +17,7 @@ import torch
 from ttskit.audio import MelSpectrogram
 from ttskit.checkpoints.acoustic import build_acoustic_model
 from ttskit.checkpoints.formats import ACOUSTIC_FORMAT
+from ttskit.checkpoints.store import load_checkpoint
 from ttskit.checkpoints.vocoder import load_generator, load_vocoder
 from ttskit.config import mel_mismatches
 from ttskit.data.dataset import AcousticBatch, FrameBudgetSampler, WorkDataset, collate
@@ -36,6 +37,7 @@ from ttskit.skeleton.pieces import (
     write_run_config,
 )
 from ttskit.train.acoustic_config import RUN_PRESETS, AcousticRunConfig
+from ttskit.train.fine_tune import fine_tune_preset, load_init, transfer_weights
 from ttskit.train.media import log_validation_media
 from ttskit.work import (
     ACOUSTIC_FILES,
@@ -55,6 +57,7 @@ class AcousticJob:
     max_steps: int
     resume_from: Path | None
     vocoder: Path | None = None  # for validation audio; Griffin-Lim without one
+    init_from: Path | None = None  # fine-tuning: the checkpoint whose weights it starts from
 
 
 def build_model(run_config: AcousticRunConfig, n_symbols: int, n_mels: int, n_speakers: int,
@@ -78,22 +81,31 @@ def check_compatible(checkpoint: dict[str, Any], identity: dict[str, Any], sourc
 
 def prepare_run(work: Path, run: Path, *, preset: str | None = None, config_path: Path | None = None,
                 overrides: tuple[str, ...] | list[str] = (), max_steps: int | None = None,
-                resume: bool = False, vocoder: Path | None = None) -> AcousticJob:
+                resume: bool = False, vocoder: Path | None = None, init: Path | None = None) -> AcousticJob:
     """Resolve the run config and check WORK and RUN before any process starts. `preset`: small
-    when a fresh run names none; on resume it may only name the run's own model."""
+    when a fresh run names none; on resume it may only name the run's own model. `init`: fine-tune
+    from that checkpoint (its model config, a fine-tuning learning rate; `ttskit.train.fine_tune`)."""
     chosen = preset or "small"
     if chosen not in RUN_PRESETS:
         raise TrainingError(f"unknown preset {chosen!r} (choose from {', '.join(RUN_PRESETS)})")
+    if init is not None and preset is not None:
+        raise TrainingError("--init brings its own model: leave --preset out")
     require_work_files(work, ACOUSTIC_FILES)
     identity = work_identity(work)
+    base = RUN_PRESETS[chosen]
+    init_path = None
+    if init is not None:
+        init_path, init_state = load_init(init, identity, work)
+        base = fine_tune_preset(init_state, init_path)
     run_config, previous, _ = resolve_run_config(
-        run, resume, AcousticRunConfig, RUN_PRESETS[chosen], config_path, overrides,
+        run, resume, AcousticRunConfig, base, config_path, overrides,
         lambda state, source: check_compatible(state, identity, source, work), preset_given=preset is not None)
     if vocoder is not None:
         _check_vocoder(vocoder, work)
     check_manifest_files(work, read_manifest(work, "train") + read_manifest(work, "val"))
     write_run_config(run, run_config, fresh=previous is None)
-    return AcousticJob(work, run, run_config, max_steps if max_steps is not None else 200_000, previous, vocoder)
+    return AcousticJob(work, run, run_config, max_steps if max_steps is not None else 200_000, previous, vocoder,
+                       init_path if previous is None else None)
 
 
 def _check_vocoder(vocoder: Path, work: Path) -> None:
@@ -149,6 +161,11 @@ class AcousticTrainer(Trainer):
         self.vocoder: Vocoder | None = None
         if self.job.vocoder is not None and rank.is_main:
             self.vocoder = load_vocoder(self.job.vocoder, "cpu")  # beside training, never in its GPU memory
+
+    def initialise(self) -> None:
+        if self.job.init_from is not None:
+            transfer_weights(self.model, load_checkpoint(self.job.init_from), self.identity["vocab"],
+                             self.identity["speakers"])
 
     def wrap(self, rank: Rank) -> None:
         self.trained = ddp(self.model, rank)

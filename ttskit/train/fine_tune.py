@@ -1,0 +1,93 @@
+"""Fine-tuning an acoustic model from another one (`train-acoustic --init`): a new voice from
+minutes of speech, starting from a trained model (the shipped voice's, `--init default`).
+
+What carries over: every weight whose name and shape agree; the phoneme embedding row by row by
+*symbol* (the new WORK folder's vocabulary may order or hold its symbols differently); speaker
+embeddings by speaker name, and a new speaker starts from the mean of the old ones. Pitch and
+energy are normalised per corpus (per speaker for pitch), so their predictors carry over in
+meaning; their value embeddings keep their rows, bucketed over the new corpus' range. The text
+front end and the mel settings must be the same: the model's inputs and outputs would mean
+something else otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ttskit.checkpoints.acoustic import is_acoustic_checkpoint
+from ttskit.checkpoints.resolve import resolve_checkpoint
+from ttskit.checkpoints.store import CheckpointError, load_checkpoint
+from ttskit.config import AudioConfig, config_from_dict, mel_mismatches
+from ttskit.models.fastspeech2 import FastSpeech2, FastSpeech2Config
+from ttskit.skeleton.pieces import TrainingError, first_difference
+from ttskit.train.acoustic_config import RUN_PRESETS, AcousticRunConfig
+
+# Fine-tuning starts from a trained model: a lower peak and a short warm-up keep it from being
+# shaken apart in the first steps (the `small` preset's 2e-3 is for a model trained from scratch).
+FINE_TUNE_LEARNING_RATE = 5e-4
+FINE_TUNE_WARMUP_STEPS = 100
+
+
+def load_init(init: Path, identity: dict[str, Any], work: Path) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint --init names, checked against the WORK folder it will be tuned on."""
+    try:
+        path = resolve_checkpoint(init, "acoustic")
+        state = load_checkpoint(path)
+    except CheckpointError as err:
+        raise TrainingError(f"--init: {err}") from None
+    if not is_acoustic_checkpoint(state):
+        raise TrainingError(f"--init: {path} is not an acoustic-model checkpoint (format {state.get('format')!r})")
+    if state["text"] != identity["text"]:
+        raise TrainingError(f"--init: {path} was trained with another text front end than {work} uses "
+                            f"({first_difference(state['text'], identity['text'])}); preprocess with its text "
+                            "settings")
+    theirs = config_from_dict(AudioConfig, state["audio"], source=str(path))
+    ours = config_from_dict(AudioConfig, identity["audio"], source=str(work))
+    if mismatches := mel_mismatches(theirs, ours):
+        key, a, b = mismatches[0]
+        raise TrainingError(f"--init: {path} makes other mels than {work} holds ({key}: {a!r} vs {b!r}); "
+                            "preprocess with its audio settings")
+    return path, state
+
+
+def fine_tune_preset(state: dict[str, Any], source: Path) -> AcousticRunConfig:
+    """The starting config of a fine-tuning run: the init's model, `small`'s training with a lower rate."""
+    model = config_from_dict(FastSpeech2Config, state["run_config"]["model"], source=str(source), prefix="model")
+    train = dataclasses.replace(RUN_PRESETS["small"].train, learning_rate=FINE_TUNE_LEARNING_RATE,
+                                warmup_steps=FINE_TUNE_WARMUP_STEPS)
+    return AcousticRunConfig(model, train)
+
+
+@torch.no_grad()
+def transfer_weights(model: FastSpeech2, state: dict[str, Any], vocab: list[str],
+                     speakers: dict[str, int]) -> list[str]:
+    """Copy what carries over from the checkpoint `state` into `model`; returns the names of the
+    weights left as initialised (nothing of the same name and shape to take them from)."""
+    source: dict[str, torch.Tensor] = state["model"]
+    target = model.state_dict()
+    fresh = []
+    for name, tensor in target.items():
+        if name == "embedding.weight":
+            rows = {symbol: i for i, symbol in enumerate(state["vocab"])}
+            for i, symbol in enumerate(vocab):
+                if symbol in rows:
+                    tensor[i] = source[name][rows[symbol]]
+        elif name == "speaker_embedding.weight":
+            old = source.get(name)
+            for speaker, i in speakers.items():
+                if old is not None and speaker in state["speakers"]:
+                    tensor[i] = old[state["speakers"][speaker]]
+                elif old is not None:
+                    tensor[i] = old.mean(0)
+                else:
+                    tensor[i] = 0.0  # the init had one speaker and no table: it speaks as that voice
+        elif name in source and source[name].shape == tensor.shape:
+            tensor.copy_(source[name])
+        else:
+            fresh.append(name)
+    model.load_state_dict(target)
+    return fresh
