@@ -9,9 +9,9 @@ import shutil
 import wave
 
 import numpy as np
-import torch
 import pytest
 import soundfile as sf
+import torch
 from typer.testing import CliRunner
 
 from ttskit.checkpoints.store import load_checkpoint
