@@ -22,7 +22,7 @@ from ttskit.runtime import autocast
 from ttskit.skeleton.distributed import Rank
 from ttskit.skeleton.loop import RunPrecision, StepResult, ddp
 from ttskit.skeleton.pieces import follow_learning_rate, step_verdict
-from ttskit.train.vocoder import GeneratorTrainer, VocoderJob, _grad_norm
+from ttskit.train.generator_trainer import GeneratorTrainer, VocoderJob, grad_norm
 from ttskit.work import frame_pitch_path, load_work_config
 
 
@@ -99,7 +99,7 @@ class HarmonicNoiseTrainer(GeneratorTrainer):
         self.optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.unscale_(self.optimizer)
-        norm = _grad_norm(self.net.parameters(), cfg.grad_clip)
+        norm = grad_norm(self.net.parameters(), cfg.grad_clip)
         verdict = step_verdict(loss, norm, scaler, self.rank)
         return StepResult(verdict, {"loss": loss, "stft": stft, "f0_l1": f0_l1, "voicing_bce": voicing_bce},
                           {"grad_norm": norm}, wave.shape[0] * wave.shape[-1])

@@ -1,6 +1,7 @@
 """`ttskit train-vocoder`: each vocoder family is a `Trainer` of the training skeleton. HiFi-GAN
 (generator vs multi-period and multi-scale discriminators) lives here; the harmonic-plus-noise
-vocoder (`train/harmonic_noise.py`) shares `GeneratorTrainer`: data, validation and the files.
+vocoder (`train/harmonic_noise.py`) shares `GeneratorTrainer` (`train/generator_trainer.py`): data,
+validation and the files.
 
 Each save writes a full training state (`step_XXXXXXXX.pt`: both networks, both optimisers,
 schedulers, scaler, RNG states) and a small generator-only file (`generator_XXXXXXXX.pt`) that
@@ -9,26 +10,19 @@ synthesis loads; `generator_best.pt` is the one with the lowest validation mel L
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import soundfile as sf
 import torch
 from torch.nn import functional as F
 
-from ttskit.audio import MelSpectrogram
 from ttskit.checkpoints import jik876
-from ttskit.checkpoints.formats import VOCODER_GENERATOR_FORMAT, VOCODER_TRAINING_FORMAT
-from ttskit.checkpoints.store import load_checkpoint, prune_checkpoints, save_checkpoint
+from ttskit.checkpoints.store import load_checkpoint
 from ttskit.checkpoints.vocoder import load_generator, load_generator_and_state
 from ttskit.config import AudioConfig, config_from_dict, config_to_dict, mel_mismatches
 from ttskit.data.frame_pitch import ensure_frame_pitch
-from ttskit.data.segments import SegmentBatchSampler, SegmentDataset, collate_segments
 from ttskit.models.discriminators import (
     MultiPeriodDiscriminator,
     MultiScaleDiscriminator,
@@ -40,7 +34,7 @@ from ttskit.models.hifigan import Generator
 from ttskit.models.vocoder import VocoderError
 from ttskit.runtime import autocast, default_device
 from ttskit.skeleton.distributed import Rank, launch
-from ttskit.skeleton.loop import RunPrecision, StepResult, Trainer, TrainingLoop, ddp
+from ttskit.skeleton.loop import RunPrecision, StepResult, TrainingLoop, ddp
 from ttskit.skeleton.pieces import (
     TrainingError,
     first_difference,
@@ -50,7 +44,8 @@ from ttskit.skeleton.pieces import (
     step_verdict,
     write_run_config,
 )
-from ttskit.train.media import log_vocoder_media
+from ttskit.train.generator_trainer import GeneratorTrainer, VocoderJob, grad_norm
+from ttskit.train.harmonic_noise import HarmonicNoiseTrainer
 from ttskit.train.vocoder_config import VOCODER_PRESETS, AnyVocoderRunConfig, HarmonicNoiseRunConfig, VocoderRunConfig
 from ttskit.work import (
     VOCODER_FILES,
@@ -59,20 +54,7 @@ from ttskit.work import (
     mel_path,
     read_manifest,
     require_work_files,
-    wav_path,
 )
-
-
-@dataclass(frozen=True)
-class VocoderJob:
-    work: Path
-    run: Path
-    config: AnyVocoderRunConfig
-    audio: AudioConfig
-    max_steps: int
-    gta: bool
-    resume_from: Path | None
-    init_from: Path | None
 
 
 def prepare_vocoder_run(work: Path, run: Path, *, model: str | None = None, config_path: Path | None = None,
@@ -179,9 +161,6 @@ def train_vocoder(job: VocoderJob, *, gpus: int = 1, device: str | None = None,
 
 
 def _train_rank(rank: Rank, job: VocoderJob, on_log: Callable[[dict[str, Any]], None] | None) -> None:
-    # Imported here: the harmonic-plus-noise trainer builds on GeneratorTrainer below.
-    from ttskit.train.harmonic_noise import HarmonicNoiseTrainer
-
     trainer = HarmonicNoiseTrainer(job) if isinstance(job.config, HarmonicNoiseRunConfig) else VocoderTrainer(job)
     TrainingLoop(trainer, rank, on_log).run()
 
@@ -233,10 +212,6 @@ def _initialise(nets: _Nets, init: Path) -> None:
         nets.msd.load_state_dict(discriminators["msd"])
 
 
-def _grad_norm(parameters: Any, clip: float | None) -> torch.Tensor:
-    return torch.nn.utils.clip_grad_norm_(list(parameters), clip if clip is not None else math.inf)
-
-
 def _split(scores: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Scores of a real-then-generated batch -> (real scores, generated scores)."""
     return [s.chunk(2)[0] for s in scores], [s.chunk(2)[1] for s in scores]
@@ -244,95 +219,6 @@ def _split(scores: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.T
 
 def _split_maps(maps: list[list[torch.Tensor]]) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
     return ([[m.chunk(2)[0] for m in per] for per in maps], [[m.chunk(2)[1] for m in per] for per in maps])
-
-
-class GeneratorTrainer(Trainer):
-    """What every vocoder family's trainer shares: segments of WORK, the generator files synthesis
-    loads, and validation by the full-band mel L1 of whole held-out utterances."""
-
-    summary_best_key = "best_val_mel_l1"
-    val_key = "val_mel_l1"
-    nan_advice = "lower train.learning_rate or try train.precision=fp32"
-    architecture: str  # what the checkpoints say, for `ttskit.checkpoints.vocoder.ARCHITECTURES`
-    uses_pitch = False  # segments carry F0 and voicing (WORK/f0)
-
-    def __init__(self, job: VocoderJob) -> None:
-        super().__init__(job.run, job.config, job.max_steps, job.resume_from)
-        self.job = job
-
-    def build_data(self, rank: Rank, precision: RunPrecision) -> None:
-        cfg, job = self.job.config.train, self.job
-        self.rank, self.precision = rank, precision
-        self.train_set = SegmentDataset(job.work, "train", cfg.segment_samples, job.audio.hop_length,
-                                        job.audio.mel_floor, gta=job.gta, seed=cfg.seed, pitch=self.uses_pitch)
-        if len(self.train_set) == 0:
-            raise TrainingError(f"{job.work}/train.jsonl is empty")
-        self.sampler = SegmentBatchSampler(len(self.train_set), cfg.batch_size // rank.world_size, seed=cfg.seed,
-                                           num_replicas=rank.world_size, rank=rank.rank)
-        self.collate = collate_segments
-        # The loss looks at the whole band; float32 STFT: this runs every step.
-        fmax = getattr(cfg, "loss_fmax", None)
-        self.loss_mel = MelSpectrogram(dataclasses.replace(job.audio, fmax=fmax),
-                                       double_precision=False).to(rank.device)
-
-    def generator_module(self) -> torch.nn.Module:
-        """The bare generator (not DDP-wrapped): what the generator files hold."""
-        raise NotImplementedError
-
-    def generate_for_validation(self, mel: torch.Tensor, recorded: torch.Tensor, uid: str) -> torch.Tensor:
-        """(1, M, T) mel of a held-out utterance -> (1, S) wave."""
-        return self.generator_module()(mel).squeeze(1).float()
-
-    def metadata(self) -> dict[str, Any]:
-        return {"format": VOCODER_TRAINING_FORMAT, "architecture": self.architecture,
-                "audio": config_to_dict(self.job.audio), "gta": self.job.gta, **self.extra_metadata()}
-
-    def extra_metadata(self) -> dict[str, Any]:
-        """What a family's checkpoints carry beyond the generator, model and audio config."""
-        return {}
-
-    def throughput(self, amount: float, seconds: float) -> dict[str, float]:
-        return {"audio_s_per_s": round(amount / self.job.audio.sample_rate / seconds, 2)}
-
-    def generator_file(self, step: int) -> dict[str, Any]:
-        """What synthesis loads: the generator alone, with its architecture and mel settings."""
-        return {"format": VOCODER_GENERATOR_FORMAT, "architecture": self.architecture,
-                "generator": self.generator_module().state_dict(), "model": config_to_dict(self.job.config.model),
-                "audio": config_to_dict(self.job.audio), "step": step, "gta": self.job.gta, **self.extra_metadata()}
-
-    def save_best(self, checkpoints: Path, state: dict[str, Any], step: int) -> None:
-        save_checkpoint(checkpoints / "generator_best.pt", self.generator_file(step))
-
-    def after_save(self, checkpoints: Path, step: int) -> None:
-        save_checkpoint(checkpoints / f"generator_{step:08d}.pt", self.generator_file(step))
-        prune_checkpoints(checkpoints, self.job.config.train.keep_last, prefix="generator")
-
-    @torch.no_grad()
-    def validate(self, step: int, writer: Any) -> float | None:
-        """Mean mel L1 (the loss's full-band mel) of whole held-out utterances; media to TensorBoard."""
-        job, device = self.job, self.rank.device
-        rows = read_manifest(job.work, "val")[:job.config.train.val_utterances]
-        if not rows:
-            return None
-        generator = self.generator_module()
-        generator.eval()
-        total = 0.0
-        for index, row in enumerate(rows):
-            mel = torch.from_numpy(np.load(mel_path(job.work, row["id"], job.gta))).unsqueeze(0).to(device)
-            recorded, _ = sf.read(str(wav_path(job.work, row["id"])), dtype="float32")
-            recorded = torch.from_numpy(recorded).unsqueeze(0).to(device)
-            generated = self.generate_for_validation(mel, recorded, row["id"])
-            length = min(generated.shape[-1], recorded.shape[-1])
-            target, predicted = self.loss_mel(recorded[:, :length]), self.loss_mel(generated[:, :length])
-            total += float(F.l1_loss(predicted, target))
-            if writer is not None and index < 2:
-                log_vocoder_media(writer, f"val/{index}", target[0], predicted[0], generated[0], step,
-                                  job.audio.sample_rate)
-        generator.train()
-        return total / len(rows)
-
-    def seen_indices(self, sampler: Any) -> Iterable[int]:
-        return (i for batch in sampler for _, i in batch)
 
 
 class VocoderTrainer(GeneratorTrainer):
@@ -392,7 +278,7 @@ class VocoderTrainer(GeneratorTrainer):
         self.nets.optim_g.zero_grad(set_to_none=True)
         scaler.scale(loss_g).backward()
         scaler.unscale_(self.nets.optim_g)
-        norm_g = _grad_norm(self.nets.generator.parameters(), cfg.grad_clip)
+        norm_g = grad_norm(self.nets.generator.parameters(), cfg.grad_clip)
         verdict_g = step_verdict(loss_g, norm_g, scaler, self.rank)
         # A discriminator overflow was skipped by the scaler already; the generator's decides.
         verdict = "bad" if "bad" in (verdict_d, verdict_g) else verdict_g
@@ -413,7 +299,7 @@ class VocoderTrainer(GeneratorTrainer):
         nets.optim_d.zero_grad(set_to_none=True)
         scaler.scale(loss_d).backward()
         scaler.unscale_(nets.optim_d)
-        norm_d = _grad_norm([*nets.mpd.parameters(), *nets.msd.parameters()], self.job.config.train.grad_clip)
+        norm_d = grad_norm([*nets.mpd.parameters(), *nets.msd.parameters()], self.job.config.train.grad_clip)
         verdict = step_verdict(loss_d, norm_d, scaler, self.rank)
         if verdict != "bad":
             scaler.step(nets.optim_d)
