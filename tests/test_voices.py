@@ -31,8 +31,9 @@ HELD_OUT = [
     "No, I said he was shot in the lumbar region.",
     "Washing your car to make it rain doesn't work.",
 ]
-# Measured on the shipped voice: see test_the_shipped_voice_is_intelligible; the bound has a margin.
-WER_BOUND = 0.45
+# Measured on the shipped voice (2026-12-02): 11 word errors in these 57 words (19.3 %); the bound
+# leaves room for 9 more (a broken front end or mismatched weights gives 60-100 %).
+WER_BOUND = 0.35
 
 
 @pytest.fixture(scope="module")

@@ -67,9 +67,9 @@ stage "pack-voice"
 rm -rf voice  # this recipe's own output of an earlier run
 ttskit pack-voice "$ACOUSTIC" "$VOCODER" -o voice --name joe \
     --description "US English male (Piper's en_US-joe-medium as the reader), trained on 2 CPU cores by ttskit" \
-    --licence "CC0-1.0 (weights); the corpus is Piper en_US-joe-medium reading CC0 sentences" \
-    --data "sentences.txt lines 1-$TRAIN_LINES read by Piper en_US-joe-medium (a VITS voice trained on CC0 recordings), 22050 Hz" \
+    --licence "CC0-1.0 (the weights)" \
+    --data "sentences.txt lines 1-$TRAIN_LINES read by Piper en_US-joe-medium (a VITS voice trained on CC0 recordings of a US male), 22050 Hz" \
     --training "PIPER_PYTHON=... bash recipes/default-voice/run.sh (ACOUSTIC_STEPS=$ACOUSTIC_STEPS VOCODER_STEPS=$VOCODER_STEPS)" \
     --scores recordings=eval_recordings.json --scores copy-synthesis=eval_copy.json --scores voice=eval_voice.json \
-    --scores-note "100 held-out sentences (sentences.txt lines 10,001-10,100, never trained on) read by the same Piper voice; WER by pocketsphinx"
+    --scores-note "100 held-out sentences (sentences.txt lines 10,001-10,100, never trained on) read by the same Piper voice; WER by pocketsphinx, MOS predicted by DistillMOS"
 stage "done: $OUT/voice (copy it to ttskit/voices/joe to ship it)"

@@ -12,7 +12,7 @@ from rich.console import Console
 from ttskit.cli.common import UserError, err_console, user_errors
 
 SCORE_KEYS = {"wer": "WER", "cer": "CER", "mcd_db": "MCD dB", "log_f0_rmse_cents": "log-F0 RMSE cents",
-              "voicing_error": "voicing error", "utterances": "utterances"}
+              "voicing_error": "voicing error", "mos": "MOS (pred.)", "utterances": "utterances"}
 
 
 def voices() -> None:
