@@ -181,6 +181,7 @@ def test_demo_runs_the_whole_pipeline(tmp_path):
     result = runner.invoke(app, ["demo", "-o", str(out), "--clips", "6", "--steps", "2", "--vocoder",
                                  str(tmp_path / "voc")])
     assert result.exit_code == 0, result.output
+    assert sf.info(str(out / "shipped_voice.wav")).duration > 2  # the demo leads with the shipped voice
     wave, rate = sf.read(out / "demo.wav")
     assert rate == 22050 and len(wave) > 0
     assert len(sf.read(out / "demo_vocoder.wav")[0]) == len(wave)  # the same mel, through the vocoder

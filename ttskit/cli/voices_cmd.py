@@ -25,7 +25,11 @@ def voices() -> None:
         found = shipped_voices()
         if not found:
             raise UserError(f"no voices in {SHIPPED} (an installation without its package data?)")
-        table = Table("name", "speakers", "sample rate", "size", "licence", "description")
+        table = Table()
+        for title in ("name", "speakers", "sample rate", "size"):
+            table.add_column(title, no_wrap=True)  # a name or a figure broken over lines reads wrong
+        table.add_column("licence")
+        table.add_column("description")
         for voice in found:
             mark = " (default)" if voice.name == DEFAULT_VOICE else ""
             speakers = voice.card.get("speakers", [])
