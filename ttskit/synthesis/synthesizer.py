@@ -196,7 +196,6 @@ class Synthesizer:
     @torch.inference_mode()
     def _render(self, batch: list[_Sentence], speaker: int, controls: Controls) -> None:
         started = time.perf_counter()
-        speaker_name = self.speakers[speaker]
         lengths = torch.tensor([len(s.ids) for s in batch])
         phonemes = torch.zeros(len(batch), int(lengths.max()), dtype=torch.long)
         for row, sentence in enumerate(batch):
@@ -213,7 +212,7 @@ class Synthesizer:
         if max(frames) == 0:
             waves = torch.zeros(len(batch), 0)
         elif self.vocoder.uses_f0:
-            stats = self.acoustic.stats["pitch"]["per_speaker"][speaker_name]
+            stats = self.acoustic.stats["pitch"]["per_speaker"][self.speakers[speaker]]
             per_phoneme = self.acoustic.model.feature_level == "phoneme"
             waves = [self.vocoder(mels[row, :, :n], frame_f0(out.pitch[row].float(),
                                                             out.durations[row] if per_phoneme else None,

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from ttskit.audio.io import check_output_folder
-from ttskit.checkpoints.formats import ACOUSTIC_FORMAT, VOCODER_GENERATOR_FORMAT
+from ttskit.checkpoints.acoustic import is_acoustic_checkpoint
+from ttskit.checkpoints.formats import VOCODER_GENERATOR_FORMAT
 from ttskit.checkpoints.resolve import resolve_checkpoint
 from ttskit.checkpoints.store import load_checkpoint, save_checkpoint
-from ttskit.checkpoints.vocoder import load_vocoder
+from ttskit.checkpoints.vocoder import load_generator_and_state
 from ttskit.config import AudioConfig, config_from_dict, mel_mismatches
 from ttskit.errors import TtskitError
 
@@ -109,8 +110,9 @@ def init_source(value: Path, part: str) -> Path:
     (where no such path exists): that voice's acoustic model or vocoder (`part`)."""
     if value.exists():
         return value
+    wanted = DEFAULT_VOICE if str(value) == "default" else str(value)
     for voice in shipped_voices():
-        if str(value) in ("default", voice.name) and (str(value) != "default" or voice.name == DEFAULT_VOICE):
+        if voice.name == wanted:
             return voice.acoustic if part == "acoustic" else voice.vocoder
     return value  # the training command's own check names the missing file
 
@@ -150,19 +152,18 @@ def pack_voice(acoustic: Path, vocoder: Path, out: Path, name: str, *, descripti
     check_output_folder(out.parent if out.parent != Path("") else Path("."))
     acoustic_file = resolve_checkpoint(acoustic, "acoustic")
     state = load_checkpoint(acoustic_file, error=VoiceError)
-    if not str(state.get("format", "")).startswith(ACOUSTIC_FORMAT.rsplit("-", 1)[0]):
+    if not is_acoustic_checkpoint(state):
         raise VoiceError(f"{acoustic_file}: not an acoustic-model checkpoint (format {state.get('format')!r})")
-    generator = load_vocoder(vocoder, "cpu")
+    _, vocoder_audio, vocoder_file, vocoder_state = load_generator_and_state(vocoder)  # one load, checked
+    if vocoder_state.get("format") != VOCODER_GENERATOR_FORMAT:
+        raise VoiceError(f"{vocoder_file}: pack a generator file of `ttskit train-vocoder` (generator_*.pt, "
+                         "or the run folder)")
     audio = config_from_dict(AudioConfig, state["audio"], source=str(acoustic_file))
-    mismatches = mel_mismatches(audio, generator.audio)
+    mismatches = mel_mismatches(audio, vocoder_audio)
     if mismatches:
         listed = ", ".join(f"{key} {a!r} vs {b!r}" for key, a, b in mismatches)
-        raise VoiceError(f"the acoustic model {acoustic_file} and the vocoder {generator.source} use different mel "
+        raise VoiceError(f"the acoustic model {acoustic_file} and the vocoder {vocoder_file} use different mel "
                          f"settings ({listed})")
-    vocoder_state = load_checkpoint(Path(generator.source), error=VoiceError)
-    if vocoder_state.get("format") != VOCODER_GENERATOR_FORMAT:
-        raise VoiceError(f"{generator.source}: pack a generator file of `ttskit train-vocoder` (generator_*.pt, "
-                         "or the run folder)")
     speakers = sorted(state["speakers"], key=state["speakers"].__getitem__)
     card = {"format": VOICE_FORMAT, "name": name, "description": description, "language": language,
             "speakers": speakers, "sample_rate": audio.sample_rate, "licence": licence, "data": data,
