@@ -166,7 +166,7 @@ def main() -> None:
                      f"{best.real_time_factor:.3f}", f"{1 / best.real_time_factor:.1f}x"])
         print(rows[-1], file=sys.stderr, flush=True)
         if acoustic == "base" and args.fastspeech2 and args.hifigan:
-            counts = [len(s.ids) for s in synth._sentences([TEXT])]
+            counts = [len(s.ids) for s in synth.sentences([TEXT])]
             theirs_acoustic, theirs_vocoder = ming024_and_jik876(args.fastspeech2, args.hifigan, counts, args.repeats,
                                                                  precision)
             speech_s = best.audio_s  # the same frames per phoneme: the same audio, pauses aside

@@ -18,10 +18,8 @@ from ttskit.checkpoints.vocoder import load_vocoder
 from ttskit.cli import app
 from ttskit.config import AudioConfig
 from ttskit.data.frame_pitch import ensure_frame_pitch
-from ttskit.models.fastspeech2 import Controls
 from ttskit.models.harmonic_noise import HarmonicNoiseConfig, HarmonicNoiseGenerator, multi_resolution_stft_loss
 from ttskit.models.vocoder import SourceFilterVocoder
-from ttskit.synthesis.synthesizer import frame_f0
 from ttskit.work import frame_pitch_path, load_work_config, read_manifest
 
 runner = CliRunner()
@@ -82,20 +80,6 @@ def test_stft_loss_is_zero_for_identical_waves_and_grows_with_noise():
     small = multi_resolution_stft_loss(wave + 0.01 * torch.randn_like(wave), wave).item()
     large = multi_resolution_stft_loss(wave + 0.3 * torch.randn_like(wave), wave).item()
     assert 0 < small < large
-
-
-def test_frame_f0_expands_phonemes_and_applies_pitch_controls():
-    pitch = torch.tensor([0.0, 1.0, -1.0])  # normalised, per phoneme
-    durations = torch.tensor([10, 10, 10])
-    plain = frame_f0(pitch, durations, Controls(), mean=120.0, std=20.0, frames=30)
-    assert plain.shape == (30,)
-    assert plain[:3].allclose(torch.tensor(120.0)) and plain[15].item() == pytest.approx(140.0, rel=1e-4)
-    assert plain[25:].allclose(torch.tensor(100.0))
-    # +12 semitones as Synthesizer.controls makes it: every frame's F0 doubles.
-    ratio = 2.0
-    up = frame_f0(pitch, durations, Controls(pitch_scale=ratio, pitch_shift=120.0 * (ratio - 1) / 20.0),
-                  mean=120.0, std=20.0, frames=30)
-    assert up.allclose(plain * 2, rtol=1e-4)
 
 
 def test_frame_pitch_is_made_once_and_remade_when_damaged(mini_work, tmp_path):

@@ -8,6 +8,7 @@ from ttskit.cli import (
     demo_cmd,
     download_cmd,
     eval_cmd,
+    export_cmd,
     preprocess_cmd,
     synth_cmd,
     text_cmd,
@@ -38,6 +39,7 @@ app.command("download")(download_cmd.download)
 app.command("eval")(eval_cmd.evaluate)
 app.command("voices")(voices_cmd.voices)
 app.command("pack-voice")(voices_cmd.pack_voice)
+app.command("export")(export_cmd.export)
 app.command("synth", help="Alias of `synthesize`: speak text with a trained voice.")(synth_cmd.synthesize)
 
 

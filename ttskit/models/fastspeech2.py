@@ -107,10 +107,9 @@ def sinusoid_positions(length: int, channels: int, device: torch.device) -> torc
     position = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
     frequency = torch.exp(torch.arange(0, channels, 2, device=device, dtype=torch.float32)
                           * (-math.log(10000.0) / channels))
-    table = torch.zeros(length, channels, device=device)
-    table[:, 0::2] = torch.sin(position * frequency)
-    table[:, 1::2] = torch.cos(position * frequency[: channels // 2])
-    return table
+    angle = position * frequency
+    # sin and cos interleaved, built without slice assignment so the graph exports to ONNX.
+    return torch.stack([torch.sin(angle), torch.cos(angle)], -1).reshape(length, -1)[:, :channels]
 
 
 class SelfAttention(nn.Module):
@@ -205,7 +204,9 @@ class ValueEmbedding(nn.Module):
         self.embedding = nn.Embedding(n_bins, channels)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
-        return self.embedding(torch.bucketize(values.float().contiguous(), self.boundaries))
+        # torch.bucketize's bins (the number of boundaries below each value) as a comparison:
+        # bucketize has no ONNX export (ming024/FastSpeech2#98), a comparison does.
+        return self.embedding((values.float().unsqueeze(-1) > self.boundaries).sum(-1))
 
 
 class PostNet(nn.Module):

@@ -10,8 +10,14 @@ trained with, synthesised in length-sorted batches, vocoded, and joined with pau
 level matching (`joining.Joiner`). `stream()` yields the same audio sentence by sentence.
 
 A vocoder that uses F0 (the harmonic-plus-noise one) gets the acoustic model's predicted pitch,
-controls included, as a per-frame contour in Hz (`frame_f0`); its voicing comes from the
-vocoder's own estimate on the mel.
+controls included, as a per-frame contour in Hz (an output of the acoustic graph); its voicing
+comes from the vocoder's own estimate on the mel.
+
+The acoustic model runs through an `AcousticEngine`: `TorchAcoustic` (the model's
+`ttskit.models.inference_graph.AcousticGraph`) or, for a voice exported by `ttskit export`, the
+same graph on ONNX Runtime (`ttskit.synthesis.onnx_backend`). Each sentence carries its own
+speaker and controls, so one model call can serve sentences of different requests (`render`,
+which the server's batcher uses).
 """
 
 from __future__ import annotations
@@ -28,12 +34,12 @@ import torch
 from ttskit.checkpoints.acoustic import AcousticModel, load_acoustic
 from ttskit.checkpoints.vocoder import load_vocoder
 from ttskit.errors import TtskitError
-from ttskit.models.fastspeech2 import Controls
 from ttskit.models.vocoder import GRIFFIN_LIM, GriffinLimVocoder, Vocoder, VocoderError
 from ttskit.runtime import InferencePrecision, default_device
+from ttskit.synthesis.engines import AcousticEngine, TorchAcoustic
 from ttskit.synthesis.joining import Joiner
 from ttskit.synthesis.sentences import split_sentences
-from ttskit.synthesis.voices import Voice, find_voice
+from ttskit.synthesis.voices import Backend, Voice, find_voice
 from ttskit.text.frontend import PAUSE_SYMBOLS, WORD_BOUNDARY
 
 BATCH_SENTENCES = 16
@@ -63,34 +69,17 @@ class Timing:
 
 
 @dataclass
-class _Sentence:
+class Sentence:
+    """One sentence to render, with the speaker and controls it is said with."""
+
     text: str
     ids: list[int]
     owner: int  # which input text it belongs to
+    speaker: int = 0
+    speed: float = 1.0
+    pitch: float = 0.0  # semitones
+    energy: float = 1.0
     audio: np.ndarray | None = None
-
-
-F0_SMOOTHING_FRAMES = 5  # a phoneme-level pitch is a staircase; the voice glides between phonemes
-
-
-def frame_f0(pitch: torch.Tensor, durations: torch.Tensor | None, controls: Controls, mean: float, std: float,
-             frames: int) -> torch.Tensor:
-    """The acoustic model's normalised pitch of one utterance ((N,) per phoneme with its durations,
-    or (T,) per frame with None), with the pitch controls applied, as F0 in Hz for each of its
-    `frames` frames, smoothed across phoneme boundaries."""
-    normalised = pitch * controls.pitch_scale + controls.pitch_shift
-    if durations is not None:  # per phoneme: held over each phoneme's frames
-        normalised = torch.repeat_interleave(normalised, durations.clamp(min=0))
-    hz = (normalised[:frames] * std + mean).clamp(min=40.0)
-    if hz.shape[0] < frames:
-        hz = torch.cat([hz, hz[-1:].expand(frames - hz.shape[0])]) if hz.numel() else torch.full((frames,), mean)
-    if frames > 1:
-        log_hz = torch.log(hz)[None, None]
-        kernel = torch.ones(1, 1, F0_SMOOTHING_FRAMES, device=hz.device) / F0_SMOOTHING_FRAMES
-        padded = torch.nn.functional.pad(log_hz, (F0_SMOOTHING_FRAMES // 2, F0_SMOOTHING_FRAMES // 2),
-                                         mode="replicate")
-        hz = torch.exp(torch.nn.functional.conv1d(padded, kernel))[0, 0]
-    return hz
 
 
 @dataclass
@@ -101,6 +90,12 @@ class Synthesizer:
     warnings: list[str] = field(default_factory=list)
     timing: Timing = field(default_factory=Timing)
     voice: Voice | None = None  # the packed voice it was loaded from, if any
+    engine: AcousticEngine | None = None  # None: the acoustic model in torch
+    backend: str = "torch"
+
+    def __post_init__(self) -> None:
+        if self.engine is None:
+            self.engine = TorchAcoustic(self.acoustic, self.device)
 
     @classmethod
     def default(cls, device: str | torch.device | None = None, precision: InferencePrecision = "fp32") -> Synthesizer:
@@ -109,9 +104,19 @@ class Synthesizer:
 
     @classmethod
     def from_voice(cls, name: str | Path | None = None, device: str | torch.device | None = None,
-                   precision: InferencePrecision = "fp32") -> Synthesizer:
-        """A shipped voice by name (None: the default), or a voice folder made by `ttskit pack-voice`."""
-        voice = find_voice(name)
+                   precision: InferencePrecision = "fp32", backend: Backend = "auto") -> Synthesizer:
+        """A shipped voice by name (None: the default), a voice folder made by `ttskit pack-voice`, or
+        one made by `ttskit export` (run on ONNX Runtime). `backend`: torch, onnx, or auto (what
+        the voice has; torch where it has both)."""
+        voice = find_voice(name, backend)
+        if voice.backend == "onnx":
+            from ttskit.synthesis.onnx_backend import load_onnx_voice
+
+            if precision != "fp32":
+                raise SynthesisError(f"--precision {precision} applies to the torch backend; an exported voice "
+                                     "runs in the arithmetic it was exported in")
+            acoustic, engine, vocoder = load_onnx_voice(voice)
+            return cls(acoustic, vocoder, torch.device("cpu"), voice=voice, engine=engine, backend="onnx")
         synth = cls.from_checkpoints(voice.acoustic, voice.vocoder, device, precision)
         synth.voice = voice
         return synth
@@ -153,35 +158,32 @@ class Synthesizer:
         shown = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
         raise SynthesisError(f"unknown speaker {speaker!r}; this model has {len(names)}: {shown}")
 
-    def controls(self, speaker: str, speed: float = 1.0, pitch: float = 0.0, energy: float = 1.0) -> Controls:
-        """--speed (x faster), --pitch (semitones), --energy (x of the frame energy), turned into the
-        model's controls in its normalised pitch and energy domains."""
+    @staticmethod
+    def check_controls(speed: float = 1.0, pitch: float = 0.0, energy: float = 1.0) -> None:
+        """--speed (x faster), --pitch (semitones), --energy (x of the frame energy): refused outside
+        their ranges. The acoustic graph turns them into the model's normalised domains."""
         if not 0.1 <= speed <= 10:
             raise SynthesisError(f"speed {speed} is outside 0.1-10")
         if not -24 <= pitch <= 24:
             raise SynthesisError(f"pitch shift {pitch} semitones is outside -24..24")
         if not 0.1 <= energy <= 10:
             raise SynthesisError(f"energy {energy} is outside 0.1-10")
-        pitch_stats = self.acoustic.stats["pitch"]["per_speaker"][speaker]
-        energy_stats = self.acoustic.stats["energy"]
-        # f0 * r in Hz is (p * std + mean) * r: in the normalised domain p * r + mean (r - 1) / std.
-        ratio = 2.0 ** (pitch / 12.0)
-        return Controls(duration_scale=1.0 / speed, pitch_scale=ratio,
-                        pitch_shift=pitch_stats["mean"] * (ratio - 1.0) / pitch_stats["std"],
-                        energy_scale=energy, energy_shift=energy_stats["mean"] * (energy - 1.0) / energy_stats["std"])
 
     # -- text -------------------------------------------------------------------------------------
 
-    def _sentences(self, texts: Sequence[str], skip_unspeakable: bool = False) -> list[_Sentence]:
+    def sentences(self, texts: Sequence[str], skip_unspeakable: bool = False, speaker: int = 0, speed: float = 1.0,
+                  pitch: float = 0.0, energy: float = 1.0) -> list[Sentence]:
+        """The sentences of `texts` through the front end, each with its owner (index in `texts`)
+        and the (already checked) speaker id and controls."""
         started = time.perf_counter()
-        found: list[_Sentence] = []
+        found: list[Sentence] = []
         for owner, text in enumerate(texts):
             before = len(found)
             for sentence in split_sentences(text or ""):
                 ids, analysis = self.acoustic.frontend.encode(sentence, self.acoustic.vocab)
                 self.warnings += [f"{sentence!r}: {w}" for w in analysis.warnings]
                 if any(s not in PAUSE_SYMBOLS and s != WORD_BOUNDARY for s in analysis.symbols):
-                    found.append(_Sentence(sentence, ids, owner))
+                    found.append(Sentence(sentence, ids, owner, speaker, speed, pitch, energy))
             if len(found) == before:
                 problem = ("empty text: nothing to say" if not (text or "").strip() else
                            f"{text!r} has nothing to pronounce (only punctuation or unknown characters?)")
@@ -193,31 +195,28 @@ class Synthesizer:
 
     # -- models -----------------------------------------------------------------------------------
 
-    @torch.inference_mode()
-    def _render(self, batch: list[_Sentence], speaker: int, controls: Controls) -> None:
+    def render(self, batch: list[Sentence]) -> None:
+        """Audio for each sentence of `batch` (sets `.audio`): one acoustic model call for all of
+        them, whatever their speakers and controls, then the vocoder."""
         started = time.perf_counter()
-        lengths = torch.tensor([len(s.ids) for s in batch])
-        phonemes = torch.zeros(len(batch), int(lengths.max()), dtype=torch.long)
+        lengths = np.array([len(s.ids) for s in batch], dtype=np.int64)
+        phonemes = np.zeros((len(batch), int(lengths.max())), dtype=np.int64)
         for row, sentence in enumerate(batch):
-            phonemes[row, :len(sentence.ids)] = torch.tensor(sentence.ids)
-        out = self.acoustic.model(phonemes.to(self.device), lengths.to(self.device),
-                                  torch.full((len(batch),), speaker, device=self.device), controls=controls)
-        silence = math.log(self.acoustic.audio.mel_floor)  # padding frames are silence, not log(1)
-        mels = out.mel_postnet.float().masked_fill(out.frame_mask.unsqueeze(-1), silence).transpose(1, 2)
-        frames = out.frame_lengths.tolist()
+            phonemes[row, :len(sentence.ids)] = sentence.ids
+        out = self.engine(phonemes, lengths, np.array([s.speaker for s in batch], dtype=np.int64),
+                          *(np.array([getattr(s, key) for s in batch], dtype=np.float32)
+                            for key in ("speed", "pitch", "energy")))
+        frames = out.frames
         self.warnings += [f"{sentence.text!r}: the acoustic model predicts no frames for it (is it trained?)"
                           for sentence, count in zip(batch, frames) if count == 0]
         vocoding = time.perf_counter()
         self.timing.acoustic_s += vocoding - started
+        mels = out.mel
         if max(frames) == 0:
             waves = torch.zeros(len(batch), 0)
         elif self.vocoder.uses_f0:
-            stats = self.acoustic.stats["pitch"]["per_speaker"][self.speakers[speaker]]
-            per_phoneme = self.acoustic.model.feature_level == "phoneme"
-            waves = [self.vocoder(mels[row, :, :n], frame_f0(out.pitch[row].float(),
-                                                            out.durations[row] if per_phoneme else None,
-                                                            controls, stats["mean"], stats["std"], n))[0]
-                     if n else torch.zeros(0) for row, n in enumerate(frames)]
+            waves = [self.vocoder(mels[row, :, :n], out.f0[row, :n])[0] if n else torch.zeros(0)
+                     for row, n in enumerate(frames)]
         elif isinstance(self.vocoder, GriffinLimVocoder) or self.device.type == "cpu":
             # One utterance at a time: no compute on padding, and nothing of the padding reaches an
             # utterance's last samples. A CPU gains nothing from batching the vocoder (measured:
@@ -230,26 +229,27 @@ class Synthesizer:
             sentence.audio = waves[row][:frames[row] * hop].cpu().numpy().astype(np.float32)
         self.timing.vocoder_s += time.perf_counter() - vocoding
 
-    def _render_all(self, sentences: list[_Sentence], speaker: int, controls: Controls) -> None:
+    def _render_all(self, sentences: list[Sentence]) -> None:
         order = sorted(sentences, key=lambda s: len(s.ids))
         for start in range(0, len(order), BATCH_SENTENCES):
-            self._render(order[start:start + BATCH_SENTENCES], speaker, controls)
+            self.render(order[start:start + BATCH_SENTENCES])
 
     # -- public -----------------------------------------------------------------------------------
 
-    def _begin(self, speaker: str | int | None, speed: float, pitch: float,
-               energy: float) -> tuple[int, Controls]:
+    def _begin(self, speaker: str | int | None, speed: float, pitch: float, energy: float) -> dict[str, float | int]:
+        """The checked speaker id and controls, as `sentences` takes them; resets warnings and timing."""
         self.warnings, self.timing = [], Timing()
-        name, index = self.speaker_id(speaker)
-        return index, self.controls(name, speed, pitch, energy)
+        _, index = self.speaker_id(speaker)
+        self.check_controls(speed, pitch, energy)
+        return dict(speaker=index, speed=float(speed), pitch=float(pitch), energy=float(energy))
 
     def tts_many(self, texts: Sequence[str], speaker: str | int | None = None, speed: float = 1.0,
                  pitch: float = 0.0, energy: float = 1.0, skip_unspeakable: bool = False) -> list[np.ndarray | None]:
         """One waveform per text; every sentence of every text goes through length-sorted batches.
         With `skip_unspeakable`, a text with nothing to say gets None and a warning instead of an error."""
-        index, controls = self._begin(speaker, speed, pitch, energy)
-        sentences = self._sentences(texts, skip_unspeakable)
-        self._render_all(sentences, index, controls)
+        said = self._begin(speaker, speed, pitch, energy)
+        sentences = self.sentences(texts, skip_unspeakable, **said)
+        self._render_all(sentences)
         results: list[np.ndarray | None] = []
         for owner in range(len(texts)):
             mine = [s for s in sentences if s.owner == owner]
@@ -271,11 +271,11 @@ class Synthesizer:
         """The audio of `tts` (to float rounding: tts batches sentences), yielded sentence by sentence as
         each is ready."""
         called = time.perf_counter()
-        index, controls = self._begin(speaker, speed, pitch, energy)
-        sentences = self._sentences([text])
+        said = self._begin(speaker, speed, pitch, energy)
+        sentences = self.sentences([text], **said)
         joiner = Joiner(self.sample_rate)
         for position, sentence in enumerate(sentences):
-            self._render([sentence], index, controls)
+            self.render([sentence])
             piece = joiner.piece(sentence.audio, sentence.text, position == len(sentences) - 1)
             if self.timing.first_audio_s is None:
                 self.timing.first_audio_s = time.perf_counter() - called

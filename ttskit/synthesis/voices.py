@@ -12,6 +12,10 @@ A voice is a folder:
 ttskit ships voices inside the package (`ttskit/voices/<name>/`); `ttskit synth` with no model
 options speaks with `DEFAULT_VOICE`, `--voice NAME` picks another shipped voice or a voice folder,
 and `ttskit pack-voice` makes one from a train-acoustic and a train-vocoder run.
+
+`ttskit export` writes the other kind of voice folder, for ONNX Runtime: `acoustic.onnx`,
+`vocoder.onnx` and `voice.onnx.json` (everything a runtime needs; `ttskit.deploy.onnx_export`).
+A folder may hold both kinds; `backend` picks (auto: torch where it has both).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ttskit.audio.io import check_output_folder
 from ttskit.checkpoints.acoustic import is_acoustic_checkpoint
@@ -35,6 +39,8 @@ from ttskit.errors import TtskitError
 
 VOICE_FORMAT = "ttskit-voice-1"
 VOICE_FILE = "voice.json"
+ONNX_VOICE_FORMAT = "ttskit-onnx-voice-1"
+ONNX_VOICE_FILE = "voice.onnx.json"
 CARD_FILE = "MODEL_CARD.md"
 ACOUSTIC_FILE = "acoustic.pt"
 VOCODER_FILE = "vocoder.pt"
@@ -42,6 +48,8 @@ DEFAULT_VOICE = "joe"
 SHIPPED = Path(__file__).resolve().parent.parent / "voices"
 # What synthesis needs of a train-acoustic checkpoint; the optimiser, scheduler and RNG states stay behind.
 ACOUSTIC_KEYS = ("format", "run_config", "model", "audio", "text", "vocab", "speakers", "stats", "step")
+Backend = Literal["auto", "torch", "onnx"]
+BACKENDS = ("auto", "torch", "onnx")
 
 
 class VoiceError(TtskitError, ValueError):
@@ -53,6 +61,7 @@ class Voice:
     name: str
     folder: Path
     card: dict[str, Any]
+    backend: str = "torch"  # torch: voice.json + .pt files; onnx: voice.onnx.json + .onnx graphs
 
     @property
     def acoustic(self) -> Path:
@@ -67,18 +76,20 @@ class Voice:
         return sum(p.stat().st_size for p in self.folder.iterdir() if p.is_file())
 
 
-def read_voice(folder: Path) -> Voice:
-    path = folder / VOICE_FILE
+def read_voice(folder: Path, backend: str = "torch") -> Voice:
+    """The voice in `folder`: its PyTorch files (voice.json) or its ONNX export (voice.onnx.json)."""
+    file, expected = (VOICE_FILE, VOICE_FORMAT) if backend == "torch" else (ONNX_VOICE_FILE, ONNX_VOICE_FORMAT)
+    path = folder / file
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise VoiceError(f"{folder}: not a voice folder (no {VOICE_FILE})") from None
+        raise VoiceError(f"{folder}: not a voice folder (no {file})") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise VoiceError(f"{path}: not readable ({err})") from None
-    if not isinstance(card, dict) or card.get("format") != VOICE_FORMAT:
+    if not isinstance(card, dict) or card.get("format") != expected:
         raise VoiceError(f"{path}: not a ttskit voice (format {card.get('format') if isinstance(card, dict) else None!r},"
-                         f" expected {VOICE_FORMAT!r})")
-    voice = Voice(str(card.get("name") or folder.name), folder, card)
+                         f" expected {expected!r})")
+    voice = Voice(str(card.get("name") or folder.name), folder, card, backend)
     for part in (voice.acoustic, voice.vocoder):
         if not part.is_file():
             raise VoiceError(f"{folder}: the voice names {part.name}, which is missing")
@@ -92,17 +103,27 @@ def shipped_voices() -> list[Voice]:
     return sorted((read_voice(p) for p in SHIPPED.iterdir() if (p / VOICE_FILE).is_file()), key=lambda v: v.name)
 
 
-def find_voice(name: str | Path | None = None) -> Voice:
-    """A shipped voice by name (None: the default), or a voice folder by path."""
+def find_voice(name: str | Path | None = None, backend: str = "auto") -> Voice:
+    """A shipped voice by name (None: the default), or a voice folder by path; `backend` (auto,
+    torch, onnx) picks which of a folder's kinds is read (auto: torch where it has both)."""
+    if backend not in BACKENDS:
+        raise VoiceError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     wanted = str(name) if name is not None else DEFAULT_VOICE
-    for voice in shipped_voices():
-        if voice.name == wanted:
-            return voice
-    if Path(wanted).is_dir():
-        return read_voice(Path(wanted))
-    names = ", ".join(v.name for v in shipped_voices()) or "none (this installation has no voices folder)"
-    raise VoiceError(f"no voice {wanted!r}: the shipped voices are {names}; or give a voice folder "
-                     "made by `ttskit pack-voice`")
+    folder = next((v.folder for v in shipped_voices() if v.name == wanted), None)
+    if folder is None and Path(wanted).is_dir():
+        folder = Path(wanted)
+    if folder is None:
+        names = ", ".join(v.name for v in shipped_voices()) or "none (this installation has no voices folder)"
+        raise VoiceError(f"no voice {wanted!r}: the shipped voices are {names}; or give a voice folder "
+                         "made by `ttskit pack-voice` or `ttskit export`")
+    has = {kind for kind, file in (("torch", VOICE_FILE), ("onnx", ONNX_VOICE_FILE)) if (folder / file).is_file()}
+    if backend == "auto":
+        backend = "torch" if "torch" in has or not has else "onnx"
+    if backend not in has and has:
+        hint = (f"export it for ONNX Runtime first: ttskit export {wanted} -o {Path(wanted).name}-onnx"
+                if backend == "onnx" else "it was exported for ONNX Runtime only: use --backend onnx")
+        raise VoiceError(f"the voice {wanted!r} ({folder}) has no {backend} files; {hint}")
+    return read_voice(folder, backend)
 
 
 def init_source(value: Path, part: str) -> Path:

@@ -1,0 +1,1 @@
+"""Deployment: ONNX export of a voice (`onnx_export`) and the HTTP server (`server`)."""

@@ -1,0 +1,203 @@
+"""Inference as one graph: the computations synthesis runs, written with ops that trace and export
+to ONNX (no Python loop over data, no data-dependent Python int, no `bucketize`, no `istft`).
+
+`AcousticGraph` is FastSpeech2's inference with the user's controls as per-utterance *inputs*
+(speed, pitch shift in semitones, energy scale) and the acoustic model's pitch as a per-frame F0
+contour in Hz as an output, so a runtime needs nothing but the graph and the front end. The
+torch backend of `Synthesizer` runs this module, and `ttskit export` exports it: both backends
+compute the same thing. `HarmonicNoiseGraph` is the harmonic-plus-noise vocoder's inference with
+its white noise as an input (so two backends can be compared sample for sample) and the STFT
+pair it filters the noise with written as matrix products over hop-sized blocks.
+
+Shapes: B batch, N phonemes, T frames, C channels, M mel bands, S = T * hop samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ttskit.models.fastspeech2 import FastSpeech2
+from ttskit.models.harmonic_noise import LOWEST_F0, HarmonicNoiseGenerator
+
+LOWEST_SPOKEN_F0 = 40.0  # Hz; the acoustic model's contour is clamped here (as synthesis always did)
+F0_SMOOTHING_FRAMES = 5  # a phoneme-level pitch is a staircase; the voice glides between phonemes
+
+
+def frames_of(durations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Integer durations (B, N) -> (phoneme of each frame (B, T), frame lengths (B,), frame index (T,)),
+    T the longest total (at least 1). A frame's phoneme is the number of phonemes that ended
+    before it: a comparison against the cumulative durations, so the graph has no loop. Frames
+    past an utterance's end get index N (out of range: callers mask or clamp them)."""
+    ends = torch.cumsum(durations, 1)
+    lengths = ends[:, -1]
+    frame = torch.arange(torch.clamp(lengths.max(), min=1), device=durations.device)
+    phoneme = (ends.unsqueeze(1) <= frame[None, :, None]).sum(-1)
+    return phoneme, lengths, frame
+
+
+def gather_frames(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """(B, N, C) per phoneme, (B, T) phoneme indices in [0, N) -> (B, T, C)."""
+    return torch.gather(values, 1, index.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
+
+
+def smooth_log(hz: torch.Tensor, frames: int = F0_SMOOTHING_FRAMES) -> torch.Tensor:
+    """(B, T) Hz, averaged in the log domain over `frames` (edges held)."""
+    kernel = torch.full((1, 1, frames), 1.0 / frames, device=hz.device)
+    padded = F.pad(torch.log(hz).unsqueeze(1), (frames // 2, frames // 2), mode="replicate")
+    return torch.exp(F.conv1d(padded, kernel)).squeeze(1)
+
+
+class AcousticGraph(nn.Module):
+    """(phonemes (B, N) int64, lengths (B,), speakers (B,), speed (B,), pitch semitones (B,),
+    energy scale (B,)) -> (mel (B, M, T) natural-log, silence past each length; frame lengths
+    (B,); F0 (B, T) Hz, held past each length; durations (B, N) frames).
+
+    The controls are the user's units, turned into the model's normalised pitch and energy
+    domains with the speakers' statistics, which the graph holds."""
+
+    def __init__(self, model: FastSpeech2, speaker_pitch: list[tuple[float, float]], energy_mean: float,
+                 energy_std: float, silence: float) -> None:
+        super().__init__()
+        self.model = model.eval()
+        stats = torch.tensor(speaker_pitch, dtype=torch.float32)  # (speakers, 2): mean, std in Hz
+        self.register_buffer("pitch_mean", stats[:, 0].contiguous(), persistent=False)
+        self.register_buffer("pitch_std", stats[:, 1].contiguous(), persistent=False)
+        self.energy_mean, self.energy_std, self.silence = float(energy_mean), float(energy_std), float(silence)
+        self.eval()  # inference only; an exporter restores this mode afterwards
+
+    def forward(self, phonemes: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor, speed: torch.Tensor,
+                pitch: torch.Tensor, energy: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        m = self.model
+        phoneme_mask = torch.arange(phonemes.shape[1], device=phonemes.device)[None] >= lengths[:, None]
+        x = m.encoder(m.embedding(phonemes), phoneme_mask)
+        if m.speaker_embedding is not None:
+            x = x + m.speaker_embedding(speakers).unsqueeze(1)
+        log_duration = m.duration_predictor(x, phoneme_mask)
+        durations = torch.clamp(torch.round((torch.exp(log_duration) - 1) / speed[:, None]), min=0)
+        durations = durations.long().masked_fill(phoneme_mask, 0)
+        # f0 * r in Hz is (p * std + mean) * r: in the normalised domain p * r + mean (r - 1) / std.
+        ratio = torch.pow(2.0, pitch / 12.0)[:, None]
+        mean, std = self.pitch_mean[speakers][:, None], self.pitch_std[speakers][:, None]
+        pitch_shift = mean * (ratio - 1.0) / std
+        energy_scale = energy[:, None]
+        energy_shift = self.energy_mean * (energy_scale - 1.0) / self.energy_std
+
+        phoneme, frame_lengths, frame = frames_of(durations)
+        frame_mask = frame[None] >= frame_lengths[:, None]
+        last = torch.clamp(frame_lengths - 1, min=0)[:, None]
+        held = (torch.cumsum(durations, 1).unsqueeze(1) <= torch.minimum(frame[None], last)[..., None]).sum(-1)
+        inside = torch.clamp(phoneme, max=phonemes.shape[1] - 1)
+        if m.feature_level == "phoneme":
+            x, predicted_pitch = self._variances(x, phoneme_mask, ratio, pitch_shift, energy_scale, energy_shift)
+            frames = gather_frames(x, inside).masked_fill(frame_mask.unsqueeze(-1), 0.0)
+            normalised = torch.gather(predicted_pitch * ratio + pitch_shift, 1, torch.clamp(held, max=phonemes.shape[1] - 1))
+        else:
+            frames = gather_frames(x, inside).masked_fill(frame_mask.unsqueeze(-1), 0.0)
+            frames, predicted_pitch = self._variances(frames, frame_mask, ratio, pitch_shift, energy_scale, energy_shift)
+            normalised = torch.gather(predicted_pitch * ratio + pitch_shift, 1, torch.minimum(frame[None], last))
+        hidden = m.decoder(frames, frame_mask)
+        mel = m.mel_linear(hidden)
+        mel = (mel + m.postnet(mel, frame_mask)).masked_fill(frame_mask.unsqueeze(-1), self.silence)
+        f0 = smooth_log(torch.clamp(normalised * std + mean, min=LOWEST_SPOKEN_F0))
+        return mel.transpose(1, 2), frame_lengths, f0, durations
+
+    def _variances(self, x: torch.Tensor, mask: torch.Tensor, pitch_scale: torch.Tensor, pitch_shift: torch.Tensor,
+                   energy_scale: torch.Tensor, energy_shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        m = self.model
+        pitch = m.pitch_predictor(x, mask)
+        x = x + m.pitch_embedding(pitch * pitch_scale + pitch_shift)
+        energy = m.energy_predictor(x, mask)
+        return x + m.energy_embedding(energy * energy_scale + energy_shift), pitch
+
+
+def _overlapping_frames(signal: torch.Tensor, hop: int, ratio: int) -> torch.Tensor:
+    """(B, (F + ratio - 1) * hop) -> (B, F, ratio * hop): frames of ratio * hop samples every hop,
+    built from hop-sized blocks by static slices."""
+    blocks = signal.reshape(signal.shape[0], -1, hop)
+    return torch.cat([blocks[:, i:blocks.shape[1] - (ratio - 1 - i)] for i in range(ratio)], -1)
+
+
+def _overlap_add(frames: torch.Tensor, hop: int, ratio: int) -> torch.Tensor:
+    """(B, F, ratio * hop) -> (B, (F + ratio - 1) * hop): the frames summed at hop spacing."""
+    total = None
+    for i in range(ratio):
+        chunk = F.pad(frames[..., i * hop:(i + 1) * hop], (0, 0, i, ratio - 1 - i))
+        total = chunk if total is None else total + chunk
+    return total.reshape(frames.shape[0], -1)
+
+
+class HarmonicNoiseGraph(nn.Module):
+    """(mel (B, M, T), F0 (B, T) Hz, white noise (B, S) uniform in [-1, 1)) -> wave (B, S): the
+    harmonic-plus-noise generator's inference, voicing from its pitch head, equal to
+    `HarmonicNoiseGenerator.forward` given the same noise (to float rounding).
+
+    The noise's STFT and inverse STFT (centred, Hann window, the mel hop) are products with
+    fixed DFT matrices over frames cut from hop-sized blocks, which needs the STFT size to be a
+    multiple of the hop (1024 and 256 in every preset)."""
+
+    def __init__(self, generator: HarmonicNoiseGenerator) -> None:
+        super().__init__()
+        self.generator = generator.eval()
+        n_fft, hop = generator.config.noise_fft, generator.hop_length
+        if n_fft % hop:
+            raise ValueError(f"the noise STFT size {n_fft} is not a multiple of the hop {hop}")
+        self.n_fft, self.hop, self.ratio = n_fft, hop, n_fft // hop
+        bins = n_fft // 2 + 1
+        n = torch.arange(n_fft, dtype=torch.float64)
+        k = torch.arange(bins, dtype=torch.float64)
+        window = torch.hann_window(n_fft, dtype=torch.float64)
+        angle = 2 * math.pi * n[:, None] * k[None] / n_fft  # (n_fft, bins)
+        self.register_buffer("analysis", torch.cat([window[:, None] * torch.cos(angle),
+                                                    -window[:, None] * torch.sin(angle)], 1).float(), persistent=False)
+        # Inverse real DFT of a one-sided spectrum: the bins between DC and Nyquist count twice,
+        # and the imaginary parts of those two are ignored, as irfft does.
+        weight = torch.full((bins,), 2.0, dtype=torch.float64)
+        weight[0] = weight[-1] = 1.0
+        synthesis = torch.cat([weight[:, None] * torch.cos(angle.T), -weight[:, None] * torch.sin(angle.T)], 0)
+        self.register_buffer("synthesis", (synthesis * window[None] / n_fft).float(), persistent=False)
+        self.register_buffer("window_power", (window ** 2).float(), persistent=False)
+        self.eval()
+
+    def forward(self, mel: torch.Tensor, f0: torch.Tensor, white: torch.Tensor) -> torch.Tensor:
+        g = self.generator
+        estimated_f0, voiced = g.estimate_pitch(mel)
+        f0 = f0.float().clamp(min=LOWEST_F0)
+        gain, distribution, noise = g._controls(mel, f0, voiced)
+        samples = mel.shape[-1] * self.hop
+        phase = g._phase(f0, samples)
+        harmonics = _harmonic_sum(distribution * (gain * voiced)[:, None], phase, self.hop)
+        return harmonics + self._filtered_noise(white, noise)
+
+    def _filtered_noise(self, white: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+        half, bins = self.n_fft // 2, self.n_fft // 2 + 1
+        padded = F.pad(white.unsqueeze(1), (half, half), mode="reflect").squeeze(1)
+        spectrum = _overlapping_frames(padded, self.hop, self.ratio) @ self.analysis  # (B, T + 1, 2 * bins)
+        shaped = F.interpolate(response, size=spectrum.shape[1], mode="linear", align_corners=False)
+        shaped = F.interpolate(shaped.transpose(1, 2), size=bins, mode="linear", align_corners=True)
+        frames = (spectrum * torch.cat([shaped, shaped], -1)) @ self.synthesis  # (B, T + 1, n_fft), windowed
+        wave = _overlap_add(frames, self.hop, self.ratio)
+        envelope = _overlap_add(self.window_power.expand(1, frames.shape[1], -1), self.hop, self.ratio)
+        return (wave / envelope.clamp(min=1e-11))[:, half:half + white.shape[1]]
+
+
+def _harmonic_sum(frame_amplitudes: torch.Tensor, phase: torch.Tensor, hop: int) -> torch.Tensor:
+    """`ttskit.models.harmonic_noise.harmonic_sum` without in-place updates or shape arithmetic
+    in Python ints (so it traces to a graph with dynamic lengths): the same recurrence."""
+    half = hop // 2
+    edges = torch.cat([frame_amplitudes[..., :1], frame_amplitudes, frame_amplitudes[..., -1:]], -1)
+    start, slope = edges[..., :-1, None], (edges[..., 1:] - edges[..., :-1])[..., None]  # (B, H, T + 1, 1)
+    blocks = F.pad(phase, (half, hop - half)).reshape(phase.shape[0], -1, hop)  # (B, T + 1, hop)
+    u = (torch.arange(hop, device=phase.device, dtype=phase.dtype) + 0.5) / hop
+    previous, current, twice_cos = torch.zeros_like(blocks), torch.sin(blocks), 2 * torch.cos(blocks)
+    level, ramp = start[:, 0] * current, slope[:, 0] * current
+    for k in range(1, frame_amplitudes.shape[1]):
+        previous, current = current, twice_cos * current - previous
+        level = level + start[:, k] * current
+        ramp = ramp + slope[:, k] * current
+    out = (level + ramp * u).reshape(phase.shape[0], -1)
+    return out[:, half:out.shape[1] - (hop - half)]
