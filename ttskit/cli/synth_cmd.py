@@ -34,8 +34,12 @@ def synthesize(
     output: Annotated[Path, typer.Option("--output", "-o", help="Output .wav; `-` streams to stdout; a folder with "
                                                                 "--text-file.")] = Path("out.wav"),
     voice: Annotated[Optional[str], typer.Option(
-        "--voice", help="A shipped voice (`ttskit voices`) or a voice folder from `ttskit pack-voice`; the default "
-                        "voice when neither this nor --acoustic is given.")] = None,
+        "--voice", help="A shipped voice (`ttskit voices`), a voice folder from `ttskit pack-voice`, or one from "
+                        "`ttskit export` (ONNX Runtime); the default voice when neither this nor --acoustic is "
+                        "given.")] = None,
+    backend: Annotated[str, typer.Option(
+        help="With --voice: torch, onnx (an exported folder; pip install \"ttskit[onnx]\"), or auto (what the "
+             "folder has; torch where it has both).")] = "auto",
     acoustic: Annotated[Optional[Path], typer.Option("--acoustic", "-a", exists=True,
                                                      help="train-acoustic run folder or checkpoint (instead of a "
                                                           "voice).")] = None,
@@ -59,6 +63,7 @@ def synthesize(
     Examples:
       ttskit synth "Hello there." -o hello.wav
       ttskit synth "Hello there." -o hello.wav --acoustic runs/lj --vocoder runs/lj-vocoder
+      ttskit synth "Hello there." -o hello.wav --voice joe-onnx        # made by `ttskit export -o joe-onnx`
       ttskit synth "$(cat chapter.txt)" -o - --acoustic runs/lj | aplay
       ttskit synth --text-file lines.txt -o out/ --acoustic runs/vctk --speaker p225 --speed 1.1
     """
@@ -85,13 +90,15 @@ def synthesize(
                             "(and --vocoder), not both")
         if vocoder is not None and acoustic is None:
             raise UserError("--vocoder goes with --acoustic RUN; a voice brings its own vocoder")
-        synth = (Synthesizer.from_voice(voice, device, precision) if acoustic is None
+        if backend != "auto" and acoustic is not None:
+            raise UserError("--backend picks how a voice folder runs; --acoustic RUN runs in torch")
+        synth = (Synthesizer.from_voice(voice, device, precision, backend) if acoustic is None
                  else Synthesizer.from_checkpoints(acoustic, vocoder or "griffin-lim", device, precision))
         warn_about_precision(precision, synth.device)
         if verbose:
             named = f"voice {synth.voice.name!r}: " if synth.voice is not None else ""
             err_console.print(f"{named}acoustic {synth.acoustic.source}, vocoder {synth.vocoder.source}, "
-                              f"on {synth.device}", highlight=False, soft_wrap=True)
+                              f"on {synth.device} ({synth.backend})", highlight=False, soft_wrap=True)
         if text_file is not None:
             waves = synth.tts_many([t for _, t in items], speaker, speed, pitch, energy, skip_unspeakable=True)
             for (uid, _), wave in zip(items, waves):

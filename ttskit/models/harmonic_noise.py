@@ -155,7 +155,11 @@ class HarmonicNoiseGenerator(nn.Module):
     def _noise(self, response: torch.Tensor, samples: int) -> torch.Tensor:
         n_fft, hop = self.config.noise_fft, self.hop_length
         white = torch.rand(response.shape[0], samples, device=response.device) * 2 - 1
-        spectrum = torch.stft(white, n_fft, hop, n_fft, self.noise_window, center=True, return_complex=True)
+        # Reflecting the edges needs more than half an STFT of signal; a shorter one (two frames or
+        # fewer) is zero-padded instead.
+        pad_mode = "reflect" if samples > n_fft // 2 else "constant"
+        spectrum = torch.stft(white, n_fft, hop, n_fft, self.noise_window, center=True, pad_mode=pad_mode,
+                              return_complex=True)
         shaped = F.interpolate(response, size=spectrum.shape[-1], mode="linear", align_corners=False)
         shaped = F.interpolate(shaped.transpose(1, 2), size=spectrum.shape[1], mode="linear",
                                align_corners=True).transpose(1, 2)

@@ -132,9 +132,10 @@ def _overlap_add(frames: torch.Tensor, hop: int, ratio: int) -> torch.Tensor:
 
 
 class HarmonicNoiseGraph(nn.Module):
-    """(mel (B, M, T), F0 (B, T) Hz, white noise (B, S) uniform in [-1, 1)) -> wave (B, S): the
-    harmonic-plus-noise generator's inference, voicing from its pitch head, equal to
-    `HarmonicNoiseGenerator.forward` given the same noise (to float rounding).
+    """(mel (B, M, T), F0 (B, T) Hz, white noise (B, S + noise_fft) uniform in [-1, 1)) -> wave
+    (B, S): the harmonic-plus-noise generator's inference, voicing from its pitch head, equal to
+    `HarmonicNoiseGenerator.forward` given the same noise (its noise reflect-padded by half an STFT
+    at each end; to float rounding).
 
     The noise's STFT and inverse STFT (centred, Hann window, the mel hop) are products with
     fixed DFT matrices over frames cut from hop-sized blocks, which needs the STFT size to be a
@@ -165,7 +166,7 @@ class HarmonicNoiseGraph(nn.Module):
 
     def forward(self, mel: torch.Tensor, f0: torch.Tensor, white: torch.Tensor) -> torch.Tensor:
         g = self.generator
-        estimated_f0, voiced = g.estimate_pitch(mel)
+        _, voiced = g.estimate_pitch(mel)
         f0 = f0.float().clamp(min=LOWEST_F0)
         gain, distribution, noise = g._controls(mel, f0, voiced)
         samples = mel.shape[-1] * self.hop
@@ -174,15 +175,16 @@ class HarmonicNoiseGraph(nn.Module):
         return harmonics + self._filtered_noise(white, noise)
 
     def _filtered_noise(self, white: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+        """`white` (B, S + n_fft): the noise with half an STFT of context at each end (where the
+        generator reflects its noise at the edges: noise either way, and no minimum length)."""
         half, bins = self.n_fft // 2, self.n_fft // 2 + 1
-        padded = F.pad(white.unsqueeze(1), (half, half), mode="reflect").squeeze(1)
-        spectrum = _overlapping_frames(padded, self.hop, self.ratio) @ self.analysis  # (B, T + 1, 2 * bins)
+        spectrum = _overlapping_frames(white, self.hop, self.ratio) @ self.analysis  # (B, T + 1, 2 * bins)
         shaped = F.interpolate(response, size=spectrum.shape[1], mode="linear", align_corners=False)
         shaped = F.interpolate(shaped.transpose(1, 2), size=bins, mode="linear", align_corners=True)
         frames = (spectrum * torch.cat([shaped, shaped], -1)) @ self.synthesis  # (B, T + 1, n_fft), windowed
         wave = _overlap_add(frames, self.hop, self.ratio)
         envelope = _overlap_add(self.window_power.expand(1, frames.shape[1], -1), self.hop, self.ratio)
-        return (wave / envelope.clamp(min=1e-11))[:, half:half + white.shape[1]]
+        return (wave / envelope.clamp(min=1e-11))[:, half:wave.shape[1] - half]
 
 
 def _harmonic_sum(frame_amplitudes: torch.Tensor, phase: torch.Tensor, hop: int) -> torch.Tensor:

@@ -73,10 +73,10 @@ class OnnxVocoder(Vocoder):
 
     device = torch.device("cpu")
 
-    def __init__(self, path: Path, audio: AudioConfig, uses_f0: bool, threads: int | None = None,
-                 seed: int | None = None) -> None:
+    def __init__(self, path: Path, audio: AudioConfig, uses_f0: bool, noise_context: int = 0,
+                 threads: int | None = None, seed: int | None = None) -> None:
         self.session, self.audio, self.source, self.uses_f0 = session(path, threads), audio, str(path), uses_f0
-        self.noise = np.random.default_rng(seed)
+        self.noise, self.noise_context = np.random.default_rng(seed), noise_context
 
     def __call__(self, mel: torch.Tensor, f0: torch.Tensor | None = None,
                  voiced: torch.Tensor | None = None) -> torch.Tensor:
@@ -90,7 +90,8 @@ class OnnxVocoder(Vocoder):
                                    "itself; for copy-synthesis of recordings use the torch vocoder (ttskit vocode)")
             f0 = f0.reshape(mel.shape[0], -1)
             feeds["f0"] = f0.detach().cpu().float().numpy()
-            samples = mel.shape[0], mel.shape[-1] * self.audio.hop_length
+            # The graph takes its noise with half an STFT of context at each end (HarmonicNoiseGraph).
+            samples = mel.shape[0], mel.shape[-1] * self.audio.hop_length + self.noise_context
             feeds["noise"] = self.noise.uniform(-1.0, 1.0, samples).astype(np.float32)
         return torch.from_numpy(self.session.run(["wave"], feeds)[0])
 
@@ -106,9 +107,10 @@ def load_onnx_voice(voice: Voice, threads: int | None = None) -> tuple[AcousticM
         acoustic = AcousticModel(None, build_frontend(text), Vocab(tuple(card["vocab"])),  # type: ignore[arg-type]
                                  speakers, card["stats"], audio, str(voice.acoustic))
         uses_f0 = bool(card["vocoder_model"]["uses_f0"])
+        noise_context = int(card["vocoder_model"].get("config", {}).get("noise_fft", 0)) if uses_f0 else 0
     except KeyError as missing:
         raise VoiceError(f"{source}: lacks {missing}; export the voice again with this ttskit") from None
     for part in (voice.acoustic, voice.vocoder):
         if not part.is_file():
             raise VoiceError(f"{voice.folder}: the voice names {part.name}, which is missing")
-    return acoustic, OnnxAcoustic(voice.acoustic, threads), OnnxVocoder(voice.vocoder, audio, uses_f0, threads)
+    return acoustic, OnnxAcoustic(voice.acoustic, threads), OnnxVocoder(voice.vocoder, audio, uses_f0, noise_context, threads)
