@@ -26,6 +26,7 @@ ALLOWED = {
     "ttskit.evaluation": LEAVES | {"ttskit.models", "ttskit.checkpoints", "ttskit.synthesis"},
     "ttskit.train": LEAVES | {"ttskit.models", "ttskit.checkpoints", "ttskit.skeleton", "ttskit.data", "ttskit.align",
                               "ttskit.synthesis"},
+    "ttskit.deploy": LEAVES | {"ttskit.models", "ttskit.checkpoints", "ttskit.synthesis"},
 }
 
 

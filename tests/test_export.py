@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from ttskit.checkpoints.acoustic import load_acoustic
 from ttskit.cli import app
-from ttskit.models.fastspeech2 import Controls, FastSpeech2, PRESETS
+from ttskit.models.fastspeech2 import PRESETS, Controls, FastSpeech2
 from ttskit.models.harmonic_noise import HarmonicNoiseConfig, HarmonicNoiseGenerator
 from ttskit.models.inference_graph import AcousticGraph, HarmonicNoiseGraph
 from ttskit.synthesis import Synthesizer

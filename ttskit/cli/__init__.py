@@ -10,6 +10,7 @@ from ttskit.cli import (
     eval_cmd,
     export_cmd,
     preprocess_cmd,
+    serve_cmd,
     synth_cmd,
     text_cmd,
     train_acoustic_cmd,
@@ -40,6 +41,7 @@ app.command("eval")(eval_cmd.evaluate)
 app.command("voices")(voices_cmd.voices)
 app.command("pack-voice")(voices_cmd.pack_voice)
 app.command("export")(export_cmd.export)
+app.command("serve")(serve_cmd.serve)
 app.command("synth", help="Alias of `synthesize`: speak text with a trained voice.")(synth_cmd.synthesize)
 
 

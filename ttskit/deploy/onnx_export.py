@@ -143,7 +143,7 @@ def export_voice(acoustic: Path, vocoder: Path, out: Path, *, name: str | None =
         probe = _probe_inputs(model)
         batch = {0: "batch"}
         _trace(graph, probe, staging / ACOUSTIC_ONNX, ACOUSTIC_INPUTS, ACOUSTIC_OUTPUTS,
-               {**{k: batch for k in ACOUSTIC_INPUTS[1:]}, "phonemes": {0: "batch", 1: "phonemes"},
+               {**dict.fromkeys(ACOUSTIC_INPUTS[1:], batch), "phonemes": {0: "batch", 1: "phonemes"},
                 "mel": {0: "batch", 2: "frames"}, "frame_lengths": batch, "f0": {0: "batch", 1: "frames"},
                 "durations": {0: "batch", 1: "phonemes"}})
         with torch.inference_mode():
