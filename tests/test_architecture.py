@@ -26,7 +26,8 @@ ALLOWED = {
     "ttskit.evaluation": LEAVES | {"ttskit.models", "ttskit.checkpoints", "ttskit.synthesis"},
     "ttskit.train": LEAVES | {"ttskit.models", "ttskit.checkpoints", "ttskit.skeleton", "ttskit.data", "ttskit.align",
                               "ttskit.synthesis"},
-    "ttskit.deploy": LEAVES | {"ttskit.models", "ttskit.checkpoints", "ttskit.synthesis"},
+    # the package root holds only __version__, which exports and the server report
+    "ttskit.deploy": LEAVES | {"ttskit", "ttskit.models", "ttskit.checkpoints", "ttskit.synthesis"},
 }
 
 
