@@ -175,23 +175,31 @@ class Synthesizer:
                   pitch: float = 0.0, energy: float = 1.0) -> list[Sentence]:
         """The sentences of `texts` through the front end, each with its owner (index in `texts`)
         and the (already checked) speaker id and controls."""
-        started = time.perf_counter()
         found: list[Sentence] = []
         for owner, text in enumerate(texts):
-            before = len(found)
-            for sentence in split_sentences(text or ""):
-                ids, analysis = self.acoustic.frontend.encode(sentence, self.acoustic.vocab)
-                self.warnings += [f"{sentence!r}: {w}" for w in analysis.warnings]
-                if any(s not in PAUSE_SYMBOLS and s != WORD_BOUNDARY for s in analysis.symbols):
-                    found.append(Sentence(sentence, ids, owner, speaker, speed, pitch, energy))
-            if len(found) == before:
-                problem = ("empty text: nothing to say" if not (text or "").strip() else
-                           f"{text!r} has nothing to pronounce (only punctuation or unknown characters?)")
-                if not skip_unspeakable:
-                    raise SynthesisError(problem)
-                self.warnings.append(f"skipped: {problem}")
-        self.timing.text_s += time.perf_counter() - started
+            found += self._encoded(text, owner, skip_unspeakable, speaker, speed, pitch, energy)
         return found
+
+    def _encoded(self, text: str, owner: int, skip_unspeakable: bool, speaker: int, speed: float, pitch: float,
+                 energy: float) -> Iterator[Sentence]:
+        """The speakable sentences of one text through the front end, one at a time (so a stream
+        starts after the first, not after the whole text); SynthesisError (or, skipping, a
+        warning) at the end when there was none."""
+        spoken = False
+        for piece in split_sentences(text or ""):
+            started = time.perf_counter()
+            ids, analysis = self.acoustic.frontend.encode(piece, self.acoustic.vocab)
+            self.warnings += [f"{piece!r}: {w}" for w in analysis.warnings]
+            self.timing.text_s += time.perf_counter() - started
+            if any(s not in PAUSE_SYMBOLS and s != WORD_BOUNDARY for s in analysis.symbols):
+                spoken = True
+                yield Sentence(piece, ids, owner, speaker, speed, pitch, energy)
+        if not spoken:
+            problem = ("empty text: nothing to say" if not (text or "").strip() else
+                       f"{text!r} has nothing to pronounce (only punctuation or unknown characters?)")
+            if not skip_unspeakable:
+                raise SynthesisError(problem)
+            self.warnings.append(f"skipped: {problem}")
 
     # -- models -----------------------------------------------------------------------------------
 
@@ -272,11 +280,15 @@ class Synthesizer:
         each is ready."""
         called = time.perf_counter()
         said = self._begin(speaker, speed, pitch, energy)
-        sentences = self.sentences([text], **said)
         joiner = Joiner(self.sample_rate)
-        for position, sentence in enumerate(sentences):
+        # One sentence of look-ahead through the front end: whether a sentence is the last (no
+        # pause after it) is known before it leaves, and the rest of the text waits its turn.
+        upcoming = self._encoded(text, 0, False, **said)
+        following = next(upcoming, None)
+        while following is not None:
+            sentence, following = following, next(upcoming, None)
             self.render([sentence])
-            piece = joiner.piece(sentence.audio, sentence.text, position == len(sentences) - 1)
+            piece = joiner.piece(sentence.audio, sentence.text, following is None)
             if self.timing.first_audio_s is None:
                 self.timing.first_audio_s = time.perf_counter() - called
             self.timing.audio_s += len(piece) / self.sample_rate

@@ -1,0 +1,134 @@
+"""torch against ONNX Runtime for the shipped voice, per stage and end to end, in one run; and
+what `ttskit export --quantize` costs.
+
+    python benchmarks/bench_onnx.py --sentences ../shared/corpus/sentences.txt --offset 10000 --count 60 \
+        [--threads 2] [--repeats 3] [--wer]
+
+The shipped voice is exported twice into a temporary folder (float32, and int8 acoustic weights)
+by `ttskit.deploy.onnx_export.export_voice`, then every backend speaks the same held-out
+sentences through `Synthesizer.tts_many` (the front end, length-sorted batches of 16 for the
+acoustic model, one vocoder call per sentence: what `ttskit synth --text-file` does). Each figure
+is the best of --repeats runs, with the same thread count for torch and ONNX Runtime.
+
+Agreement: the share of sentences whose frame count (the durations) equals torch's, and the mel's
+SNR against torch's on the same batches. With --wer, pocketsphinx's word error rate on each
+backend's audio against the sentences' text (the quality cost of int8 in the units users read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, table
+
+
+def read_sentences(path: Path, offset: int, count: int) -> list[str]:
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    return [line for line in lines[offset:offset + count] if line]
+
+
+def speed(synth, sentences: list[str], repeats: int) -> dict[str, float]:
+    synth.tts("Warm up, twice over.")
+    best = None
+    for _ in range(repeats):
+        waves = synth.tts_many(sentences)
+        if best is None or synth.timing.compute_s < best["compute_s"]:
+            t = synth.timing
+            best = {"compute_s": t.compute_s, "text_s": t.text_s, "acoustic_s": t.acoustic_s,
+                    "vocoder_s": t.vocoder_s, "audio_s": sum(len(w) for w in waves if w is not None) / synth.sample_rate}
+    return best
+
+
+def acoustic_outputs(synth, sentences: list[str]) -> list[tuple[int, np.ndarray]]:
+    """(frames, mel (M, frames)) per sentence, in batches of 16 as tts_many makes them."""
+    found = synth.sentences(sentences)
+    results = []
+    for start in range(0, len(found), 16):
+        batch = found[start:start + 16]
+        lengths = np.array([len(s.ids) for s in batch])
+        phonemes = np.zeros((len(batch), lengths.max()), np.int64)
+        for row, s in enumerate(batch):
+            phonemes[row, :len(s.ids)] = s.ids
+        n = len(batch)
+        out = synth.engine(phonemes, lengths, np.zeros(n, np.int64), np.ones(n, np.float32), np.zeros(n, np.float32),
+                           np.ones(n, np.float32))
+        results += [(f, out.mel[row, :, :f].numpy()) for row, f in enumerate(out.frames)]
+    return results
+
+
+def agreement(reference, other) -> tuple[float, float]:
+    """(share of equal frame counts, mel SNR dB over the sentences whose counts agree)."""
+    same = [(a, b) for (fa, a), (fb, b) in zip(reference, other) if fa == fb]
+    signal = sum(float(np.sum((a + 11.5) ** 2)) for a, _ in same)  # against the silence floor, not 0
+    error = sum(float(np.sum((a - b) ** 2)) for a, b in same)
+    return len(same) / len(reference), 10 * math.log10(signal / max(error, 1e-30))
+
+
+def word_error_rate(synth, sentences: list[str]) -> float:
+    from ttskit.evaluation.intelligibility import Recognizer
+
+    recognizer = Recognizer()
+    errors = words = 0
+    for sentence, wave in zip(sentences, synth.tts_many(sentences)):
+        e, w = recognizer.word_errors(wave, synth.sample_rate, sentence)
+        errors, words = errors + e, words + w
+    return errors / max(words, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sentences", type=Path, required=True, help="one sentence per line (sentences.txt)")
+    parser.add_argument("--offset", type=int, default=10000, help="first line (10000: the held-out lines)")
+    parser.add_argument("--count", type=int, default=60)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--wer", action="store_true", help="also the recogniser's WER of each backend's audio")
+    args = parser.parse_args()
+    import onnxruntime
+    import torch
+
+    from ttskit.deploy.onnx_export import export_voice
+    from ttskit.synthesis import Synthesizer
+    from ttskit.synthesis.voices import find_voice
+
+    torch.set_num_threads(args.threads)
+    sentences = read_sentences(args.sentences, args.offset, args.count)
+    print(f"{machine()}; torch {torch.__version__}, onnxruntime {onnxruntime.__version__}, {args.threads} threads; "
+          f"{len(sentences)} sentences (lines {args.offset + 1}-{args.offset + len(sentences)}), best of {args.repeats}")
+    voice = find_voice(None, "torch")
+    with tempfile.TemporaryDirectory() as folder:
+        backends = {"torch": Synthesizer.from_voice(None, "cpu", backend="torch")}
+        for label, quantize in (("onnx", False), ("onnx int8", True)):
+            out = Path(folder) / label.replace(" ", "-")
+            export_voice(voice.acoustic, voice.vocoder, out, voice=voice, quantize=quantize)
+            backends[label] = Synthesizer.from_voice(out)
+            sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(out.glob("*.onnx")))
+            print(f"{label}: {sizes}")
+        figures = {label: speed(synth, sentences, args.repeats) for label, synth in backends.items()}
+        reference = acoustic_outputs(backends["torch"], sentences)
+        rows = []
+        base = figures["torch"]
+        for label, f in figures.items():
+            same, snr = agreement(reference, acoustic_outputs(backends[label], sentences))
+            row = [label, f"{f['audio_s'] / f['acoustic_s']:.0f}x", f"{f['audio_s'] / f['vocoder_s']:.0f}x",
+                   f"{f['audio_s'] / f['compute_s']:.1f}x",
+                   f"{base['acoustic_s'] / f['acoustic_s']:.2f} / {base['vocoder_s'] / f['vocoder_s']:.2f} / "
+                   f"{base['compute_s'] / f['compute_s']:.2f}", f"{same:.0%}", "-" if label == "torch" else f"{snr:.1f}"]
+            if args.wer:
+                row.append(f"{word_error_rate(backends[label], sentences):.1%}")
+            rows.append(row)
+    headers = ["backend", "acoustic x RT", "vocoder x RT", "end to end x RT", "vs torch (acoustic / vocoder / e2e)",
+               "same frames", "mel SNR dB"] + (["WER"] if args.wer else [])
+    print(table(headers, rows))
+    print(f"audio: {base['audio_s']:.1f} s; text front end {base['text_s']:.2f} s (the same code for every backend)")
+
+
+if __name__ == "__main__":
+    main()
