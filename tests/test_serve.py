@@ -7,6 +7,7 @@ request in flight."""
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import signal
@@ -137,6 +138,31 @@ def test_every_endpoint(server):
         assert len(fast) == len(plain) // 2  # 6 frames a phoneme at speed 1, 3 at speed 2
         samples = sf.read(io.BytesIO(client.post("/api/tts", json={"text": "Cats sat."}).content), dtype="int16")[0]
         assert client.post("/api/tts", json={"text": "Cats sat.", "format": "pcm"}).content == samples.tobytes()
+
+
+def test_front_end_notes_go_back_with_the_answer_and_do_not_pile_up(server):
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        for _ in range(3):
+            response = client.post("/api/tts", json={"text": "Cats sat \u2603 on the mat."})
+            assert response.status_code == 200
+            notes = json.loads(response.headers["x-warnings"])
+            assert len(notes) == 1 and "U+2603" in notes[0]
+    assert server.server.voices["tiny"].synth.warnings == []
+
+
+def test_two_workers_answer_as_one_does(runs):
+    running = start(runs, workers=2)
+    try:
+        requests = [{"text": text, "speed": speed} for text, speed in zip(SENTENCES * 2, [1.0, 1.3] * 5)]
+        with httpx.Client(base_url=running.url, timeout=60) as client:
+            sequential = [wav_of(client.post("/api/tts", json=r).content)[0] for r in requests]
+            with ThreadPoolExecutor(len(requests)) as pool:
+                together = list(pool.map(lambda r: wav_of(client.post("/api/tts", json=r).content)[0], requests))
+            assert client.get("/health").json()["batching"]["tiny"]["sentences"] == 2 * len(requests)
+        for alone, concurrent in zip(sequential, together):
+            assert alone.shape == concurrent.shape and snr_db(alone, concurrent) >= 40
+    finally:
+        running.stop()
 
 
 def test_the_first_sentence_arrives_before_the_last_is_made(runs):

@@ -10,6 +10,20 @@ import typer
 from ttskit.cli.common import DeviceOption, UserError, err_console, user_errors
 
 
+def worker_threads(workers: int | None, device: str | None) -> tuple[int, int]:
+    """(workers, torch threads each): by default one single-threaded worker per core on a CPU
+    (the threads OMP_NUM_THREADS allows, else the cores), one worker on a GPU."""
+    import os
+
+    cores = int(os.environ.get("OMP_NUM_THREADS") or 0) or len(os.sched_getaffinity(0))
+    on_gpu = device is not None and device.startswith("cuda")
+    if workers is None:
+        workers = 1 if on_gpu else cores
+    if workers < 1:
+        raise UserError("--workers must be at least 1")
+    return workers, max(1, cores // workers)
+
+
 def serve(
     voice: Annotated[Optional[list[str]], typer.Option(
         "--voice", help="A shipped voice, a voice folder or an exported (ONNX) folder; repeat for more. "
@@ -25,6 +39,9 @@ def serve(
     max_requests: Annotated[int, typer.Option(help="Requests in flight before 503 + Retry-After.")] = 64,
     max_batch: Annotated[int, typer.Option(help="Sentences per model call (dynamic batching).")] = 16,
     max_wait_ms: Annotated[float, typer.Option(help="How long the batcher waits for company for a sentence.")] = 4.0,
+    workers: Annotated[Optional[int], typer.Option(
+        help="Model workers per voice, each with cores/workers threads (default: one per core on a CPU, "
+             "one on a GPU).")] = None,
     device: DeviceOption = None,
 ) -> None:
     """Serve voices over HTTP: POST /v1/audio/speech (OpenAI's speech API), POST /api/tts (every
@@ -50,10 +67,15 @@ def serve(
         for name, value in (("--max-chars", max_chars), ("--max-requests", max_requests), ("--max-batch", max_batch)):
             if value < 1:
                 raise UserError(f"{name} must be at least 1")
+        workers, threads = worker_threads(workers, device)
         limits = ServerLimits(max_chars=max_chars, max_requests=max_requests, max_batch=max_batch,
-                              max_wait_ms=max_wait_ms)
+                              max_wait_ms=max_wait_ms, workers=workers)
+        import torch
+
+        torch.set_num_threads(threads)
         with err_console.status("loading voices ..."):
             server = Server(load_voices(voice or [], acoustic, vocoder, backend, device), limits)  # type: ignore[arg-type]
-        err_console.print(f"serving {', '.join(server.voices)} on http://{host}:{port}/ (Ctrl-C or SIGTERM stops it, "
-                          "finishing the requests in flight)", highlight=False, soft_wrap=True)
+        err_console.print(f"serving {', '.join(server.voices)} on http://{host}:{port}/ ({workers} worker(s) x "
+                          f"{threads} thread(s); Ctrl-C or SIGTERM stops it, finishing the requests in flight)",
+                          highlight=False, soft_wrap=True)
     uvicorn.run(create_app(server), host=host, port=port, log_level="warning", timeout_graceful_shutdown=30)

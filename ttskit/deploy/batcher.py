@@ -56,12 +56,18 @@ def length_groups(jobs: list[Job], ratio: float, limit: int) -> list[list[Job]]:
 
 class Batcher:
     def __init__(self, synth: Synthesizer, max_batch: int = 16, max_wait_s: float = 0.004,
-                 max_length_ratio: float = 2.0) -> None:
+                 max_length_ratio: float = 2.0, workers: int = 1) -> None:
         self.synth, self.max_batch, self.max_wait_s, self.ratio = synth, max_batch, max_wait_s, max_length_ratio
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.stats = BatchStats()
-        self.thread = threading.Thread(target=self._run, name=f"batcher-{id(self):x}", daemon=True)
-        self.thread.start()
+        self.stats_lock = threading.Lock()
+        # Several workers share the model (inference only reads it): on a CPU, two single-threaded
+        # workers keep two cores busy where one two-threaded worker waits on the other threads of
+        # the process (measured: docs/deploy.md).
+        self.threads = [threading.Thread(target=self._run, name=f"batcher-{id(self):x}-{i}", daemon=True)
+                        for i in range(workers)]
+        for thread in self.threads:
+            thread.start()
 
     def submit(self, sentences: list[Sentence]) -> list[asyncio.Future]:
         """Queue `sentences` (from the asyncio loop); each future resolves to the sentence with its audio."""
@@ -74,9 +80,11 @@ class Batcher:
         return futures
 
     def close(self) -> None:
-        """Stop the worker after the batch in hand; what is still queued is cancelled."""
-        self.jobs.put(None)
-        self.thread.join(timeout=30)
+        """Stop the workers after the batches in hand; what is still queued is cancelled."""
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join(timeout=30)
         while True:
             try:
                 job = self.jobs.get_nowait()
@@ -108,7 +116,8 @@ class Batcher:
                 return
             jobs, stop = self._collect(first)
             live = [j for j in jobs if not j.future.done()]  # a cancelled future: its client has gone
-            self.stats.dropped += len(jobs) - len(live)
+            with self.stats_lock:
+                self.stats.dropped += len(jobs) - len(live)
             for group in length_groups(live, self.ratio, self.max_batch):
                 started = time.perf_counter()
                 try:
@@ -117,13 +126,17 @@ class Batcher:
                     for job in group:
                         job.loop.call_soon_threadsafe(_fail, job.future, err)
                     continue
-                self.stats.busy_s += time.perf_counter() - started
-                self.stats.batches += 1
-                self.stats.sentences += len(group)
-                self.stats.largest_batch = max(self.stats.largest_batch, len(group))
-                self.stats.sizes[len(group)] = self.stats.sizes.get(len(group), 0) + 1
+                self._count(group, time.perf_counter() - started)
                 for job in group:
                     job.loop.call_soon_threadsafe(_resolve, job.future, job.sentence)
+
+    def _count(self, group: list[Job], seconds: float) -> None:
+        with self.stats_lock:
+            self.stats.busy_s += seconds
+            self.stats.batches += 1
+            self.stats.sentences += len(group)
+            self.stats.largest_batch = max(self.stats.largest_batch, len(group))
+            self.stats.sizes[len(group)] = self.stats.sizes.get(len(group), 0) + 1
 
 
 def _resolve(future: asyncio.Future, sentence: Sentence) -> None:

@@ -53,6 +53,7 @@ class ServerLimits:
     retry_after_s: int = 1
     max_batch: int = 16
     max_wait_ms: float = 4.0
+    workers: int = 1  # model workers per voice (each renders a batch at a time)
 
 
 class RequestError(Exception):
@@ -88,7 +89,7 @@ class VoiceService:
 
     def __init__(self, name: str, synth: Synthesizer, limits: ServerLimits) -> None:
         self.name, self.synth = name, synth
-        self.batcher = Batcher(synth, limits.max_batch, limits.max_wait_ms / 1000)
+        self.batcher = Batcher(synth, limits.max_batch, limits.max_wait_ms / 1000, workers=limits.workers)
 
     def describe(self) -> dict[str, Any]:
         card = self.synth.voice.card if self.synth.voice is not None else {}
@@ -97,17 +98,22 @@ class VoiceService:
                 "licence": card.get("licence", "")}
 
     def sentences(self, text: str, text_field: str, speaker: str | None, speed: float, pitch: float,
-                  energy: float) -> list[Sentence]:
-        """The request's sentences through the voice's front end (4xx for a speaker it lacks, or
-        text with nothing to pronounce)."""
+                  energy: float) -> tuple[list[Sentence], list[str]]:
+        """The request's sentences through the voice's front end, and its notes (unknown
+        characters, ...); 4xx for a speaker the voice lacks, or text with nothing to pronounce."""
         try:
             _, index = self.synth.speaker_id(speaker)
         except SynthesisError as err:
             raise RequestError(422, "speaker", str(err)) from None
         try:
-            return self.synth.sentences([text], speaker=index, speed=speed, pitch=pitch, energy=energy)
+            found = self.synth.sentences([text], speaker=index, speed=speed, pitch=pitch, energy=energy)
         except SynthesisError as err:
             raise RequestError(422, text_field, str(err)) from None
+        finally:
+            # The front end's notes go back with this request's answer (X-Warnings); none stay
+            # behind to grow over the server's life.
+            notes, self.synth.warnings = list(self.synth.warnings), []
+        return found, notes
 
 
 class Server:
@@ -235,8 +241,9 @@ def create_app(server: Server) -> FastAPI:
             raise RequestError(422, None, "the body must be a JSON object")
         return body
 
-    def stream(service: VoiceService, sentences: list[Sentence], audio_format: str,
+    def stream(service: VoiceService, said: tuple[list[Sentence], list[str]], audio_format: str,
                resample_to: int | None = None) -> StreamingResponse:
+        sentences, notes = said
         ticket = server.admission.enter()
         if ticket is None:
             raise RequestError(503, None, f"the server is busy ({server.limits.max_requests} requests in flight); "
@@ -245,7 +252,9 @@ def create_app(server: Server) -> FastAPI:
         rate = resample_to or service.synth.sample_rate
         return StreamingResponse(server.speak(service, sentences, audio_format, ticket, resample_to), media_type=media,
                                  headers={"X-Sample-Rate": str(rate), "X-Voice": service.name,
-                                          "X-Sentences": str(len(sentences))}, background=BackgroundTask(ticket.release))
+                                          "X-Sentences": str(len(sentences)),
+                                          "X-Warnings": json.dumps(notes, ensure_ascii=True)[:2000]},
+                                 background=BackgroundTask(ticket.release))
 
     @app.post("/v1/audio/speech")
     async def openai_speech(request: Request) -> StreamingResponse:
@@ -255,8 +264,8 @@ def create_app(server: Server) -> FastAPI:
         service = server.voice(_optional_string(body, "voice"))
         audio_format = _choice(body, "response_format", "wav", ("wav", "pcm"))
         speed = _number(body, "speed", 1.0, 0.25, 4.0)  # OpenAI's range
-        sentences = service.sentences(text, "input", None, speed, 0.0, 1.0)
-        return stream(service, sentences, audio_format, OPENAI_PCM_RATE if audio_format == "pcm" else None)
+        said = service.sentences(text, "input", None, speed, 0.0, 1.0)
+        return stream(service, said, audio_format, OPENAI_PCM_RATE if audio_format == "pcm" else None)
 
     @app.post("/api/tts")
     async def tts(request: Request) -> StreamingResponse:
