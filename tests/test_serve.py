@@ -10,6 +10,7 @@ import io
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -302,3 +303,24 @@ def test_sigterm_finishes_the_request_in_flight(runs, tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+CHROMIUM = next((c for c in ("chromium", "chromium-browser", "google-chrome") if shutil.which(c)), None)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)")
+def test_the_page_in_headless_chromium(server, tmp_path):
+    """The page loads the voice list by script and renders; the screenshot is kept with the
+    test's files (docs/img/serve-page.png is one of the shipped voice)."""
+    common = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000",
+              f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([*common, "--dump-dom", f"{server.url}/"], capture_output=True, text=True, timeout=60)
+    assert '<option value="tiny"' in dom.stdout, dom.stderr[-2000:]
+    assert "1 voice(s) loaded" in dom.stdout
+    shot = tmp_path / "page.png"
+    subprocess.run([*common, f"--screenshot={shot}", "--window-size=900,600", f"{server.url}/"],
+                   capture_output=True, timeout=60)
+    from PIL import Image
+
+    image = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
+    assert image.shape == (600, 900) and image.std() > 5  # text and controls, not a blank page
