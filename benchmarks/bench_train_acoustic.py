@@ -1,8 +1,8 @@
 """Acoustic-model training throughput: steps/s and mel frames/s of a preset on a WORK folder, and
 the length regulator's share of a training step (its calls timed inside real steps).
 
-    python benchmarks/bench_train_acoustic.py WORK [--preset small] [--steps 30] [--threads 2]
-                                              [--fastspeech2 CHECKOUT [--compare-steps 4]]
+    python benchmarks/bench_train_acoustic.py WORK [--model fastspeech2|fastspeech] [--preset small] [--steps 30]
+                                              [--threads 2] [--fastspeech2 CHECKOUT [--compare-steps 4]]
 
 On CUDA it runs in bf16 autocast, as training does.
 
@@ -32,7 +32,7 @@ from ttskit.data.dataset import FrameBudgetSampler, WorkDataset, collate
 from ttskit.models.losses import fastspeech2_loss
 from ttskit.runtime import default_device
 from ttskit.train.acoustic import build_model
-from ttskit.train.acoustic_config import RUN_PRESETS
+from ttskit.train.acoustic_config import MODEL_PRESETS, RUN_PRESETS
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, autocast) -> None:
@@ -41,7 +41,9 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch, 
         out = model(batch.phonemes, batch.phoneme_lengths, batch.speakers,
                     targets=fastspeech2.VarianceTargets(batch.durations, batch.pitch, batch.energy),
                     max_frames=batch.mels.shape[1])
-        loss = fastspeech2_loss(out, batch.mels, batch.durations, batch.pitch, batch.energy)["loss"]
+        config = model.config
+        loss = fastspeech2_loss(out, batch.mels, batch.durations, batch.pitch, batch.energy,
+                                postnet=config.postnet_layers > 0, variance_predictors=config.variance_predictors)["loss"]
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
@@ -119,6 +121,7 @@ def side_by_side(args: argparse.Namespace, dataset: WorkDataset, device: torch.d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("work", type=Path)
+    parser.add_argument("--model", default="fastspeech2", choices=sorted(MODEL_PRESETS))
     parser.add_argument("--preset", default="small", choices=sorted(RUN_PRESETS))
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--threads", type=int, default=2)
@@ -127,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = default_device()
-    run_config = RUN_PRESETS[args.preset]
+    run_config = MODEL_PRESETS[args.model][args.preset]
     dataset = WorkDataset(args.work, "train")
     model = build_model(run_config, len(dataset.vocab), 80, len(dataset.speakers), dataset.stats).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -167,7 +170,7 @@ def main() -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - started
-    print(f"# Acoustic training throughput: preset {args.preset}, {device.type}"
+    print(f"# Acoustic training throughput: {args.model} preset {args.preset}, {device.type}"
           f"{' bf16' if device.type == 'cuda' else f', {args.threads} threads'}\n")
     print(f"Machine: {machine()}\n")
     print(f"- {args.steps / elapsed:.2f} steps/s, {frames / elapsed:.0f} mel frames/s "

@@ -188,7 +188,7 @@ def test_acoustic_fine_tuning_from_the_shipped_voice(mini_work, tmp_path):
     assert result.exit_code == 0, result.output
     refused = runner.invoke(app, ["train-acoustic", str(mini_work), "-o", str(tmp_path / "x"), "--init", "default",
                                   "--preset", "base"])
-    assert refused.exit_code != 0 and "leave --preset out" in refused.output
+    assert refused.exit_code != 0 and "leave --preset and --model out" in refused.output
 
 
 def test_transfer_weights_maps_symbols_and_speakers():

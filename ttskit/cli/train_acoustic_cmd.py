@@ -1,4 +1,4 @@
-"""`ttskit train-acoustic WORK -o RUN`: train the FastSpeech2 acoustic model."""
+"""`ttskit train-acoustic WORK -o RUN`: train the acoustic model (FastSpeech2 or FastSpeech)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,12 @@ def train_acoustic(
     work: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="WORK folder made by `ttskit preprocess`.")],
     output: Annotated[Path, typer.Option("--output", "-o", file_okay=False,
                                          help="RUN folder for checkpoints, metrics.jsonl and config.yaml.")],
+    model: Annotated[Optional[str], typer.Option(
+        "--model", help="fastspeech2 (the default: duration, pitch and energy predictors) or fastspeech (FFT blocks "
+                        "and a duration predictor only).")] = None,
     preset: Annotated[Optional[str], typer.Option(
-        help="small (minutes on a CPU; the default for a new run) or base (ming024's LJSpeech size).")] = None,
+        help="small (minutes on a CPU; the default for a new run) or base (ming024's LJSpeech size for "
+             "fastspeech2, the paper's for fastspeech).")] = None,
     max_steps: Annotated[Optional[int], typer.Option(
         "--max-steps", min=1, help="Stop after this many steps in total; --resume with a larger value continues.")] = None,
     gpus: Annotated[int, typer.Option(
@@ -37,10 +41,11 @@ def train_acoustic(
     config: ConfigOption = None,
     overrides: SetOption = None,
 ) -> None:
-    """Train the FastSpeech2 acoustic model on a WORK folder.
+    """Train the acoustic model (FastSpeech2, or FastSpeech with --model fastspeech) on a WORK folder.
 
     Examples:
       ttskit train-acoustic work/mini -o runs/mini --preset small --max-steps 2000
+      ttskit train-acoustic work/mini -o runs/mini-fs --model fastspeech --max-steps 2000
       ttskit train-acoustic work/myvoice -o runs/myvoice --init default --max-steps 1000
     """
     from ttskit.checkpoints.store import latest_checkpoint
@@ -52,7 +57,7 @@ def train_acoustic(
 
     with user_errors():
         default_device(device)  # a wrong --device is refused before RUN is touched
-        job = prepare_run(work, output, preset=preset, config_path=config, overrides=overrides or [],
+        job = prepare_run(work, output, preset=preset, model=model, config_path=config, overrides=overrides or [],
                           max_steps=max_steps, resume=resume, vocoder=vocoder,
                           init=init_source(init, "acoustic") if init is not None else None)
         start = (f"resuming from {job.resume_from.name}" if job.resume_from

@@ -1,5 +1,8 @@
 """FastSpeech2 (Ren et al., 2021): phonemes (+ speaker) -> mel frames, with explicit duration,
-pitch and energy predictors. Shapes: B batch, N phonemes, T frames, C channels, M mel bands.
+pitch and energy predictors; and FastSpeech (Ren et al., 2019), the same feed-forward
+transformer with a duration predictor and the length regulator but no pitch or energy predictors
+(`variance_predictors=False`; its presets in `FASTSPEECH_PRESETS`). Shapes: B batch, N phonemes,
+T frames, C channels, M mel bands.
 
 The constructor takes everything it needs as arguments (vocabulary size, speakers, value
 ranges); it never opens a file, so a checkpoint alone can rebuild it.
@@ -34,14 +37,18 @@ class FastSpeech2Config:
     variance_dropout: float = 0.5
     # Pitch and energy values are embedded by bucketing into this many bins over the corpus range.
     n_bins: int = 256
-    postnet_layers: int = 5
+    postnet_layers: int = 5  # 0: no postnet (FastSpeech as published)
     postnet_channels: int = 512
     postnet_kernel: int = 5
+    # False: FastSpeech, no pitch and energy predictors (durations are the only variance).
+    variance_predictors: bool = True
 
     def __post_init__(self) -> None:
         for key in ("hidden", "encoder_layers", "decoder_layers", "heads", "conv_filter", "variance_filter",
-                    "variance_kernel", "n_bins", "postnet_layers", "postnet_channels", "postnet_kernel"):
+                    "variance_kernel", "n_bins", "postnet_channels", "postnet_kernel"):
             require(getattr(self, key) >= 1, f"model.{key}", "must be at least 1")
+        require(self.postnet_layers == 0 or self.postnet_layers >= 2, "model.postnet_layers",
+                "must be 0 (no postnet) or at least 2")
         require(self.hidden % self.heads == 0, "model.heads", f"must divide model.hidden ({self.hidden})")
         require(all(k >= 1 and k % 2 == 1 for k in self.conv_kernels), "model.conv_kernels", "must be odd and >= 1")
         for key in ("variance_kernel", "postnet_kernel"):
@@ -56,6 +63,17 @@ PRESETS: dict[str, FastSpeech2Config] = {
     # Learns something within minutes on 2 CPU cores.
     "small": FastSpeech2Config(hidden=128, encoder_layers=2, decoder_layers=2, heads=2, conv_filter=512,
                                variance_filter=128, postnet_layers=3, postnet_channels=256),
+}
+
+FASTSPEECH_PRESETS: dict[str, FastSpeech2Config] = {
+    # The FastSpeech paper's size: 6 FFT blocks on each side, 384 channels, 2 heads, 1536-channel
+    # convolutions with kernel 3, a 2-layer duration predictor, dropout 0.1, no postnet.
+    "base": FastSpeech2Config(hidden=384, encoder_layers=6, decoder_layers=6, heads=2, conv_filter=1536,
+                              conv_kernels=(3, 3), dropout=0.1, variance_filter=384, variance_dropout=0.1,
+                              postnet_layers=0, variance_predictors=False),
+    # The size of FastSpeech2's small preset, for comparisons on a CPU.
+    "small": FastSpeech2Config(hidden=128, encoder_layers=2, decoder_layers=2, heads=2, conv_filter=512,
+                               variance_filter=128, postnet_layers=0, variance_predictors=False),
 }
 
 
@@ -253,13 +271,14 @@ class FastSpeech2(nn.Module):
         self.encoder = FFTStack(config, config.encoder_layers)
         self.speaker_embedding = nn.Embedding(n_speakers, config.hidden) if n_speakers > 1 else None
         self.duration_predictor = VariancePredictor(config)
-        self.pitch_predictor = VariancePredictor(config)
-        self.energy_predictor = VariancePredictor(config)
-        self.pitch_embedding = ValueEmbedding(config.n_bins, config.hidden, *pitch_range)
-        self.energy_embedding = ValueEmbedding(config.n_bins, config.hidden, *energy_range)
+        if config.variance_predictors:
+            self.pitch_predictor = VariancePredictor(config)
+            self.energy_predictor = VariancePredictor(config)
+            self.pitch_embedding = ValueEmbedding(config.n_bins, config.hidden, *pitch_range)
+            self.energy_embedding = ValueEmbedding(config.n_bins, config.hidden, *energy_range)
         self.decoder = FFTStack(config, config.decoder_layers)
         self.mel_linear = nn.Linear(config.hidden, n_mels)
-        self.postnet = PostNet(n_mels, config)
+        self.postnet = PostNet(n_mels, config) if config.postnet_layers else None
 
     def forward(self, phonemes: torch.Tensor, phoneme_lengths: torch.Tensor, speakers: torch.Tensor | None = None,
                 targets: VarianceTargets | None = None, controls: Controls | None = None,
@@ -287,12 +306,18 @@ class FastSpeech2(nn.Module):
             frames, pitch, energy = self._add_variances(frames, frame_mask, targets, controls)
         hidden = self.decoder(frames, frame_mask)
         mel = self.mel_linear(hidden)
-        mel_postnet = (mel + self.postnet(mel, frame_mask)).masked_fill(frame_mask.unsqueeze(-1), 0.0)
+        mel_postnet = self.refine(mel, frame_mask).masked_fill(frame_mask.unsqueeze(-1), 0.0)
         return FastSpeech2Output(mel.masked_fill(frame_mask.unsqueeze(-1), 0.0), mel_postnet, log_duration, pitch,
                                  energy, durations, phoneme_mask, frame_mask, frame_lengths)
 
+    def refine(self, mel: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
+        """The mel after the postnet's residual (the mel itself where there is no postnet)."""
+        return mel if self.postnet is None else mel + self.postnet(mel, frame_mask)
+
     def _add_variances(self, x: torch.Tensor, mask: torch.Tensor, targets: VarianceTargets | None,
                        controls: Controls) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if not self.config.variance_predictors:  # FastSpeech: nothing to add; zeros keep the output's shape
+            return x, x.new_zeros(mask.shape), x.new_zeros(mask.shape)
         pitch = self.pitch_predictor(x, mask)
         x = x + self.pitch_embedding(_choose(targets and targets.pitch, controls.pitch,
                                              lambda: pitch * controls.pitch_scale + controls.pitch_shift))

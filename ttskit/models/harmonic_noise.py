@@ -113,9 +113,10 @@ class HarmonicNoiseGenerator(nn.Module):
 
     def forward(self, mel: torch.Tensor, f0: torch.Tensor | None = None,
                 voiced: torch.Tensor | None = None) -> torch.Tensor:
-        if f0 is None or voiced is None:
+        if f0 is None or voiced is None or bool((f0 <= 0).any()):
             estimated_f0, estimated_voicing = self.estimate_pitch(mel)
-            f0 = estimated_f0 if f0 is None else f0
+            # Frames with F0 0 have none given (an acoustic model that predicts no pitch).
+            f0 = estimated_f0 if f0 is None else torch.where(f0 > 0, f0, estimated_f0)
             voiced = estimated_voicing if voiced is None else voiced
         f0 = f0.float().clamp(min=LOWEST_F0)
         voiced = voiced.float()

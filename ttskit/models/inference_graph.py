@@ -3,7 +3,8 @@ to ONNX (no Python loop over data, no data-dependent Python int, no `bucketize`,
 
 `AcousticGraph` is FastSpeech2's inference with the user's controls as per-utterance *inputs*
 (speed, pitch shift in semitones, energy scale) and the acoustic model's pitch as a per-frame F0
-contour in Hz as an output, so a runtime needs nothing but the graph and the front end. The
+contour in Hz as an output (0 for a model that predicts no pitch, FastSpeech: the vocoder then
+estimates it), so a runtime needs nothing but the graph and the front end. The
 torch backend of `Synthesizer` runs this module, and `ttskit export` exports it: both backends
 compute the same thing. `HarmonicNoiseGraph` is the harmonic-plus-noise vocoder's inference with
 its white noise as an input (so two backends can be compared sample for sample) and the STFT
@@ -102,13 +103,17 @@ class AcousticGraph(nn.Module):
             normalised = torch.gather(predicted_pitch * ratio + pitch_shift, 1, torch.minimum(frame[None], last))
         hidden = m.decoder(frames, frame_mask)
         mel = m.mel_linear(hidden)
-        mel = (mel + m.postnet(mel, frame_mask)).masked_fill(frame_mask.unsqueeze(-1), self.silence)
+        mel = m.refine(mel, frame_mask).masked_fill(frame_mask.unsqueeze(-1), self.silence)
         f0 = smooth_log(torch.clamp(normalised * std + mean, min=LOWEST_SPOKEN_F0))
+        if not m.config.variance_predictors:  # FastSpeech predicts no pitch: 0 asks the vocoder to find it
+            f0 = torch.zeros_like(f0)
         return mel.transpose(1, 2), frame_lengths, f0, durations
 
     def _variances(self, x: torch.Tensor, mask: torch.Tensor, pitch_scale: torch.Tensor, pitch_shift: torch.Tensor,
                    energy_scale: torch.Tensor, energy_shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         m = self.model
+        if not m.config.variance_predictors:
+            return x, torch.zeros(mask.shape, device=x.device)
         pitch = m.pitch_predictor(x, mask)
         x = x + m.pitch_embedding(pitch * pitch_scale + pitch_shift)
         energy = m.energy_predictor(x, mask)
@@ -166,8 +171,8 @@ class HarmonicNoiseGraph(nn.Module):
 
     def forward(self, mel: torch.Tensor, f0: torch.Tensor, white: torch.Tensor) -> torch.Tensor:
         g = self.generator
-        _, voiced = g.estimate_pitch(mel)
-        f0 = f0.float().clamp(min=LOWEST_F0)
+        estimated, voiced = g.estimate_pitch(mel)
+        f0 = torch.where(f0 > 0, f0.float(), estimated).clamp(min=LOWEST_F0)  # 0: not given
         gain, distribution, noise = g._controls(mel, f0, voiced)
         samples = mel.shape[-1] * self.hop
         phase = g._phase(f0, samples)

@@ -1,4 +1,5 @@
-"""`ttskit train-acoustic`: FastSpeech2 as a `Trainer` of the training skeleton.
+"""`ttskit train-acoustic`: FastSpeech2 (and FastSpeech, the same network without pitch and energy
+predictors) as a `Trainer` of the training skeleton.
 
 Its checkpoints (`step_XXXXXXXX.pt`, and `best.pt` at the lowest validation loss) hold the full
 training state and everything synthesis needs: configs, vocabulary, speakers, statistics.
@@ -36,7 +37,7 @@ from ttskit.skeleton.pieces import (
     step_verdict,
     write_run_config,
 )
-from ttskit.train.acoustic_config import RUN_PRESETS, AcousticRunConfig
+from ttskit.train.acoustic_config import DEFAULT_MODEL, MODEL_PRESETS, AcousticRunConfig
 from ttskit.train.fine_tune import fine_tune_preset, load_init, transfer_weights
 from ttskit.train.media import log_validation_media
 from ttskit.work import (
@@ -81,25 +82,31 @@ def check_compatible(checkpoint: dict[str, Any], identity: dict[str, Any], sourc
 
 def prepare_run(work: Path, run: Path, *, preset: str | None = None, config_path: Path | None = None,
                 overrides: tuple[str, ...] | list[str] = (), max_steps: int | None = None,
-                resume: bool = False, vocoder: Path | None = None, init: Path | None = None) -> AcousticJob:
-    """Resolve the run config and check WORK and RUN before any process starts. `preset`: small
-    when a fresh run names none; on resume it may only name the run's own model. `init`: fine-tune
-    from that checkpoint (its model config, a fine-tuning learning rate; `ttskit.train.fine_tune`)."""
+                resume: bool = False, vocoder: Path | None = None, init: Path | None = None,
+                model: str | None = None) -> AcousticJob:
+    """Resolve the run config and check WORK and RUN before any process starts. `model`:
+    fastspeech2 (the default) or fastspeech; `preset`: small when a fresh run names none; on resume
+    they may only name the run's own model. `init`: fine-tune from that checkpoint (its model
+    config, a fine-tuning learning rate; `ttskit.train.fine_tune`)."""
+    family = model or DEFAULT_MODEL
+    if family not in MODEL_PRESETS:
+        raise TrainingError(f"unknown model {family!r} (choose from {', '.join(MODEL_PRESETS)})")
     chosen = preset or "small"
-    if chosen not in RUN_PRESETS:
-        raise TrainingError(f"unknown preset {chosen!r} (choose from {', '.join(RUN_PRESETS)})")
-    if init is not None and preset is not None:
-        raise TrainingError("--init brings its own model: leave --preset out")
+    if chosen not in MODEL_PRESETS[family]:
+        raise TrainingError(f"unknown preset {chosen!r} (choose from {', '.join(MODEL_PRESETS[family])})")
+    if init is not None and (preset is not None or model is not None):
+        raise TrainingError("--init brings its own model: leave --preset and --model out")
     require_work_files(work, ACOUSTIC_FILES)
     identity = work_identity(work)
-    base = RUN_PRESETS[chosen]
+    base = MODEL_PRESETS[family][chosen]
     init_path = None
     if init is not None:
         init_path, init_state = load_init(init, identity, work)
         base = fine_tune_preset(init_state, init_path)
     run_config, previous, _ = resolve_run_config(
         run, resume, AcousticRunConfig, base, config_path, overrides,
-        lambda state, source: check_compatible(state, identity, source, work), preset_given=preset is not None)
+        lambda state, source: check_compatible(state, identity, source, work),
+        preset_given=preset is not None or model is not None)
     if vocoder is not None:
         _check_vocoder(vocoder, work)
     check_manifest_files(work, read_manifest(work, "train") + read_manifest(work, "val"))
@@ -195,7 +202,7 @@ class AcousticTrainer(Trainer):
             out = self.trained(batch.phonemes, batch.phoneme_lengths, batch.speakers,
                                targets=VarianceTargets(batch.durations, batch.pitch, batch.energy),
                                max_frames=batch.mels.shape[1])
-        terms = fastspeech2_loss(out, batch.mels, batch.durations, batch.pitch, batch.energy)
+        terms = self.loss(out, batch)
         self.optimizer.zero_grad(set_to_none=True)
         scaler.scale(terms["loss"]).backward()
         scaler.unscale_(self.optimizer)
@@ -203,6 +210,11 @@ class AcousticTrainer(Trainer):
                                                    self.cfg.grad_clip if self.cfg.grad_clip is not None else math.inf)
         return StepResult(step_verdict(terms["loss"], grad_norm, scaler, self.rank), terms, {"grad_norm": grad_norm},
                           float(batch.frame_lengths.sum()), {"ids": batch.ids})
+
+    def loss(self, out: Any, batch: AcousticBatch) -> dict[str, torch.Tensor]:
+        model = self.job.config.model
+        return fastspeech2_loss(out, batch.mels, batch.durations, batch.pitch, batch.energy,
+                                postnet=model.postnet_layers > 0, variance_predictors=model.variance_predictors)
 
     def apply(self) -> None:
         self.precision.scaler.step(self.optimizer)
@@ -228,7 +240,7 @@ class AcousticTrainer(Trainer):
                 out = self.model(batch.phonemes, batch.phoneme_lengths, batch.speakers,
                                  targets=VarianceTargets(batch.durations, batch.pitch, batch.energy),
                                  max_frames=batch.mels.shape[1])
-            loss = fastspeech2_loss(out, batch.mels, batch.durations, batch.pitch, batch.energy)["loss"]
+            loss = self.loss(out, batch)["loss"]
             total += float(loss) * len(indices)
             count += len(indices)
         if writer is not None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ttskit.config import require
-from ttskit.models.fastspeech2 import PRESETS, FastSpeech2Config
+from ttskit.models.fastspeech2 import FASTSPEECH_PRESETS, PRESETS, FastSpeech2Config
 from ttskit.skeleton.config import BaseTrainConfig
 
 
@@ -33,10 +33,20 @@ class AcousticRunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+# Minutes on 2 CPU cores: short warm-up, small batches, frequent logs and checkpoints.
+SMALL_TRAIN = TrainConfig(max_frames_per_batch=4000, warmup_steps=300, learning_rate=2e-3, log_every=10,
+                          val_every=200, checkpoint_every=200, num_workers=0)
+
 RUN_PRESETS: dict[str, AcousticRunConfig] = {
     "base": AcousticRunConfig(PRESETS["base"], TrainConfig()),
-    # Minutes on 2 CPU cores: short warm-up, small batches, frequent logs and checkpoints.
-    "small": AcousticRunConfig(PRESETS["small"], TrainConfig(max_frames_per_batch=4000, warmup_steps=300,
-                                                             learning_rate=2e-3, log_every=10, val_every=200,
-                                                             checkpoint_every=200, num_workers=0)),
+    "small": AcousticRunConfig(PRESETS["small"], SMALL_TRAIN),
 }
+
+# `train-acoustic --model NAME --preset PRESET`. A model is told apart in a run's config by its
+# model section (FastSpeech: `variance_predictors: false`), so checkpoints need no other tag.
+MODEL_PRESETS: dict[str, dict[str, AcousticRunConfig]] = {
+    "fastspeech2": RUN_PRESETS,
+    "fastspeech": {"base": AcousticRunConfig(FASTSPEECH_PRESETS["base"], TrainConfig()),
+                   "small": AcousticRunConfig(FASTSPEECH_PRESETS["small"], SMALL_TRAIN)},
+}
+DEFAULT_MODEL = "fastspeech2"
