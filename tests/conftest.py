@@ -75,3 +75,13 @@ def assert_same_run(a: dict, b: dict, atol: float = 1e-4) -> None:
             assert torch.allclose(tensor, b[name], atol=atol, rtol=1e-3), (name, (tensor - b[name]).abs().max())
         else:
             assert torch.equal(tensor, b[name]), name
+
+
+def private_work(mini_work, folder):
+    """A copy of the shared WORK folder in `folder`, for a test that writes into it (--export-gta)."""
+    import shutil
+
+    work = folder / "work"
+    shutil.copytree(mini_work, work)
+    shutil.rmtree(work / "gta", ignore_errors=True)
+    return work

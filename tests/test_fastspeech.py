@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import assert_same_run
+from conftest import assert_same_run, private_work
 from test_train_acoustic import TINY
 from typer.testing import CliRunner
 
@@ -40,11 +40,7 @@ def sets(values):
 
 @pytest.fixture(scope="module")
 def own_work(mini_work, tmp_path_factory):
-    """A copy of the shared WORK folder: --export-gta writes into it."""
-    work = tmp_path_factory.mktemp("fastspeech-work") / "work"
-    shutil.copytree(mini_work, work)
-    shutil.rmtree(work / "gta", ignore_errors=True)
-    return work
+    return private_work(mini_work, tmp_path_factory.mktemp("fastspeech-work"))  # --export-gta writes into it
 
 
 @pytest.fixture(scope="module")

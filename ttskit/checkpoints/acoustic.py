@@ -1,5 +1,7 @@
 """Acoustic models from checkpoints: the model rebuilt from what the checkpoint holds (its model
-config, vocabulary, speakers, statistics, text and audio settings), with nothing else needed."""
+config, vocabulary, speakers, statistics, text and audio settings), with nothing else needed.
+FastSpeech2 and FastSpeech share `FastSpeech2Config`; a Tacotron2 checkpoint's model section is a
+`Tacotron2Config` (told apart by its keys)."""
 
 from __future__ import annotations
 
@@ -14,13 +16,16 @@ from ttskit.checkpoints.resolve import resolve_checkpoint
 from ttskit.checkpoints.store import CheckpointError, load_checkpoint, non_finite_tensor
 from ttskit.config import AudioConfig, TextConfig, config_from_dict
 from ttskit.models.fastspeech2 import FastSpeech2, FastSpeech2Config
+from ttskit.models.tacotron2 import Tacotron2, Tacotron2Config
 from ttskit.text.frontend import TextFrontend, build_frontend
 from ttskit.text.vocab import Vocab
 
 
-def build_acoustic_model(model_config: FastSpeech2Config, n_symbols: int, n_mels: int, n_speakers: int,
-                         stats: dict[str, Any]) -> FastSpeech2:
+def build_acoustic_model(model_config: FastSpeech2Config | Tacotron2Config, n_symbols: int, n_mels: int,
+                         n_speakers: int, stats: dict[str, Any]) -> FastSpeech2 | Tacotron2:
     """A fresh model for a WORK folder's (or a checkpoint's) vocabulary, speakers and statistics."""
+    if isinstance(model_config, Tacotron2Config):
+        return Tacotron2(model_config, n_symbols, n_mels, n_speakers)
     return FastSpeech2(model_config, n_symbols, n_mels, n_speakers,
                        (stats["pitch"]["normalized_min"], stats["pitch"]["normalized_max"]),
                        (stats["energy"]["normalized_min"], stats["energy"]["normalized_max"]),
@@ -32,7 +37,7 @@ class AcousticModel:
     """A FastSpeech2 checkpoint with everything synthesis needs: front end, vocabulary, speakers,
     statistics and the mel settings it was trained on."""
 
-    model: FastSpeech2
+    model: FastSpeech2 | Tacotron2
     frontend: TextFrontend
     vocab: Vocab
     speakers: dict[str, int]
@@ -45,13 +50,14 @@ def is_acoustic_checkpoint(state: dict[str, Any]) -> bool:
     return str(state.get("format", "")).startswith(ACOUSTIC_FORMAT.rsplit("-", 1)[0])
 
 
-def model_from_state(state: dict[str, Any], source: Path) -> FastSpeech2:
+def model_from_state(state: dict[str, Any], source: Path) -> FastSpeech2 | Tacotron2:
     """The model of a loaded acoustic checkpoint, weights in, on the CPU in training mode."""
     if not is_acoustic_checkpoint(state):
         raise CheckpointError(f"{source}: not an acoustic-model checkpoint (format {state.get('format')!r}); "
                               "vocoder checkpoints go to --vocoder")
-    model_config = config_from_dict(FastSpeech2Config, state["run_config"]["model"], source=str(source),
-                                    prefix="model")
+    section = state["run_config"]["model"]
+    kind = Tacotron2Config if "attention_rnn" in section else FastSpeech2Config
+    model_config = config_from_dict(kind, section, source=str(source), prefix="model")
     audio = config_from_dict(AudioConfig, state["audio"], source=str(source))
     model = build_acoustic_model(model_config, len(state["vocab"]), audio.n_mels, len(state["speakers"]),
                                  state["stats"])

@@ -16,8 +16,8 @@ def train_acoustic(
     output: Annotated[Path, typer.Option("--output", "-o", file_okay=False,
                                          help="RUN folder for checkpoints, metrics.jsonl and config.yaml.")],
     model: Annotated[Optional[str], typer.Option(
-        "--model", help="fastspeech2 (the default: duration, pitch and energy predictors) or fastspeech (FFT blocks "
-                        "and a duration predictor only).")] = None,
+        "--model", help="fastspeech2 (the default: duration, pitch and energy predictors), fastspeech (FFT blocks "
+                        "and a duration predictor only) or tacotron2 (attention, autoregressive).")] = None,
     preset: Annotated[Optional[str], typer.Option(
         help="small (minutes on a CPU; the default for a new run) or base (ming024's LJSpeech size for "
              "fastspeech2, the paper's for fastspeech).")] = None,
@@ -46,6 +46,7 @@ def train_acoustic(
     Examples:
       ttskit train-acoustic work/mini -o runs/mini --preset small --max-steps 2000
       ttskit train-acoustic work/mini -o runs/mini-fs --model fastspeech --max-steps 2000
+      ttskit train-acoustic work/mini -o runs/mini-t2 --model tacotron2 --max-steps 2000
       ttskit train-acoustic work/myvoice -o runs/myvoice --init default --max-steps 1000
     """
     from ttskit.checkpoints.store import latest_checkpoint

@@ -58,7 +58,8 @@ def ending(summary: dict[str, Any]) -> str:
 
 
 def describe_acoustic(record: dict[str, Any]) -> str:
-    return (f"step {record['step']:>7}  loss {record['loss']:.4f}  mel {record['mel_l1']:.4f}  "
+    mel = record["mel_l1"] if "mel_l1" in record else record["mel_mse"]  # Tacotron2's mel term is an MSE
+    return (f"step {record['step']:>7}  loss {record['loss']:.4f}  mel {mel:.4f}  "
             f"lr {record['lr']:.2e}  {record['frames_per_s']:.0f} frames/s")
 
 

@@ -39,6 +39,7 @@ from ttskit.errors import TtskitError
 from ttskit.models.harmonic_noise import HarmonicNoiseGenerator
 from ttskit.models.hifigan import Generator
 from ttskit.models.inference_graph import HarmonicNoiseGraph
+from ttskit.models.tacotron2 import Tacotron2
 from ttskit.models.vocoder import GRIFFIN_LIM
 from ttskit.synthesis.engines import acoustic_graph
 from ttskit.synthesis.onnx_backend import ACOUSTIC_INPUTS, ACOUSTIC_OUTPUTS, INSTALL_HINT, session
@@ -134,6 +135,9 @@ def export_voice(acoustic: Path, vocoder: Path, out: Path, *, name: str | None =
         raise ExportError(f"{out} exists and is not empty; export writes a new folder and replaces nothing")
     check_output_folder(out.parent if out.parent != Path("") else Path("."))
     model = load_acoustic(acoustic, torch.device("cpu"))
+    if isinstance(model.model, Tacotron2):
+        raise ExportError(f"{model.source}: ONNX export of Tacotron2 is not supported yet (its decoder is a loop of "
+                          "data-dependent length); FastSpeech2 and FastSpeech export")
     vocoder_graph, vocoder_audio, vocoder_described = _vocoder_graph(vocoder)
     staging = out.parent / f".{out.name}.exporting-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)

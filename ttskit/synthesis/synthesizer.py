@@ -36,7 +36,7 @@ from ttskit.checkpoints.vocoder import load_vocoder
 from ttskit.errors import TtskitError
 from ttskit.models.vocoder import GRIFFIN_LIM, GriffinLimVocoder, Vocoder, VocoderError
 from ttskit.runtime import InferencePrecision, default_device
-from ttskit.synthesis.engines import AcousticEngine, TorchAcoustic
+from ttskit.synthesis.engines import AcousticEngine, acoustic_engine, engine_notes, unsupported_controls
 from ttskit.synthesis.joining import Joiner
 from ttskit.synthesis.sentences import split_sentences
 from ttskit.synthesis.voices import Backend, Voice, find_voice
@@ -95,7 +95,7 @@ class Synthesizer:
 
     def __post_init__(self) -> None:
         if self.engine is None:
-            self.engine = TorchAcoustic(self.acoustic, self.device)
+            self.engine = acoustic_engine(self.acoustic, self.device)
 
     @classmethod
     def default(cls, device: str | torch.device | None = None, precision: InferencePrecision = "fp32") -> Synthesizer:
@@ -215,6 +215,7 @@ class Synthesizer:
                           *(np.array([getattr(s, key) for s in batch], dtype=np.float32)
                             for key in ("speed", "pitch", "energy")))
         frames = out.frames
+        self.warnings += engine_notes(self.engine)
         self.warnings += [f"{sentence.text!r}: the acoustic model predicts no frames for it (is it trained?)"
                           for sentence, count in zip(batch, frames) if count == 0]
         vocoding = time.perf_counter()
@@ -249,6 +250,8 @@ class Synthesizer:
         self.warnings, self.timing = [], Timing()
         _, index = self.speaker_id(speaker)
         self.check_controls(speed, pitch, energy)
+        if (problem := unsupported_controls(self.engine, pitch, energy)) is not None:
+            raise SynthesisError(problem)
         return dict(speaker=index, speed=float(speed), pitch=float(pitch), energy=float(energy))
 
     def tts_many(self, texts: Sequence[str], speaker: str | int | None = None, speed: float = 1.0,

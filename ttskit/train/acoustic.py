@@ -24,6 +24,7 @@ from ttskit.config import mel_mismatches
 from ttskit.data.dataset import AcousticBatch, FrameBudgetSampler, WorkDataset, collate
 from ttskit.models.fastspeech2 import FastSpeech2, VarianceTargets
 from ttskit.models.losses import fastspeech2_loss
+from ttskit.models.tacotron2 import Tacotron2, tacotron2_loss
 from ttskit.models.vocoder import Vocoder, VocoderError
 from ttskit.runtime import autocast, default_device
 from ttskit.skeleton.distributed import Rank, launch
@@ -37,7 +38,13 @@ from ttskit.skeleton.pieces import (
     step_verdict,
     write_run_config,
 )
-from ttskit.train.acoustic_config import DEFAULT_MODEL, MODEL_PRESETS, AcousticRunConfig
+from ttskit.train.acoustic_config import (
+    DEFAULT_MODEL,
+    MODEL_PRESETS,
+    AnyAcousticRunConfig,
+    model_family,
+    run_config_class,
+)
 from ttskit.train.fine_tune import fine_tune_preset, load_init, transfer_weights
 from ttskit.train.media import log_validation_media
 from ttskit.work import (
@@ -54,16 +61,37 @@ from ttskit.work import (
 class AcousticJob:
     work: Path
     run: Path
-    config: AcousticRunConfig
+    config: AnyAcousticRunConfig
     max_steps: int
     resume_from: Path | None
     vocoder: Path | None = None  # for validation audio; Griffin-Lim without one
     init_from: Path | None = None  # fine-tuning: the checkpoint whose weights it starts from
 
 
-def build_model(run_config: AcousticRunConfig, n_symbols: int, n_mels: int, n_speakers: int,
-                stats: dict[str, Any]) -> FastSpeech2:
+def build_model(run_config: AnyAcousticRunConfig, n_symbols: int, n_mels: int, n_speakers: int,
+                stats: dict[str, Any]) -> FastSpeech2 | Tacotron2:
     return build_acoustic_model(run_config.model, n_symbols, n_mels, n_speakers, stats)
+
+
+def teacher_forced(call: Callable[..., Any], model: torch.nn.Module, batch: AcousticBatch) -> tuple[Any, torch.Tensor]:
+    """(output, target mels) of `call` (the model, or its DDP wrapper) on `batch` with the ground
+    truth fed in: FastSpeech2's durations, pitch and energy; Tacotron2's previous frames (the
+    mels padded to a whole number of decoder steps)."""
+    if isinstance(model, Tacotron2):
+        extra = (-batch.mels.shape[1]) % model.config.reduction
+        mels = torch.nn.functional.pad(batch.mels, (0, 0, 0, extra))
+        return call(batch.phonemes, batch.phoneme_lengths, mels, batch.frame_lengths, batch.speakers), mels
+    return call(batch.phonemes, batch.phoneme_lengths, batch.speakers,
+                targets=VarianceTargets(batch.durations, batch.pitch, batch.energy),
+                max_frames=batch.mels.shape[1]), batch.mels
+
+
+def acoustic_loss(model: torch.nn.Module, out: Any, mels: torch.Tensor, batch: AcousticBatch) -> dict[str, torch.Tensor]:
+    if isinstance(model, Tacotron2):
+        return tacotron2_loss(out, mels, batch.phoneme_lengths, model.config)
+    config = model.config
+    return fastspeech2_loss(out, mels, batch.durations, batch.pitch, batch.energy,
+                            postnet=config.postnet_layers > 0, variance_predictors=config.variance_predictors)
 
 
 def noam_factor(step: int, warmup: int) -> float:
@@ -88,9 +116,13 @@ def prepare_run(work: Path, run: Path, *, preset: str | None = None, config_path
     fastspeech2 (the default) or fastspeech; `preset`: small when a fresh run names none; on resume
     they may only name the run's own model. `init`: fine-tune from that checkpoint (its model
     config, a fine-tuning learning rate; `ttskit.train.fine_tune`)."""
-    family = model or DEFAULT_MODEL
+    stored_family = run_family(run) if resume else None
+    family = model or stored_family or DEFAULT_MODEL
     if family not in MODEL_PRESETS:
         raise TrainingError(f"unknown model {family!r} (choose from {', '.join(MODEL_PRESETS)})")
+    if stored_family is not None and model_family(MODEL_PRESETS[family]["small"].model) != stored_family:
+        raise TrainingError(f"--resume: {run} is a {stored_family} run, trained with another model than --model "
+                            f"{family}; leave --model out to resume it, or start a new run")
     chosen = preset or "small"
     if chosen not in MODEL_PRESETS[family]:
         raise TrainingError(f"unknown preset {chosen!r} (choose from {', '.join(MODEL_PRESETS[family])})")
@@ -103,8 +135,10 @@ def prepare_run(work: Path, run: Path, *, preset: str | None = None, config_path
     if init is not None:
         init_path, init_state = load_init(init, identity, work)
         base = fine_tune_preset(init_state, init_path)
+    if init is not None:
+        family = model_family(base.model)
     run_config, previous, _ = resolve_run_config(
-        run, resume, AcousticRunConfig, base, config_path, overrides,
+        run, resume, run_config_class(family), base, config_path, overrides,
         lambda state, source: check_compatible(state, identity, source, work),
         preset_given=preset is not None or model is not None)
     if vocoder is not None:
@@ -113,6 +147,19 @@ def prepare_run(work: Path, run: Path, *, preset: str | None = None, config_path
     write_run_config(run, run_config, fresh=previous is None)
     return AcousticJob(work, run, run_config, max_steps if max_steps is not None else 200_000, previous, vocoder,
                        init_path if previous is None else None)
+
+
+def run_family(run: Path) -> str | None:
+    """tacotron2 or fastspeech2 (FastSpeech included: its model section says so) for a run being
+    resumed, from its RUN/config.yaml (None: not known)."""
+    import yaml
+
+    try:
+        stored = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    section = stored.get("model") if isinstance(stored, dict) else None
+    return model_family(section) if isinstance(section, dict) else None
 
 
 def _check_vocoder(vocoder: Path, work: Path) -> None:
@@ -199,10 +246,8 @@ class AcousticTrainer(Trainer):
         scaler = self.precision.scaler
         self.model.train()
         with autocast(self.rank.device, self.precision.autocast_dtype):
-            out = self.trained(batch.phonemes, batch.phoneme_lengths, batch.speakers,
-                               targets=VarianceTargets(batch.durations, batch.pitch, batch.energy),
-                               max_frames=batch.mels.shape[1])
-        terms = self.loss(out, batch)
+            out, mels = teacher_forced(self.trained, self.model, batch)
+        terms = acoustic_loss(self.model, out, mels, batch)
         self.optimizer.zero_grad(set_to_none=True)
         scaler.scale(terms["loss"]).backward()
         scaler.unscale_(self.optimizer)
@@ -210,11 +255,6 @@ class AcousticTrainer(Trainer):
                                                    self.cfg.grad_clip if self.cfg.grad_clip is not None else math.inf)
         return StepResult(step_verdict(terms["loss"], grad_norm, scaler, self.rank), terms, {"grad_norm": grad_norm},
                           float(batch.frame_lengths.sum()), {"ids": batch.ids})
-
-    def loss(self, out: Any, batch: AcousticBatch) -> dict[str, torch.Tensor]:
-        model = self.job.config.model
-        return fastspeech2_loss(out, batch.mels, batch.durations, batch.pitch, batch.energy,
-                                postnet=model.postnet_layers > 0, variance_predictors=model.variance_predictors)
 
     def apply(self) -> None:
         self.precision.scaler.step(self.optimizer)
@@ -237,10 +277,8 @@ class AcousticTrainer(Trainer):
         for indices in sampler:
             batch = collate([self.val_set[i] for i in indices]).to(self.rank.device)
             with autocast(self.rank.device, self.precision.autocast_dtype):
-                out = self.model(batch.phonemes, batch.phoneme_lengths, batch.speakers,
-                                 targets=VarianceTargets(batch.durations, batch.pitch, batch.energy),
-                                 max_frames=batch.mels.shape[1])
-            loss = self.loss(out, batch)["loss"]
+                out, mels = teacher_forced(self.model, self.model, batch)
+            loss = acoustic_loss(self.model, out, mels, batch)["loss"]
             total += float(loss) * len(indices)
             count += len(indices)
         if writer is not None:

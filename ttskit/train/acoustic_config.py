@@ -3,11 +3,12 @@ come from the WORK folder, which was made with them)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
 from ttskit.config import require
 from ttskit.models.fastspeech2 import FASTSPEECH_PRESETS, PRESETS, FastSpeech2Config
+from ttskit.models.tacotron2 import TACOTRON2_PRESETS, Tacotron2Config
 from ttskit.skeleton.config import BaseTrainConfig
 
 
@@ -42,11 +43,40 @@ RUN_PRESETS: dict[str, AcousticRunConfig] = {
     "small": AcousticRunConfig(PRESETS["small"], SMALL_TRAIN),
 }
 
-# `train-acoustic --model NAME --preset PRESET`. A model is told apart in a run's config by its
-# model section (FastSpeech: `variance_predictors: false`), so checkpoints need no other tag.
-MODEL_PRESETS: dict[str, dict[str, AcousticRunConfig]] = {
-    "fastspeech2": RUN_PRESETS,
+@dataclass(frozen=True)
+class Tacotron2RunConfig:
+    model: Tacotron2Config = field(default_factory=Tacotron2Config)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+AnyAcousticRunConfig = AcousticRunConfig | Tacotron2RunConfig
+
+# NVIDIA/tacotron2's optimiser settings (Adam 1e-3, weight decay 1e-6, gradient norm clipped at 1),
+# with the trainer's warm-up in front.
+TACOTRON2_TRAIN = TrainConfig(learning_rate=1e-3, warmup_steps=1000, weight_decay=1e-6, grad_clip=1.0)
+
+# `train-acoustic --model NAME --preset PRESET`. FastSpeech is told apart from FastSpeech2 by its
+# model section (`variance_predictors: false`), Tacotron2 by its own (`model_family`).
+MODEL_PRESETS: dict[str, dict[str, AnyAcousticRunConfig]] = {
+    "fastspeech2": dict(RUN_PRESETS),
     "fastspeech": {"base": AcousticRunConfig(FASTSPEECH_PRESETS["base"], TrainConfig()),
                    "small": AcousticRunConfig(FASTSPEECH_PRESETS["small"], SMALL_TRAIN)},
+    "tacotron2": {"base": Tacotron2RunConfig(TACOTRON2_PRESETS["base"], TACOTRON2_TRAIN),
+                  "small": Tacotron2RunConfig(TACOTRON2_PRESETS["small"],
+                                              replace(SMALL_TRAIN, learning_rate=1e-3, weight_decay=1e-6,
+                                                      grad_clip=1.0))},
 }
 DEFAULT_MODEL = "fastspeech2"
+
+
+def run_config_class(family: str) -> type:
+    return Tacotron2RunConfig if family == "tacotron2" else AcousticRunConfig
+
+
+def model_family(model_section: object) -> str:
+    """tacotron2 or fastspeech2 (FastSpeech included) from a run config's model section."""
+    if isinstance(model_section, Tacotron2Config):
+        return "tacotron2"
+    if isinstance(model_section, dict) and "attention_rnn" in model_section:
+        return "tacotron2"
+    return "fastspeech2"

@@ -12,9 +12,8 @@ import torch
 from ttskit.checkpoints.acoustic import model_from_state
 from ttskit.checkpoints.store import load_checkpoint
 from ttskit.data.dataset import FrameBudgetSampler, WorkDataset, collate
-from ttskit.models.fastspeech2 import VarianceTargets
 from ttskit.runtime import default_device
-from ttskit.train.acoustic import check_compatible
+from ttskit.train.acoustic import check_compatible, teacher_forced
 from ttskit.work import mel_path, save_array, work_identity
 
 
@@ -32,9 +31,7 @@ def export_gta(work: Path, checkpoint_path: Path, device: str | None = None, max
         sampler = FrameBudgetSampler([dataset.frames(i) for i in range(len(dataset))], max_frames, shuffle=False)
         for indices in sampler:
             batch = collate([dataset[i] for i in indices]).to(device)
-            out = model(batch.phonemes, batch.phoneme_lengths, batch.speakers,
-                        targets=VarianceTargets(batch.durations, batch.pitch, batch.energy),
-                        max_frames=batch.mels.shape[1])
+            out, _ = teacher_forced(model, model, batch)
             for row, uid in enumerate(batch.ids):
                 frames = int(batch.frame_lengths[row])
                 mel = out.mel_postnet[row, :frames].float().cpu().numpy().T
