@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ttskit.checkpoints.formats import ACOUSTIC_FORMAT
+from ttskit.checkpoints.nvidia_tacotron2 import load_nvidia_tacotron2, nvidia_weights
 from ttskit.checkpoints.resolve import resolve_checkpoint
 from ttskit.checkpoints.store import CheckpointError, load_checkpoint, non_finite_tensor
 from ttskit.config import AudioConfig, TextConfig, config_from_dict
@@ -69,9 +70,14 @@ def model_from_state(state: dict[str, Any], source: Path) -> FastSpeech2 | Tacot
 
 
 def load_acoustic(path: Path | str, device: torch.device) -> AcousticModel:
-    """The acoustic model behind `path` (a checkpoint, or a run folder: its best, else its latest)."""
+    """The acoustic model behind `path` (a checkpoint, or a run folder: its best, else its latest;
+    or an NVIDIA Tacotron 2 checkpoint)."""
     resolved = resolve_checkpoint(path, "acoustic")
     state = load_checkpoint(resolved)
+    if (weights := nvidia_weights(state)) is not None:
+        model, frontend, vocab, audio = load_nvidia_tacotron2(weights, resolved)
+        # No pitch or energy statistics: Tacotron 2 predicts neither.
+        return AcousticModel(model.to(device), frontend, vocab, {"nvidia": 0}, {}, audio, str(resolved))
     model = model_from_state(state, resolved).to(device).eval()
     audio = config_from_dict(AudioConfig, state["audio"], source=str(resolved))
     text = config_from_dict(TextConfig, state["text"], source=str(resolved))

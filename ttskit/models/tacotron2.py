@@ -262,12 +262,13 @@ class Tacotron2(nn.Module):
         if mels.shape[1] % r:
             raise ValueError(f"{mels.shape[1]} frames are not a multiple of the reduction factor {r}")
         memory, processed, padding = self.encode(symbols, lengths, speakers)
-        # Step k sees the last frame of group k - 1 (a zero "go" frame first).
-        previous = torch.cat([mels.new_zeros(mels.shape[0], 1, self.n_mels), mels[:, r - 1:-1:r]], 1)
+        # Step k sees the last frame of group k - 1 (a zero "go" frame first). The prenet runs over
+        # the last group too (unused), as NVIDIA's does: its dropout then draws the same numbers.
+        previous = torch.cat([mels.new_zeros(mels.shape[0], 1, self.n_mels), mels[:, r - 1::r]], 1)
         frames = self.decoder.prenet(previous)
         state = self.decoder.initial_state(memory)
         outputs, gates, alignments = [], [], []
-        for k in range(frames.shape[1]):
+        for k in range(frames.shape[1] - 1):
             out, gate, state = self.decoder.step(frames[:, k], state, memory, processed, padding)
             outputs.append(out)
             gates.append(gate)
