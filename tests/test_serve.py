@@ -242,6 +242,33 @@ def test_bad_requests_get_4xx_json_naming_the_field(server, path, body, status, 
         assert client.get("/health").status_code == 200
 
 
+def test_controls_a_voice_cannot_honour_are_refused(runs):
+    """A Tacotron2 voice predicts no pitch or energy: its engine says so, the server answers 422."""
+
+    class NoPitch:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __call__(self, *args):
+            return self.inner(*args)
+
+        @staticmethod
+        def unsupported(pitch, energy):
+            return None if pitch == 0.0 and energy == 1.0 else "--pitch and --energy are not supported by tacotron2"
+
+    running = start(runs)
+    try:
+        synth = running.server.voices["tiny"].synth
+        synth.engine = NoPitch(synth.engine)
+        with httpx.Client(base_url=running.url, timeout=30) as client:
+            refused = client.post("/api/tts", json={"text": "Cats sat.", "pitch": 2.0})
+            assert refused.status_code == 422 and refused.json()["error"]["field"] == "pitch"
+            assert "tacotron2" in refused.json()["error"]["message"]
+            assert client.post("/api/tts", json={"text": "Cats sat.", "speed": 1.5}).status_code == 200
+    finally:
+        running.stop()
+
+
 def test_bodies_that_are_not_json_or_too_big(server):
     with httpx.Client(base_url=server.url, timeout=30) as client:
         assert client.post("/api/tts", content=b"{not json").status_code == 400

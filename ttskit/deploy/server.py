@@ -36,6 +36,7 @@ from starlette.background import BackgroundTask
 from ttskit import __version__
 from ttskit.deploy.batcher import Admission, Batcher, Ticket
 from ttskit.errors import TtskitError
+from ttskit.synthesis.engines import unsupported_controls
 from ttskit.synthesis.joining import Joiner
 from ttskit.synthesis.synthesizer import Sentence, SynthesisError, Synthesizer
 from ttskit.synthesis.wav_stream import pcm16, wav_header
@@ -105,6 +106,8 @@ class VoiceService:
             _, index = self.synth.speaker_id(speaker)
         except SynthesisError as err:
             raise RequestError(422, "speaker", str(err)) from None
+        if (problem := unsupported_controls(self.synth.engine, pitch, energy)) is not None:  # Tacotron2's
+            raise RequestError(422, "pitch" if pitch != 0.0 else "energy", problem)
         try:
             found = self.synth.sentences([text], speaker=index, speed=speed, pitch=pitch, energy=energy)
         except SynthesisError as err:
