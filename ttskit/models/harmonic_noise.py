@@ -177,20 +177,21 @@ def harmonic_sum(frame_amplitudes: torch.Tensor, phase: torch.Tensor, hop: int) 
     and within each hop-long block between two frame centres an amplitude is start + slope * u, so
     the sum is two broadcast accumulations per harmonic. Blocks start half a hop early (the centre
     of frame 0); the half blocks at both ends hold the edge frames' values, as `upsample` does.
-    Agrees with the direct sum to float32 rounding (tested)."""
-    batch, harmonics, frames = frame_amplitudes.shape
-    samples, half = phase.shape[-1], hop // 2
+    Agrees with the direct sum to float32 rounding (tested). No length is taken into a Python int,
+    so it also traces with dynamic lengths (`ttskit.models.inference_graph.HarmonicNoiseGraph`)."""
+    half = hop // 2
     edges = torch.cat([frame_amplitudes[..., :1], frame_amplitudes, frame_amplitudes[..., -1:]], -1)
     start, slope = edges[..., :-1, None], (edges[..., 1:] - edges[..., :-1])[..., None]  # (B, H, T + 1, 1)
-    padded = F.pad(phase, (half, (frames + 1) * hop - samples - half)).view(batch, frames + 1, hop)
+    blocks = F.pad(phase, (half, hop - half)).reshape(phase.shape[0], -1, hop)  # (B, T + 1, hop)
     u = (torch.arange(hop, device=phase.device, dtype=phase.dtype) + 0.5) / hop
-    previous, current, twice_cos = torch.zeros_like(padded), torch.sin(padded), 2 * torch.cos(padded)
+    previous, current, twice_cos = torch.zeros_like(blocks), torch.sin(blocks), 2 * torch.cos(blocks)
     level, ramp = start[:, 0] * current, slope[:, 0] * current
-    for k in range(1, harmonics):
+    for k in range(1, frame_amplitudes.shape[1]):
         previous, current = current, twice_cos * current - previous
         level.addcmul_(start[:, k], current)
         ramp.addcmul_(slope[:, k], current)
-    return (level + ramp * u).reshape(batch, -1)[:, half:half + samples]
+    out = (level + ramp * u).reshape(phase.shape[0], -1)
+    return out[:, half:out.shape[1] - (hop - half)]
 
 
 def multi_resolution_stft_loss(fake: torch.Tensor, real: torch.Tensor,

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ttskit.models.fastspeech2 import FastSpeech2
-from ttskit.models.harmonic_noise import LOWEST_F0, HarmonicNoiseGenerator
+from ttskit.models.harmonic_noise import LOWEST_F0, HarmonicNoiseGenerator, harmonic_sum
 
 LOWEST_SPOKEN_F0 = 40.0  # Hz; the acoustic model's contour is clamped here (as synthesis always did)
 F0_SMOOTHING_FRAMES = 5  # a phoneme-level pitch is a staircase; the voice glides between phonemes
@@ -176,7 +176,7 @@ class HarmonicNoiseGraph(nn.Module):
         gain, distribution, noise = g._controls(mel, f0, voiced)
         samples = mel.shape[-1] * self.hop
         phase = g._phase(f0, samples)
-        harmonics = _harmonic_sum(distribution * (gain * voiced)[:, None], phase, self.hop)
+        harmonics = harmonic_sum(distribution * (gain * voiced)[:, None], phase, self.hop)
         return harmonics + self._filtered_noise(white, noise)
 
     def _filtered_noise(self, white: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
@@ -190,21 +190,3 @@ class HarmonicNoiseGraph(nn.Module):
         wave = _overlap_add(frames, self.hop, self.ratio)
         envelope = _overlap_add(self.window_power.expand(1, frames.shape[1], -1), self.hop, self.ratio)
         return (wave / envelope.clamp(min=1e-11))[:, half:wave.shape[1] - half]
-
-
-def _harmonic_sum(frame_amplitudes: torch.Tensor, phase: torch.Tensor, hop: int) -> torch.Tensor:
-    """`ttskit.models.harmonic_noise.harmonic_sum` without in-place updates or shape arithmetic
-    in Python ints (so it traces to a graph with dynamic lengths): the same recurrence."""
-    half = hop // 2
-    edges = torch.cat([frame_amplitudes[..., :1], frame_amplitudes, frame_amplitudes[..., -1:]], -1)
-    start, slope = edges[..., :-1, None], (edges[..., 1:] - edges[..., :-1])[..., None]  # (B, H, T + 1, 1)
-    blocks = F.pad(phase, (half, hop - half)).reshape(phase.shape[0], -1, hop)  # (B, T + 1, hop)
-    u = (torch.arange(hop, device=phase.device, dtype=phase.dtype) + 0.5) / hop
-    previous, current, twice_cos = torch.zeros_like(blocks), torch.sin(blocks), 2 * torch.cos(blocks)
-    level, ramp = start[:, 0] * current, slope[:, 0] * current
-    for k in range(1, frame_amplitudes.shape[1]):
-        previous, current = current, twice_cos * current - previous
-        level = level + start[:, k] * current
-        ramp = ramp + slope[:, k] * current
-    out = (level + ramp * u).reshape(phase.shape[0], -1)
-    return out[:, half:out.shape[1] - (hop - half)]
