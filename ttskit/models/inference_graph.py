@@ -90,17 +90,17 @@ class AcousticGraph(nn.Module):
 
         phoneme, frame_lengths, frame = frames_of(durations)
         frame_mask = frame[None] >= frame_lengths[:, None]
-        last = torch.clamp(frame_lengths - 1, min=0)[:, None]
-        held = (torch.cumsum(durations, 1).unsqueeze(1) <= torch.minimum(frame[None], last)[..., None]).sum(-1)
+        # Each frame, held at the utterance's last frame past its end (F0 is held there).
+        held = torch.minimum(frame[None], torch.clamp(frame_lengths - 1, min=0)[:, None])
         inside = torch.clamp(phoneme, max=phonemes.shape[1] - 1)
         if m.feature_level == "phoneme":
             x, predicted_pitch = self._variances(x, phoneme_mask, ratio, pitch_shift, energy_scale, energy_shift)
             frames = gather_frames(x, inside).masked_fill(frame_mask.unsqueeze(-1), 0.0)
-            normalised = torch.gather(predicted_pitch * ratio + pitch_shift, 1, torch.clamp(held, max=phonemes.shape[1] - 1))
+            normalised = torch.gather(predicted_pitch * ratio + pitch_shift, 1, torch.gather(inside, 1, held))
         else:
             frames = gather_frames(x, inside).masked_fill(frame_mask.unsqueeze(-1), 0.0)
             frames, predicted_pitch = self._variances(frames, frame_mask, ratio, pitch_shift, energy_scale, energy_shift)
-            normalised = torch.gather(predicted_pitch * ratio + pitch_shift, 1, torch.minimum(frame[None], last))
+            normalised = torch.gather(predicted_pitch * ratio + pitch_shift, 1, held)
         hidden = m.decoder(frames, frame_mask)
         mel = m.mel_linear(hidden)
         mel = m.refine(mel, frame_mask).masked_fill(frame_mask.unsqueeze(-1), self.silence)
