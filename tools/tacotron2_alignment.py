@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ttskit.checkpoints.acoustic import model_from_state
 from ttskit.checkpoints.store import load_checkpoint
 from ttskit.data.dataset import WorkDataset, collate
-from ttskit.train.acoustic import teacher_forced
+from ttskit.train.acoustic_step import teacher_forced
 
 
 @torch.no_grad()

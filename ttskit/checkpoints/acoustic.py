@@ -47,6 +47,11 @@ class AcousticModel:
     source: str
 
 
+def model_config_class(section: dict[str, Any]) -> type[FastSpeech2Config] | type[Tacotron2Config]:
+    """The config class of a stored model section: Tacotron2's has its attention LSTM's size."""
+    return Tacotron2Config if "attention_rnn" in section else FastSpeech2Config
+
+
 def is_acoustic_checkpoint(state: dict[str, Any]) -> bool:
     return str(state.get("format", "")).startswith(ACOUSTIC_FORMAT.rsplit("-", 1)[0])
 
@@ -57,8 +62,7 @@ def model_from_state(state: dict[str, Any], source: Path) -> FastSpeech2 | Tacot
         raise CheckpointError(f"{source}: not an acoustic-model checkpoint (format {state.get('format')!r}); "
                               "vocoder checkpoints go to --vocoder")
     section = state["run_config"]["model"]
-    kind = Tacotron2Config if "attention_rnn" in section else FastSpeech2Config
-    model_config = config_from_dict(kind, section, source=str(source), prefix="model")
+    model_config = config_from_dict(model_config_class(section), section, source=str(source), prefix="model")
     audio = config_from_dict(AudioConfig, state["audio"], source=str(source))
     model = build_acoustic_model(model_config, len(state["vocab"]), audio.n_mels, len(state["speakers"]),
                                  state["stats"])

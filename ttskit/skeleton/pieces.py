@@ -252,6 +252,19 @@ def resolve_run_config(run: Path, resume: bool, cls: type[Any], preset: Any, con
     return run_config, previous, state
 
 
+def stored_model_section(run: Path) -> dict[str, Any] | None:
+    """The model section of RUN/config.yaml (None: no readable one), for telling which model
+    family a run being resumed trains before its config is parsed with that family's class."""
+    import yaml
+
+    try:
+        stored = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    section = stored.get("model") if isinstance(stored, dict) else None
+    return section if isinstance(section, dict) else None
+
+
 def write_run_config(run: Path, run_config: Any, fresh: bool) -> None:
     """The last step of preparing a run (after every check passed): temp files of a write that was
     killed are removed; a fresh start forgets the metrics of an earlier attempt that never saved a

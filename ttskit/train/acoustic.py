@@ -22,9 +22,8 @@ from ttskit.checkpoints.store import load_checkpoint
 from ttskit.checkpoints.vocoder import load_generator, load_vocoder
 from ttskit.config import mel_mismatches
 from ttskit.data.dataset import AcousticBatch, FrameBudgetSampler, WorkDataset, collate
-from ttskit.models.fastspeech2 import FastSpeech2, VarianceTargets
-from ttskit.models.losses import fastspeech2_loss
-from ttskit.models.tacotron2 import Tacotron2, tacotron2_loss
+from ttskit.models.fastspeech2 import FastSpeech2
+from ttskit.models.tacotron2 import Tacotron2
 from ttskit.models.vocoder import Vocoder, VocoderError
 from ttskit.runtime import autocast, default_device
 from ttskit.skeleton.distributed import Rank, launch
@@ -36,6 +35,7 @@ from ttskit.skeleton.pieces import (
     read_summary,
     resolve_run_config,
     step_verdict,
+    stored_model_section,
     write_run_config,
 )
 from ttskit.train.acoustic_config import (
@@ -45,6 +45,7 @@ from ttskit.train.acoustic_config import (
     model_family,
     run_config_class,
 )
+from ttskit.train.acoustic_step import acoustic_loss, teacher_forced
 from ttskit.train.fine_tune import fine_tune_preset, load_init, transfer_weights
 from ttskit.train.media import log_validation_media
 from ttskit.work import (
@@ -71,27 +72,6 @@ class AcousticJob:
 def build_model(run_config: AnyAcousticRunConfig, n_symbols: int, n_mels: int, n_speakers: int,
                 stats: dict[str, Any]) -> FastSpeech2 | Tacotron2:
     return build_acoustic_model(run_config.model, n_symbols, n_mels, n_speakers, stats)
-
-
-def teacher_forced(call: Callable[..., Any], model: torch.nn.Module, batch: AcousticBatch) -> tuple[Any, torch.Tensor]:
-    """(output, target mels) of `call` (the model, or its DDP wrapper) on `batch` with the ground
-    truth fed in: FastSpeech2's durations, pitch and energy; Tacotron2's previous frames (the
-    mels padded to a whole number of decoder steps)."""
-    if isinstance(model, Tacotron2):
-        extra = (-batch.mels.shape[1]) % model.config.reduction
-        mels = torch.nn.functional.pad(batch.mels, (0, 0, 0, extra))
-        return call(batch.phonemes, batch.phoneme_lengths, mels, batch.frame_lengths, batch.speakers), mels
-    return call(batch.phonemes, batch.phoneme_lengths, batch.speakers,
-                targets=VarianceTargets(batch.durations, batch.pitch, batch.energy),
-                max_frames=batch.mels.shape[1]), batch.mels
-
-
-def acoustic_loss(model: torch.nn.Module, out: Any, mels: torch.Tensor, batch: AcousticBatch) -> dict[str, torch.Tensor]:
-    if isinstance(model, Tacotron2):
-        return tacotron2_loss(out, mels, batch.phoneme_lengths, model.config)
-    config = model.config
-    return fastspeech2_loss(out, mels, batch.durations, batch.pitch, batch.energy,
-                            postnet=config.postnet_layers > 0, variance_predictors=config.variance_predictors)
 
 
 def noam_factor(step: int, warmup: int) -> float:
@@ -152,14 +132,8 @@ def prepare_run(work: Path, run: Path, *, preset: str | None = None, config_path
 def run_family(run: Path) -> str | None:
     """tacotron2 or fastspeech2 (FastSpeech included: its model section says so) for a run being
     resumed, from its RUN/config.yaml (None: not known)."""
-    import yaml
-
-    try:
-        stored = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return None
-    section = stored.get("model") if isinstance(stored, dict) else None
-    return model_family(section) if isinstance(section, dict) else None
+    section = stored_model_section(run)
+    return model_family(section) if section is not None else None
 
 
 def _check_vocoder(vocoder: Path, work: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import ClassVar
 
+from ttskit.checkpoints.acoustic import model_config_class
 from ttskit.config import require
 from ttskit.models.fastspeech2 import FASTSPEECH_PRESETS, PRESETS, FastSpeech2Config
 from ttskit.models.tacotron2 import TACOTRON2_PRESETS, Tacotron2Config
@@ -73,10 +74,8 @@ def run_config_class(family: str) -> type:
     return Tacotron2RunConfig if family == "tacotron2" else AcousticRunConfig
 
 
-def model_family(model_section: object) -> str:
+def model_family(model_section: FastSpeech2Config | Tacotron2Config | dict) -> str:
     """tacotron2 or fastspeech2 (FastSpeech included) from a run config's model section."""
-    if isinstance(model_section, Tacotron2Config):
-        return "tacotron2"
-    if isinstance(model_section, dict) and "attention_rnn" in model_section:
-        return "tacotron2"
-    return "fastspeech2"
+    if isinstance(model_section, dict):
+        return "tacotron2" if model_config_class(model_section) is Tacotron2Config else "fastspeech2"
+    return "tacotron2" if isinstance(model_section, Tacotron2Config) else "fastspeech2"

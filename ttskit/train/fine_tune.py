@@ -18,14 +18,14 @@ from typing import Any
 
 import torch
 
-from ttskit.checkpoints.acoustic import is_acoustic_checkpoint
+from ttskit.checkpoints.acoustic import is_acoustic_checkpoint, model_config_class
 from ttskit.checkpoints.resolve import resolve_checkpoint
 from ttskit.checkpoints.store import CheckpointError, load_checkpoint
 from ttskit.config import AudioConfig, config_from_dict, mel_mismatches
-from ttskit.models.fastspeech2 import FastSpeech2, FastSpeech2Config
+from ttskit.models.fastspeech2 import FastSpeech2
 from ttskit.models.tacotron2 import Tacotron2Config
 from ttskit.skeleton.pieces import TrainingError, first_difference
-from ttskit.train.acoustic_config import RUN_PRESETS, AcousticRunConfig, Tacotron2RunConfig, model_family
+from ttskit.train.acoustic_config import RUN_PRESETS, AcousticRunConfig, Tacotron2RunConfig
 
 # Fine-tuning starts from a trained model: a lower peak and a short warm-up keep it from being
 # shaken apart in the first steps (the `small` preset's 2e-3 is for a model trained from scratch).
@@ -58,12 +58,10 @@ def load_init(init: Path, identity: dict[str, Any], work: Path) -> tuple[Path, d
 def fine_tune_preset(state: dict[str, Any], source: Path) -> AcousticRunConfig | Tacotron2RunConfig:
     """The starting config of a fine-tuning run: the init's model, `small`'s training with a lower rate."""
     section = state["run_config"]["model"]
-    tacotron = model_family(section) == "tacotron2"
-    model = config_from_dict(Tacotron2Config if tacotron else FastSpeech2Config, section, source=str(source),
-                             prefix="model")
+    model = config_from_dict(model_config_class(section), section, source=str(source), prefix="model")
     train = dataclasses.replace(RUN_PRESETS["small"].train, learning_rate=FINE_TUNE_LEARNING_RATE,
                                 warmup_steps=FINE_TUNE_WARMUP_STEPS)
-    return Tacotron2RunConfig(model, train) if tacotron else AcousticRunConfig(model, train)
+    return Tacotron2RunConfig(model, train) if isinstance(model, Tacotron2Config) else AcousticRunConfig(model, train)
 
 
 @torch.no_grad()

@@ -13,7 +13,8 @@ from ttskit.checkpoints.acoustic import model_from_state
 from ttskit.checkpoints.store import load_checkpoint
 from ttskit.data.dataset import FrameBudgetSampler, WorkDataset, collate
 from ttskit.runtime import default_device
-from ttskit.train.acoustic import check_compatible, teacher_forced
+from ttskit.train.acoustic import check_compatible
+from ttskit.train.acoustic_step import teacher_forced
 from ttskit.work import mel_path, save_array, work_identity
 
 

@@ -10,8 +10,9 @@ import torch
 
 from ttskit.audio import MelSpectrogram, griffin_lim
 from ttskit.data.dataset import WorkDataset, collate
-from ttskit.models.fastspeech2 import FastSpeech2, VarianceTargets
+from ttskit.models.fastspeech2 import FastSpeech2
 from ttskit.models.tacotron2 import Tacotron2
+from ttskit.train.acoustic_step import teacher_forced
 
 
 @torch.no_grad()
@@ -32,8 +33,7 @@ def log_validation_media(writer: Any, model: FastSpeech2 | Tacotron2, val_set: W
     if isinstance(model, Tacotron2):
         _tacotron2_media(writer, model, batch, mel, step, vocoder)
         return
-    forced = model(batch.phonemes, batch.phoneme_lengths, batch.speakers,
-                   targets=VarianceTargets(batch.durations, batch.pitch, batch.energy), max_frames=batch.mels.shape[1])
+    forced, _ = teacher_forced(model, model, batch)
     free = model(batch.phonemes, batch.phoneme_lengths, batch.speakers)
     figure, axes = plt.subplots(2, 1, figsize=(8, 5), dpi=90)
     _mels(axes, forced.mel_postnet[0], batch.mels[0])
@@ -91,9 +91,7 @@ def _tacotron2_media(writer: Any, model: Tacotron2, batch: Any, mel: Any, step: 
     free-running synthesis (bounded at 3x the recording's length) made audible."""
     import matplotlib.pyplot as plt
 
-    extra = (-batch.mels.shape[1]) % model.config.reduction
-    mels = torch.nn.functional.pad(batch.mels, (0, 0, 0, extra))
-    forced = model(batch.phonemes, batch.phoneme_lengths, mels, batch.frame_lengths, batch.speakers)
+    forced, _ = teacher_forced(model, model, batch)
     steps = -(-int(batch.frame_lengths[0]) // model.config.reduction)
     figure, axes = plt.subplots(3, 1, figsize=(8, 8), dpi=90)
     axes[0].imshow(forced.alignments[0, :steps, :int(batch.phoneme_lengths[0])].float().cpu().numpy().T,

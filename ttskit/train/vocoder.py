@@ -42,6 +42,7 @@ from ttskit.skeleton.pieces import (
     read_summary,
     resolve_run_config,
     step_verdict,
+    stored_model_section,
     write_run_config,
 )
 from ttskit.train.generator_trainer import GeneratorTrainer, VocoderJob, grad_norm
@@ -102,14 +103,8 @@ def prepare_vocoder_run(work: Path, run: Path, *, model: str | None = None, conf
 
 def _run_family(run: Path) -> str | None:
     """The preset family a run was started with, from its RUN/config.yaml (None: not known)."""
-    import yaml
-
-    try:
-        stored = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
-        return None
-    model = stored.get("model") if isinstance(stored, dict) else None
-    return "harmonic-noise" if isinstance(model, dict) and "harmonics" in model else None
+    model = stored_model_section(run)
+    return "harmonic-noise" if model is not None and "harmonics" in model else None
 
 
 def _init_family(init: Path) -> str | None:
