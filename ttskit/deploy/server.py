@@ -38,7 +38,7 @@ from ttskit.deploy.batcher import Admission, Batcher, Ticket
 from ttskit.errors import TtskitError
 from ttskit.synthesis.engines import unsupported_controls
 from ttskit.synthesis.joining import Joiner
-from ttskit.synthesis.synthesizer import Sentence, SynthesisError, Synthesizer
+from ttskit.synthesis.synthesizer import CONTROL_RANGES, Sentence, SynthesisError, Synthesizer
 from ttskit.synthesis.wav_stream import pcm16, wav_header
 
 OPENAI_PCM_RATE = 24000  # OpenAI's pcm format: 24 kHz, 16-bit signed little-endian, mono
@@ -276,8 +276,8 @@ def create_app(server: Server) -> FastAPI:
         text = _text(body, "text", server.limits)
         service = server.voice(_optional_string(body, "voice"))
         speaker = _optional_string(body, "speaker")
-        controls = (_number(body, "speed", 1.0, 0.1, 10.0), _number(body, "pitch", 0.0, -24.0, 24.0),
-                    _number(body, "energy", 1.0, 0.1, 10.0))
+        controls = tuple(_number(body, key, default, *CONTROL_RANGES[key])
+                         for key, default in (("speed", 1.0), ("pitch", 0.0), ("energy", 1.0)))
         audio_format = _choice(body, "format", "wav", ("wav", "pcm"))
         return stream(service, service.sentences(text, "text", speaker, *controls), audio_format)
 

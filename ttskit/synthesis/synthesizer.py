@@ -43,6 +43,8 @@ from ttskit.synthesis.voices import Backend, Voice, find_voice
 from ttskit.text.frontend import PAUSE_SYMBOLS, WORD_BOUNDARY
 
 BATCH_SENTENCES = 16
+# What speed (x faster), pitch (semitones) and energy (x) may be, everywhere they are taken.
+CONTROL_RANGES: dict[str, tuple[float, float]] = {"speed": (0.1, 10.0), "pitch": (-24.0, 24.0), "energy": (0.1, 10.0)}
 
 
 class SynthesisError(TtskitError, ValueError):
@@ -162,12 +164,13 @@ class Synthesizer:
     def check_controls(speed: float = 1.0, pitch: float = 0.0, energy: float = 1.0) -> None:
         """--speed (x faster), --pitch (semitones), --energy (x of the frame energy): refused outside
         their ranges. The acoustic graph turns them into the model's normalised domains."""
-        if not 0.1 <= speed <= 10:
-            raise SynthesisError(f"speed {speed} is outside 0.1-10")
-        if not -24 <= pitch <= 24:
-            raise SynthesisError(f"pitch shift {pitch} semitones is outside -24..24")
-        if not 0.1 <= energy <= 10:
-            raise SynthesisError(f"energy {energy} is outside 0.1-10")
+        (speed_low, speed_high), (pitch_low, pitch_high), (energy_low, energy_high) = CONTROL_RANGES.values()
+        if not speed_low <= speed <= speed_high:
+            raise SynthesisError(f"speed {speed} is outside {speed_low:g}-{speed_high:g}")
+        if not pitch_low <= pitch <= pitch_high:
+            raise SynthesisError(f"pitch shift {pitch} semitones is outside {pitch_low:g}..{pitch_high:g}")
+        if not energy_low <= energy <= energy_high:
+            raise SynthesisError(f"energy {energy} is outside {energy_low:g}-{energy_high:g}")
 
     # -- text -------------------------------------------------------------------------------------
 
