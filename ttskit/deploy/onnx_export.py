@@ -164,12 +164,12 @@ def export_voice(acoustic: Path, vocoder: Path, out: Path, *, name: str | None =
         checks = _check_against_torch(graph, vocoder_graph, probe, vocoder_inputs, names, staging)
         if quantize:
             _quantize(staging / ACOUSTIC_ONNX)
+            onnx.checker.check_model(str(staging / ACOUSTIC_ONNX))  # the rewritten graph is still valid
         card = _card(model, vocoder_audio, vocoder_described, name or (voice.name if voice else out.name), voice,
                      quantize, checks, names)
         (staging / ONNX_VOICE_FILE).write_text(json.dumps(card, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         if voice is not None and (voice.folder / "MODEL_CARD.md").is_file():
             shutil.copyfile(voice.folder / "MODEL_CARD.md", staging / "MODEL_CARD.md")
-        onnx.checker.check_model(str(staging / ACOUSTIC_ONNX))
         if out.is_dir():
             out.rmdir()  # empty, checked above
         staging.rename(out)
