@@ -148,7 +148,7 @@ def test_harmonic_noise_graph_equals_the_generator_given_its_noise(frames):
 # -- export and ONNX Runtime -----------------------------------------------------------------------
 
 def test_export_round_trips_through_onnx_runtime(acoustic, harmonic_noise, tmp_path):
-    out = _export(tmp_path, "--acoustic", str(acoustic), "--vocoder", str(harmonic_noise))
+    out = _export(tmp_path, "--acoustic", str(acoustic), "--vocoder", str(harmonic_noise), "--name", "tinyvoice")
     assert sorted(p.name for p in out.iterdir()) == ["acoustic.onnx", "vocoder.onnx", "voice.onnx.json"]
     for graph in ("acoustic.onnx", "vocoder.onnx"):
         onnx.checker.check_model(str(out / graph), full_check=True)
@@ -159,7 +159,7 @@ def test_export_round_trips_through_onnx_runtime(acoustic, harmonic_noise, tmp_p
     assert card["speakers"] == sorted(model.speakers, key=model.speakers.__getitem__)
     assert card["vocoder_model"]["uses_f0"] and card["vocoder_model"]["inputs"] == ["mel", "f0", "noise"]
     assert card["export_check"]["mel SNR dB"] >= 40 and card["export_check"]["wave SNR dB"] >= 40
-    assert card["ttskit_version"] and card["opset"] == 17
+    assert card["ttskit_version"] and card["opset"] == 17 and card["name"] == "tinyvoice"
 
     onnx_synth = Synthesizer.from_voice(out)
     torch_synth = Synthesizer.from_checkpoints(acoustic, harmonic_noise, device="cpu")

@@ -302,7 +302,9 @@ def test_sigterm_finishes_the_request_in_flight(runs, tmp_path):
     acoustic, vocoder = runs
     port = free_port()
     process = subprocess.Popen([sys.executable, "-m", "ttskit", "serve", "--acoustic", str(acoustic), "--vocoder",
-                                str(vocoder), "--port", str(port), "--device", "cpu"],
+                                str(vocoder), "--port", str(port), "--device", "cpu", "--workers", "2",
+                                "--max-requests", "8", "--max-chars", "9000", "--max-batch", "4",
+                                "--max-wait-ms", "2"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "NO_COLOR": "1"})
     try:
         url = f"http://127.0.0.1:{port}"
@@ -315,6 +317,9 @@ def test_sigterm_finishes_the_request_in_flight(runs, tmp_path):
                 pass
             assert time.time() < deadline and process.poll() is None, process.stdout.read().decode()
             time.sleep(0.2)
+        limits = httpx.get(f"{url}/health", timeout=5).json()["limits"]  # the options took effect
+        assert (limits["workers"], limits["max_requests"], limits["max_chars"], limits["max_batch"],
+                limits["max_wait_ms"]) == (2, 8, 9000, 4, 2.0)
         expected = wav_of(httpx.post(f"{url}/api/tts", json={"text": LONG_TEXT * 4}, timeout=60).content)[0]
         with httpx.Client(base_url=url, timeout=60) as client:
             with client.stream("POST", "/api/tts", json={"text": LONG_TEXT * 4}) as response:
@@ -326,7 +331,8 @@ def test_sigterm_finishes_the_request_in_flight(runs, tmp_path):
         # Then it exits: uvicorn re-raises the signal once it has shut down, as a process ended by
         # SIGTERM should report it.
         assert process.wait(timeout=30) in (0, -signal.SIGTERM)
-        assert "Traceback" not in process.stdout.read().decode()
+        printed = process.stdout.read().decode()
+        assert "Traceback" not in printed and "2 worker(s)" in printed
     finally:
         if process.poll() is None:
             process.kill()
@@ -351,3 +357,22 @@ def test_the_page_in_headless_chromium(server, tmp_path):
 
     image = np.asarray(Image.open(shot).convert("L"), dtype=np.float32)
     assert image.shape == (600, 900) and image.std() > 5  # text and controls, not a blank page
+
+
+def test_serve_refuses_bad_options_before_listening(tmp_path):
+    import torch
+
+    from ttskit.cli.serve_cmd import worker_threads
+
+    threads = torch.get_num_threads()  # serve sets the process's torch threads before loading voices
+    try:
+        for args, message in ((["--voice", str(tmp_path / "nobody")], "no voice"),
+                              (["--workers", "0"], "--workers must be at least 1"),
+                              (["--max-chars", "0"], "--max-chars must be at least 1"),
+                              (["--vocoder", "griffin-lim"], "--vocoder goes with --acoustic")):
+            result = runner.invoke(app, ["serve", *args, "--port", "1"])
+            assert result.exit_code == 2 and message in result.output, (args, result.output)
+    finally:
+        torch.set_num_threads(threads)
+    assert worker_threads(None, "cuda") == (1, worker_threads(1, None)[1])  # one worker on a GPU, all threads
+    assert worker_threads(2, None)[0] == 2 and worker_threads(2, None)[1] >= 1

@@ -23,7 +23,7 @@ import json
 import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from importlib import resources
 from typing import Any, Literal
@@ -165,6 +165,7 @@ class Server:
     def health(self) -> dict[str, Any]:
         return {"status": "ok", "version": __version__, "voices": list(self.voices),
                 "in_flight": self.admission.active, "max_requests": self.limits.max_requests, "served": self.served,
+                "limits": asdict(self.limits),
                 "batching": {name: vars(s.batcher.stats) | {"queued": s.batcher.jobs.qsize()}
                              for name, s in self.voices.items()}}
 
