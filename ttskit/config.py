@@ -88,7 +88,7 @@ def mel_mismatches(a: AudioConfig, b: AudioConfig) -> list[tuple[str, Any, Any]]
             if getattr(a, name) != getattr(b, name)]
 
 
-FrontendName = Literal["english", "chars", "espeak"]
+FrontendName = Literal["english", "chars", "espeak", "nvidia-chars"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,9 @@ class TextConfig:
     lowercase: bool = True
 
 
-AlignerName = Literal["pocketsphinx", "textgrid", "learned"]
+# none: no durations (Tacotron 2 learns its own alignment); tacotron2: durations from a trained
+# Tacotron 2's attention (preprocess.teacher names its run).
+AlignerName = Literal["pocketsphinx", "textgrid", "learned", "none", "tacotron2"]
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,8 @@ class PreprocessConfig:
     """How `ttskit preprocess` turns a corpus into features and durations."""
 
     aligner: AlignerName = "pocketsphinx"
+    # --aligner tacotron2: the Tacotron 2 run (or checkpoint) whose attention gives the durations.
+    teacher: str = ""
     # yin: fast vectorised YIN (default); pyin: librosa's probabilistic YIN, slower and smoother.
     pitch_method: Literal["yin", "pyin"] = "yin"
     pitch_fmin: float = 60.0
@@ -185,6 +189,11 @@ class PreprocessConfig:
         require(0 <= self.min_duration_s < self.max_duration_s, "preprocess.min_duration_s",
                  "must be in [0, max_duration_s)")
         require(0 <= self.val_fraction < 1, "preprocess.val_fraction", "must be in [0, 1)")
+        require((self.aligner == "tacotron2") == bool(self.teacher), "preprocess.teacher",
+                "--aligner tacotron2 needs --teacher RUN (a trained Tacotron 2), and --teacher needs --aligner tacotron2")
+        require(self.aligner != "none" or self.feature_level == "frame", "preprocess.feature_level",
+                "phoneme-level pitch and energy are averaged over durations, which --aligner none does not make; "
+                "use --level frame")
 
 
 @dataclass(frozen=True)

@@ -149,10 +149,16 @@ def _loads(path: Path, kind: str) -> bool:
         return False
 
 
-def damaged_files(work: Path, utterance_id: str, gta: bool = False) -> list[Path]:
+def has_durations(config: Config) -> bool:
+    """Whether a WORK folder made with `config` holds phoneme durations (not with `--aligner none`)."""
+    return config.preprocess.aligner != "none"
+
+
+def damaged_files(work: Path, utterance_id: str, gta: bool = False, durations: bool = True) -> list[Path]:
     """The files of a finished utterance that are missing or do not load (with `gta`, its
-    teacher-forced mel too)."""
-    paths = [(wav_path(work, utterance_id), "wav"), *((array_path(work, k, utterance_id), k) for k in ARRAY_KINDS)]
+    teacher-forced mel too; without `durations`, a folder made with `--aligner none`)."""
+    kinds = ARRAY_KINDS if durations else tuple(k for k in ARRAY_KINDS if k != "duration")
+    paths = [(wav_path(work, utterance_id), "wav"), *((array_path(work, k, utterance_id), k) for k in kinds)]
     if gta:
         paths.append((mel_path(work, utterance_id, gta=True), "gta"))
     return [path for path, kind in paths if not _loads(path, kind)]
@@ -161,7 +167,8 @@ def damaged_files(work: Path, utterance_id: str, gta: bool = False) -> list[Path
 def check_manifest_files(work: Path, rows: list[dict[str, Any]], gta: bool = False) -> None:
     """Before training: every utterance of a manifest has its files whole, else a WorkError naming
     the first that is not (and how many are affected)."""
-    broken = [(row["id"], paths) for row in rows if (paths := damaged_files(work, row["id"], gta))]
+    durations = has_durations(load_work_config(work))
+    broken = [(row["id"], paths) for row in rows if (paths := damaged_files(work, row["id"], gta, durations))]
     if broken:
         uid, paths = broken[0]
         raise WorkError(f"{paths[0]}: missing or damaged ({len(broken)} utterance(s) affected, first {uid}); "

@@ -77,3 +77,14 @@ class PerUtteranceAligner(CorpusAligner):
                                   alignment.durations, alignment.start_sample)
         return {"normalized": analysis.normalized, **written, "warnings": analysis.warnings}
 
+
+
+class UnalignedCorpusAligner(CorpusAligner):
+    """`--aligner none`: the trimmed utterance's features and its front end's symbols, no
+    durations (Tacotron 2 learns its alignment; `--aligner tacotron2` can then give durations)."""
+
+    def place(self, work: Path, utterance_id: str, wave: np.ndarray, analysis: TextAnalysis, mel: MelSpectrogram,
+              config: Config) -> dict[str, Any]:
+        features = frame_features(wave, mel, config)
+        written = write_utterance(work, utterance_id, config, wave, features, analysis.symbols, None, 0)
+        return {"normalized": analysis.normalized, **written, "warnings": analysis.warnings, "aligner": "none"}

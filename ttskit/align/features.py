@@ -60,23 +60,31 @@ def frame_features(wave: np.ndarray, mel: MelSpectrogram, config: Config) -> Fra
 
 
 def write_utterance(work: Path, uid: str, config: Config, wave: np.ndarray, features: FrameFeatures,
-                    symbols: list[str], durations: np.ndarray, cut_start_sample: int) -> dict[str, Any]:
+                    symbols: list[str], durations: np.ndarray | None, cut_start_sample: int) -> dict[str, Any]:
     """Write an aligned utterance's wav, mel, pitch, energy and durations into WORK (pitch and energy
-    averaged per symbol at phoneme level) and return its meta fields. Every aligner ends here."""
+    averaged per symbol at phoneme level) and return its meta fields. Every aligner ends here;
+    `durations` None (`--aligner none`): no duration file, pitch and energy per frame."""
     audio, prep = config.audio, config.preprocess
-    durations = durations.astype(np.int64)
-    if features.mel.shape[1] != durations.sum():  # guaranteed by the aligners; training relies on it
-        raise AssertionError(f"{uid}: {features.mel.shape[1]} mel frames but durations sum to {durations.sum()}")
+    n_frames = features.mel.shape[1]
     f0, energy = features.pitch.f0, features.energy
-    if prep.feature_level == "phoneme":
-        f0, energy = symbol_average(f0, durations), symbol_average(energy, durations)
+    if durations is not None:
+        durations = durations.astype(np.int64)
+        if n_frames != durations.sum():  # guaranteed by the aligners; training relies on it
+            raise AssertionError(f"{uid}: {n_frames} mel frames but durations sum to {durations.sum()}")
+        if prep.feature_level == "phoneme":
+            f0, energy = symbol_average(f0, durations), symbol_average(energy, durations)
     save_wav(wav_path(work, uid), wave, audio.sample_rate)
     save_array(array_path(work, "mel", uid), np.ascontiguousarray(features.mel, dtype=np.float32))
     save_array(array_path(work, "pitch", uid), f0.astype(np.float32))
     save_array(array_path(work, "energy", uid), energy.astype(np.float32))
-    save_array(array_path(work, "duration", uid), durations)
-    speech = [d for s, d in zip(symbols, durations) if s not in PAUSE_SYMBOLS and s != WORD_BOUNDARY]
-    return {"phonemes": symbols, "n_frames": int(durations.sum()), "cut_start_sample": cut_start_sample,
-            "duration_s": round(len(wave) / audio.sample_rate, 4),
-            "voiced_fraction": round(features.pitch.voiced_fraction, 4),
-            "phones_per_s": round(len(speech) / max(sum(speech) * audio.frame_shift_s, 1e-6), 3)}
+    fields: dict[str, Any] = {"phonemes": symbols, "n_frames": int(n_frames), "cut_start_sample": cut_start_sample,
+                              "duration_s": round(len(wave) / audio.sample_rate, 4),
+                              "voiced_fraction": round(features.pitch.voiced_fraction, 4)}
+    if durations is not None:
+        save_array(array_path(work, "duration", uid), durations)
+        speech = [d for s, d in zip(symbols, durations) if s not in PAUSE_SYMBOLS and s != WORD_BOUNDARY]
+        fields["phones_per_s"] = round(len(speech) / max(sum(speech) * audio.frame_shift_s, 1e-6), 3)
+    else:  # no boundaries: the rate over the whole clip
+        speech = [s for s in symbols if s not in PAUSE_SYMBOLS and s != WORD_BOUNDARY]
+        fields["phones_per_s"] = round(len(speech) / max(len(wave) / audio.sample_rate, 1e-6), 3)
+    return fields

@@ -18,8 +18,9 @@ from typing import Any
 
 import torch
 
+from ttskit.checkpoints.formats import ACOUSTIC_FORMAT
 from ttskit.checkpoints.store import CheckpointError, non_finite_tensor
-from ttskit.config import AudioConfig
+from ttskit.config import AudioConfig, TextConfig, config_to_dict
 from ttskit.models.tacotron2 import Tacotron2, Tacotron2Config
 from ttskit.text.nvidia_chars import NvidiaCharsFrontend, nvidia_vocab
 
@@ -64,16 +65,32 @@ def config_from_weights(weights: dict[str, torch.Tensor], source: Path) -> tuple
     return config, weights["embedding.weight"].shape[0], n_mels
 
 
-def load_nvidia_tacotron2(weights: dict[str, torch.Tensor], source: Path) -> tuple[Tacotron2, Any, Any, AudioConfig]:
-    """(model on the CPU in eval mode, front end, vocabulary, audio settings)."""
+def _checked_config(weights: dict[str, torch.Tensor], source: Path) -> Tacotron2Config:
     config, symbols, n_mels = config_from_weights(weights, source)
-    vocab = nvidia_vocab()
-    if symbols != len(vocab) or n_mels != NVIDIA_AUDIO.n_mels:
+    if symbols != len(nvidia_vocab()) or n_mels != NVIDIA_AUDIO.n_mels:
         raise CheckpointError(f"{source}: {symbols} symbols and {n_mels} mel bands; NVIDIA's English checkpoints "
-                              f"have {len(vocab)} and {NVIDIA_AUDIO.n_mels} (another symbol set is not supported)")
+                              f"have {len(nvidia_vocab())} and {NVIDIA_AUDIO.n_mels} (another symbol set is not "
+                              "supported)")
     if (broken := non_finite_tensor(weights)) is not None:
         raise CheckpointError(f"{source}: its weights hold NaN or infinite values ({broken})")
-    model = Tacotron2(config, symbols, n_mels)
+    return config
+
+
+def nvidia_init_state(weights: dict[str, torch.Tensor], source: Path) -> dict[str, Any]:
+    """An NVIDIA checkpoint as what `train-acoustic --init` reads of a ttskit one: model weights and
+    section, vocabulary, (no) speakers, text and audio settings. The WORK folder it fine-tunes on
+    must be preprocessed with NVIDIA's front end (`--set text.frontend=nvidia-chars`)."""
+    config = _checked_config(weights, source)
+    return {"format": ACOUSTIC_FORMAT, "model": weights, "vocab": list(nvidia_vocab().symbols), "speakers": {},
+            "text": config_to_dict(TextConfig(frontend="nvidia-chars")), "audio": config_to_dict(NVIDIA_AUDIO),
+            "run_config": {"model": config_to_dict(config)}}
+
+
+def load_nvidia_tacotron2(weights: dict[str, torch.Tensor], source: Path) -> tuple[Tacotron2, Any, Any, AudioConfig]:
+    """(model on the CPU in eval mode, front end, vocabulary, audio settings)."""
+    config = _checked_config(weights, source)
+    vocab = nvidia_vocab()
+    model = Tacotron2(config, len(vocab), NVIDIA_AUDIO.n_mels)
     missing, unexpected = model.load_state_dict(weights, strict=False)
     if missing or unexpected:
         raise CheckpointError(f"{source}: does not fit Tacotron 2 (missing {missing[:3]}, unexpected {unexpected[:3]})")

@@ -27,8 +27,13 @@ ShardOption = Annotated[Optional[str], typer.Option(
     help="Process only every N-th utterance starting at i (0-based), e.g. 0/4 on the first of four machines; "
          "then run `ttskit preprocess merge WORK` once all shards are done.")]
 AlignerOption = Annotated[Optional[str], typer.Option(
-    "--aligner", help="pocketsphinx (built-in English forced aligner, default), textgrid (MFA TextGrids), or learned "
-                      "(trained on the corpus itself: any language or front end; kept in WORK/aligner).")]
+    "--aligner", help="pocketsphinx (built-in English forced aligner, default), textgrid (MFA TextGrids), learned "
+                      "(trained on the corpus itself: any language or front end; kept in WORK/aligner), none (no "
+                      "durations: for Tacotron 2), or tacotron2 (durations from a trained Tacotron 2's attention: "
+                      "--teacher RUN).")]
+TeacherOption = Annotated[Optional[Path], typer.Option(
+    "--teacher", exists=True, help="The Tacotron 2 run (or checkpoint) whose attention gives --aligner tacotron2 "
+                                   "its durations.")]
 TextGridOption = Annotated[Optional[Path], typer.Option(
     "--textgrids", exists=True, file_okay=False, help="Folder of Montreal Forced Aligner TextGrids for --aligner textgrid.")]
 PitchOption = Annotated[Optional[str], typer.Option(
@@ -39,11 +44,14 @@ LevelOption = Annotated[Optional[str], typer.Option(
 
 def _run(kind: CorpusKind, source: Path, output: Path, jobs: int | None, shard: str | None, aligner: str | None,
          textgrids: Path | None, pitch: str | None, level: str | None, config: Path | None,
-         overrides: list[str] | None) -> None:
+         overrides: list[str] | None, teacher: Path | None = None) -> None:
     from ttskit.data.preprocess import Shard
 
+    if aligner == "none" and level is None:
+        level = "frame"  # no durations to average over
     extra = [f"preprocess.{key}={value}" for key, value in
-             (("aligner", aligner), ("pitch_method", pitch), ("feature_level", level)) if value]
+             (("aligner", aligner), ("pitch_method", pitch), ("feature_level", level),
+              ("teacher", teacher.resolve() if teacher else None)) if value]
     with user_errors():
         cfg = load_config(config, [*(overrides or []), *extra])
         preprocess_with_progress(kind, source, output, cfg, jobs=jobs, shard=Shard.parse(shard) if shard else None,
@@ -55,10 +63,10 @@ def ljspeech(
     data: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="LJSpeech folder (metadata.csv, wavs/).")],
     output: OutputOption, jobs: JobsOption = None, shard: ShardOption = None, aligner: AlignerOption = None,
     textgrids: TextGridOption = None, pitch: PitchOption = None, level: LevelOption = None,
-    config: ConfigOption = None, overrides: SetOption = None,
+    teacher: TeacherOption = None, config: ConfigOption = None, overrides: SetOption = None,
 ) -> None:
     """An LJSpeech-layout corpus: metadata.csv with `id|text|normalized text` and wavs/<id>.wav."""
-    _run("ljspeech", data, output, jobs, shard, aligner, textgrids, pitch, level, config, overrides)
+    _run("ljspeech", data, output, jobs, shard, aligner, textgrids, pitch, level, config, overrides, teacher)
 
 
 @app.command("vctk")
@@ -67,10 +75,10 @@ def vctk(
                                          help="VCTK folder (txt/SPK/*.txt and wav48/SPK/*.wav|flac).")],
     output: OutputOption, jobs: JobsOption = None, shard: ShardOption = None, aligner: AlignerOption = None,
     textgrids: TextGridOption = None, pitch: PitchOption = None, level: LevelOption = None,
-    config: ConfigOption = None, overrides: SetOption = None,
+    teacher: TeacherOption = None, config: ConfigOption = None, overrides: SetOption = None,
 ) -> None:
     """A VCTK-layout corpus: one folder of audio and one of transcripts per speaker."""
-    _run("vctk", data, output, jobs, shard, aligner, textgrids, pitch, level, config, overrides)
+    _run("vctk", data, output, jobs, shard, aligner, textgrids, pitch, level, config, overrides, teacher)
 
 
 @app.command("list")
@@ -79,10 +87,10 @@ def list_(
                                          help="Text file of `audio_path|text` or `audio_path|speaker|text` lines.")],
     output: OutputOption, jobs: JobsOption = None, shard: ShardOption = None, aligner: AlignerOption = None,
     textgrids: TextGridOption = None, pitch: PitchOption = None, level: LevelOption = None,
-    config: ConfigOption = None, overrides: SetOption = None,
+    teacher: TeacherOption = None, config: ConfigOption = None, overrides: SetOption = None,
 ) -> None:
     """A plain list of audio files and transcripts (paths relative to the list file)."""
-    _run("list", file, output, jobs, shard, aligner, textgrids, pitch, level, config, overrides)
+    _run("list", file, output, jobs, shard, aligner, textgrids, pitch, level, config, overrides, teacher)
 
 
 @app.command("merge")

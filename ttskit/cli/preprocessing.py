@@ -23,7 +23,8 @@ def progress_columns() -> tuple:
 
 
 def aligner_events(progress: Progress) -> Callable[[dict[str, Any]], None]:
-    """Progress of the learned aligner (training steps with the loss, then durations) as two bars."""
+    """Progress of the learned aligner (training steps with the loss, then durations) as two bars;
+    of a Tacotron 2 teacher's durations as one."""
     tasks: dict[str, Any] = {}
 
     def on_event(event: dict[str, Any]) -> None:
@@ -39,6 +40,12 @@ def aligner_events(progress: Progress) -> Callable[[dict[str, Any]], None]:
             progress.update(tasks["train"], total=event["step"], completed=event["step"])
             progress.console.print(f"aligner trained to step {event['step']}: {event['reason']}")
             tasks["durations"] = progress.add_task("align: durations", total=event["utterances"], skipped=0)
+            tasks["skipped"] = 0
+        elif kind == "teacher":
+            progress.start()
+            progress.console.print(f"durations from the teacher {event['source']}: {event['utterances']} utterances "
+                                   f"on {event['device']}")
+            tasks["durations"] = progress.add_task("align: teacher", total=event["utterances"], skipped=0)
             tasks["skipped"] = 0
         elif kind == "aligned":
             meta = event["meta"]

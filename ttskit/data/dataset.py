@@ -13,7 +13,17 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from ttskit.text.vocab import Vocab
-from ttskit.work import SPEAKERS, STATS, VOCAB, Split, array_path, read_json, read_manifest
+from ttskit.work import (
+    SPEAKERS,
+    STATS,
+    VOCAB,
+    Split,
+    array_path,
+    has_durations,
+    load_work_config,
+    read_json,
+    read_manifest,
+)
 
 
 @dataclass
@@ -22,7 +32,7 @@ class AcousticBatch:
     phonemes: torch.Tensor  # (B, N) long, 0 = padding
     phoneme_lengths: torch.Tensor  # (B,)
     speakers: torch.Tensor  # (B,)
-    durations: torch.Tensor  # (B, N) long
+    durations: torch.Tensor  # (B, N) long; (B, 0) from a WORK folder without durations (--aligner none)
     pitch: torch.Tensor  # (B, N) or (B, T), normalised
     energy: torch.Tensor  # same shape as pitch, normalised
     mels: torch.Tensor  # (B, T, n_mels)
@@ -43,6 +53,7 @@ class WorkDataset(Dataset):
         self.vocab = Vocab.load(self.work / VOCAB)
         self.speakers: dict[str, int] = read_json(self.work / SPEAKERS)
         self.stats = read_json(self.work / STATS)
+        self.has_durations = has_durations(load_work_config(self.work))
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -59,7 +70,8 @@ class WorkDataset(Dataset):
         energy = (np.load(array_path(self.work, "energy", uid)) - energy_stats["mean"]) / energy_stats["std"]
         return {"id": uid, "phonemes": torch.tensor(self.vocab.encode(row["phonemes"])),
                 "speaker": self.speakers[row["speaker"]],
-                "durations": torch.from_numpy(np.load(array_path(self.work, "duration", uid))),
+                "durations": (torch.from_numpy(np.load(array_path(self.work, "duration", uid))) if self.has_durations
+                              else torch.zeros(0, dtype=torch.long)),
                 "pitch": torch.from_numpy(pitch.astype(np.float32)), "energy": torch.from_numpy(energy.astype(np.float32)),
                 "mel": torch.from_numpy(np.load(array_path(self.work, "mel", uid)).T.copy())}
 

@@ -39,6 +39,7 @@ from ttskit.work import (
     VOCAB,
     array_path,
     damaged_files,
+    has_durations,
     load_work_config,
     meta_path,
     read_metas,
@@ -141,7 +142,7 @@ def run_preprocess(kind: CorpusKind, source: Path, work: Path, config: Config, *
         raise PreprocessError(f"the textgrid aligner needs --textgrids DIR (got {textgrid_dir})")
     if shard is not None:
         entries = entries[shard.index::shard.count]
-    remade = _forget_damaged(work, {e.id for e in entries})
+    remade = _forget_damaged(work, {e.id for e in entries}, has_durations(config))
     todo = [e for e in entries if not meta_path(work, e.id).is_file()]
     resumed = len(entries) - len(todo)
     if on_start:
@@ -167,11 +168,11 @@ def run_preprocess(kind: CorpusKind, source: Path, work: Path, config: Config, *
                              remade=remade)
 
 
-def _forget_damaged(work: Path, ids: set[str]) -> int:
+def _forget_damaged(work: Path, ids: set[str], durations: bool) -> int:
     """Finished utterances whose files are missing or do not load lose their meta, so this run makes
     them again; returns how many."""
     damaged = [m["id"] for m in read_metas(work) if m["id"] in ids and m["status"] == "ok"
-               and damaged_files(work, m["id"])]
+               and damaged_files(work, m["id"], durations=durations)]
     for uid in damaged:
         meta_path(work, uid).unlink()
     return len(damaged)
@@ -252,10 +253,10 @@ def _statistics(work: Path, ok: list[dict[str, Any]], speakers: dict[str, int], 
     pitch_by_speaker: dict[str, list[np.ndarray]] = {name: [] for name in speakers}
     energies = []
     for m in ok:
-        durations = np.load(array_path(work, "duration", m["id"]))
         pitch = np.load(array_path(work, "pitch", m["id"]))
         energy = np.load(array_path(work, "energy", m["id"]))
         if config.preprocess.feature_level == "phoneme":  # statistics over symbols that were spoken
+            durations = np.load(array_path(work, "duration", m["id"]))
             pitch, energy = pitch[durations > 0], energy[durations > 0]
         pitch_by_speaker[m["speaker"]].append(pitch[pitch > 0])
         energies.append(energy)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ttskit.align.corpus import CorpusAligner, PerUtteranceAligner
+from ttskit.align.corpus import CorpusAligner, PerUtteranceAligner, UnalignedCorpusAligner
 from ttskit.align.features import Skip
 from ttskit.align.learned.corpus import LearnedCorpusAligner
 from ttskit.audio import AudioError, MelSpectrogram, load_audio, peak_normalize, trim_silence
@@ -25,6 +25,12 @@ def build_corpus_aligner(config: Config, textgrid_dir: Path | None = None) -> Co
     """The aligner `preprocess.aligner` names."""
     if config.preprocess.aligner == "learned":
         return LearnedCorpusAligner()
+    if config.preprocess.aligner == "none":
+        return UnalignedCorpusAligner()
+    if config.preprocess.aligner == "tacotron2":
+        from ttskit.align.tacotron2_teacher import TeacherCorpusAligner  # loads the checkpoint layer: only then
+
+        return TeacherCorpusAligner()
     return PerUtteranceAligner(config, textgrid_dir)
 
 

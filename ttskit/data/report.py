@@ -16,7 +16,7 @@ import numpy as np
 from ttskit.audio.io import atomic_write
 from ttskit.config import Config
 from ttskit.text.frontend import PAUSE_SYMBOLS
-from ttskit.work import REPORT, array_path, save_json
+from ttskit.work import REPORT, array_path, has_durations, save_json
 
 OUTLIERS_SHOWN = 10
 
@@ -36,8 +36,11 @@ def write_report(work: Path, metas: list[dict[str, Any]], config: Config) -> dic
     phone_ms, pitch_values = [], []
     longest: list[tuple[float, str, str]] = []
     for m in ok:
-        durations = np.load(array_path(work, "duration", m["id"]))
         pitch = np.load(array_path(work, "pitch", m["id"]))
+        if not has_durations(config):  # --aligner none: pitch per frame, no phoneme lengths
+            pitch_values.append(pitch[pitch > 0])
+            continue
+        durations = np.load(array_path(work, "duration", m["id"]))
         speech = np.array([s not in PAUSE_SYMBOLS for s in m["phonemes"]])
         phone_ms.append(durations[speech] * frame_ms)
         index = int(np.argmax(np.where(speech, durations, -1)))

@@ -311,6 +311,10 @@ FRONTENDS: dict[str, type[TextFrontend]] = {"english": EnglishFrontend, "chars":
 
 def build_frontend(config: TextConfig) -> TextFrontend:
     """The front end named by `config.frontend`, configured."""
+    if config.frontend == "nvidia-chars":  # its module builds on this one
+        from ttskit.text.nvidia_chars import NvidiaCharsFrontend
+
+        return NvidiaCharsFrontend()
     return FRONTENDS[config.frontend](config)  # type: ignore[call-arg]
 
 

@@ -18,12 +18,11 @@ import torch
 from ttskit.audio import MelSpectrogram
 from ttskit.checkpoints.acoustic import build_acoustic_model
 from ttskit.checkpoints.formats import ACOUSTIC_FORMAT
-from ttskit.checkpoints.store import load_checkpoint
 from ttskit.checkpoints.vocoder import load_generator, load_vocoder
 from ttskit.config import mel_mismatches
 from ttskit.data.dataset import AcousticBatch, FrameBudgetSampler, WorkDataset, collate
 from ttskit.models.fastspeech2 import FastSpeech2
-from ttskit.models.tacotron2 import Tacotron2
+from ttskit.models.tacotron2 import Tacotron2, Tacotron2Config
 from ttskit.models.vocoder import Vocoder, VocoderError
 from ttskit.runtime import autocast, default_device
 from ttskit.skeleton.distributed import Rank, launch
@@ -46,11 +45,12 @@ from ttskit.train.acoustic_config import (
     run_config_class,
 )
 from ttskit.train.acoustic_step import acoustic_loss, teacher_forced
-from ttskit.train.fine_tune import fine_tune_preset, load_init, transfer_weights
+from ttskit.train.fine_tune import fine_tune_preset, load_init, read_init_state, transfer_weights
 from ttskit.train.media import log_validation_media
 from ttskit.work import (
     ACOUSTIC_FILES,
     check_manifest_files,
+    has_durations,
     load_work_config,
     read_manifest,
     require_work_files,
@@ -121,6 +121,12 @@ def prepare_run(work: Path, run: Path, *, preset: str | None = None, config_path
         run, resume, run_config_class(family), base, config_path, overrides,
         lambda state, source: check_compatible(state, identity, source, work),
         preset_given=preset is not None or model is not None)
+    if not isinstance(run_config.model, Tacotron2Config) and not has_durations(load_work_config(work)):
+        name = "FastSpeech" if not run_config.model.variance_predictors else "FastSpeech2"
+        raise TrainingError(f"{work} holds no phoneme durations (preprocessed with --aligner none), which {name} "
+                            "learns from; preprocess it with --aligner pocketsphinx or learned, or with "
+                            "--aligner tacotron2 --teacher RUN (a Tacotron 2 trained on this folder), or train "
+                            "--model tacotron2 here")
     if vocoder is not None:
         _check_vocoder(vocoder, work)
     check_manifest_files(work, read_manifest(work, "train") + read_manifest(work, "val"))
@@ -192,7 +198,7 @@ class AcousticTrainer(Trainer):
 
     def initialise(self) -> None:
         if self.job.init_from is not None:
-            transfer_weights(self.model, load_checkpoint(self.job.init_from), self.identity["vocab"],
+            transfer_weights(self.model, read_init_state(self.job.init_from), self.identity["vocab"],
                              self.identity["speakers"])
 
     def wrap(self, rank: Rank) -> None:

@@ -7,7 +7,8 @@ embeddings by speaker name, and a new speaker starts from the mean of the old on
 energy are normalised per corpus (per speaker for pitch), so their predictors carry over in
 meaning; their value embeddings keep their rows, bucketed over the new corpus' range. The text
 front end and the mel settings must be the same: the model's inputs and outputs would mean
-something else otherwise.
+something else otherwise. NVIDIA's published Tacotron 2 checkpoints are accepted too
+(`checkpoints.nvidia_tacotron2.nvidia_init_state`), on a WORK folder made with their front end.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import torch
 
 from ttskit.checkpoints.acoustic import is_acoustic_checkpoint, model_config_class
+from ttskit.checkpoints.nvidia_tacotron2 import nvidia_init_state, nvidia_weights
 from ttskit.checkpoints.resolve import resolve_checkpoint
 from ttskit.checkpoints.store import CheckpointError, load_checkpoint
 from ttskit.config import AudioConfig, config_from_dict, mel_mismatches
@@ -33,11 +35,19 @@ FINE_TUNE_LEARNING_RATE = 5e-4
 FINE_TUNE_WARMUP_STEPS = 100
 
 
+def read_init_state(path: Path) -> dict[str, Any]:
+    """A ttskit acoustic checkpoint, or an NVIDIA Tacotron 2 one read as such."""
+    state = load_checkpoint(path)
+    if (weights := nvidia_weights(state)) is not None:
+        return nvidia_init_state(weights, path)
+    return state
+
+
 def load_init(init: Path, identity: dict[str, Any], work: Path) -> tuple[Path, dict[str, Any]]:
     """The checkpoint --init names, checked against the WORK folder it will be tuned on."""
     try:
         path = resolve_checkpoint(init, "acoustic")
-        state = load_checkpoint(path)
+        state = read_init_state(path)
     except CheckpointError as err:
         raise TrainingError(f"--init: {err}") from None
     if not is_acoustic_checkpoint(state):
@@ -45,7 +55,7 @@ def load_init(init: Path, identity: dict[str, Any], work: Path) -> tuple[Path, d
     if state["text"] != identity["text"]:
         raise TrainingError(f"--init: {path} was trained with another text front end than {work} uses "
                             f"({first_difference(state['text'], identity['text'])}); preprocess with its text "
-                            "settings")
+                            f"settings (--set text.frontend={state['text']['frontend']})")
     theirs = config_from_dict(AudioConfig, state["audio"], source=str(path))
     ours = config_from_dict(AudioConfig, identity["audio"], source=str(work))
     if mismatches := mel_mismatches(theirs, ours):

@@ -22,15 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from ttskit.align.base import AlignmentRejected, TimedSymbol, check_plausible
 from ttskit.align.corpus import AlignerEvent, CorpusAligner
-from ttskit.align.features import FrameFeatures, Skip, frame_features, write_utterance
+from ttskit.align.features import Skip, frame_features, write_utterance
 from ttskit.align.learned.training import AlignerItem, train_aligner
-from ttskit.audio import MelSpectrogram, save_wav
-from ttskit.audio.pitch import PitchTrack
+from ttskit.align.staging import load_staged, remove_empty_staging, save_finished, stage_features, staged_metas
+from ttskit.audio import MelSpectrogram
 from ttskit.config import Config
 from ttskit.runtime import default_device
 from ttskit.text.frontend import (
@@ -42,9 +41,7 @@ from ttskit.text.frontend import (
     TextAnalysis,
     build_frontend,
 )
-from ttskit.work import ALIGNER, STAGED, meta_path, read_metas, save_array, save_json, staged_path
-
-STAGED_ARRAYS = ("mel", "pitch", "energy", "voiced")
+from ttskit.work import ALIGNER, STAGED, staged_path
 
 
 def aligner_symbols(analysis: TextAnalysis) -> tuple[list[str], list[int], bool]:
@@ -74,18 +71,9 @@ def stage(work: Path, utterance_id: str, wave: np.ndarray, analysis: TextAnalysi
     n_frames = features.mel.shape[1]
     if n_frames < len(symbols):
         raise Skip(f"{n_frames} mel frames cannot give each of its {len(symbols)} symbols a frame")
-    arrays = {"mel": features.mel, "pitch": features.pitch.f0.astype(np.float32), "energy": features.energy,
-              "voiced": features.pitch.voiced}
-    for kind, array in arrays.items():
-        save_array(staged_path(work, kind, utterance_id), array)
-    save_wav(staged_path(work, "wav", utterance_id), wave, config.audio.sample_rate)
+    stage_features(work, utterance_id, wave, features, config)
     return {"status": STAGED, "normalized": analysis.normalized, "aligner_symbols": symbols, "aligner_gaps": gaps,
             "trailing_silence": trailing, "n_frames_staged": n_frames, "warnings": analysis.warnings}
-
-
-def _remove_staged(work: Path, utterance_id: str) -> None:
-    for kind in (*STAGED_ARRAYS, "wav"):
-        staged_path(work, kind, utterance_id).unlink(missing_ok=True)
 
 
 def _finish(work: Path, config: Config, meta: dict[str, Any], durations: np.ndarray) -> dict[str, Any]:
@@ -116,9 +104,7 @@ def _finish(work: Path, config: Config, meta: dict[str, Any], durations: np.ndar
         check_plausible(timed, prep.max_phone_s, prep.min_phones_per_s, prep.max_phones_per_s)
     except AlignmentRejected as err:
         return {**outcome, "status": "skipped", "reason": f"alignment rejected: {err}"}
-    staged = {kind: np.load(staged_path(work, kind, uid)) for kind in STAGED_ARRAYS}
-    features = FrameFeatures(staged["mel"], staged["energy"], PitchTrack(staged["pitch"], staged["voiced"]))
-    wave, _ = sf.read(str(staged_path(work, "wav", uid)), dtype="float32")
+    wave, features = load_staged(work, uid)
     hop = audio.hop_length
     written = write_utterance(work, uid, config, wave[start * hop:end * hop], features.frames(start, end), spoken,
                               core, start * hop)
@@ -128,7 +114,7 @@ def _finish(work: Path, config: Config, meta: dict[str, Any], durations: np.ndar
 def align_staged(work: Path, config: Config, device: str | torch.device | None = None,
                  on_event: AlignerEvent | None = None) -> int:
     """Steps 2 and 3 for every staged utterance of WORK; returns how many were finished."""
-    staged = [m for m in read_metas(work) if m["status"] == STAGED]
+    staged = staged_metas(work)
     if not staged:
         return 0
     device = default_device(device)
@@ -154,16 +140,10 @@ def align_staged(work: Path, config: Config, device: str | torch.device | None =
         group = items[begin:begin + chunk]
         for uid, durations in aligner.durations(group, device).items():
             meta = _finish(work, config, by_id[uid], durations)
-            save_json(meta_path(work, uid), meta)  # after the files: its "ok" means they are complete
-            _remove_staged(work, uid)
+            save_finished(work, meta)
             if on_event:
                 on_event({"event": "aligned", "meta": meta})
-    for kind in (*STAGED_ARRAYS, "wav"):  # empty now, unless a later run stages more
-        folder = work / STAGED / kind
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-    if (work / STAGED).is_dir() and not any((work / STAGED).iterdir()):
-        (work / STAGED).rmdir()
+    remove_empty_staging(work)
     return len(items)
 
 
