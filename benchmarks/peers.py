@@ -51,3 +51,39 @@ def ming024_fastspeech2(checkout: Path, pitch: list[float], energy: list[float],
         preprocess["path"]["preprocessed_path"] = folder
         model = Theirs(preprocess, model_config).to(device)
     return model, preprocess, model_config
+
+
+def forget_checkout(checkout: Path) -> None:
+    """Drop a checkout from sys.path and its modules from sys.modules, so the next checkout's
+    `model`, `utils` or `layers` are its own (NVIDIA/tacotron2 and xcmyz/FastSpeech both have them)."""
+    root = str(checkout.resolve())
+    sys.path[:] = [p for p in sys.path if str(Path(p).resolve()) != root]
+    for name, module in list(sys.modules.items()):
+        if str(getattr(module, "__file__", None) or "").startswith(root):
+            del sys.modules[name]
+
+
+def nvidia_tacotron2(checkout: Path, sizes: dict[str, Any], n_symbols: int) -> tuple[torch.nn.Module, Any]:
+    """NVIDIA/tacotron2's model (its hparams' names, `sizes` giving the values) and loss. Its masks
+    are made on CUDA: on a machine without one they are made where the lengths are."""
+    model_module = checkout_module(checkout, "model.py", "model", register=True)
+    loss_module = module_from_file(checkout / "loss_function.py", "nvidia_loss_function")
+    if not torch.cuda.is_available():
+        model_module.get_mask_from_lengths = lambda lengths: (
+            torch.arange(int(lengths.max()), device=lengths.device)[None] < lengths[:, None])
+    hparams = SimpleNamespace(mask_padding=True, fp16_run=False, n_mel_channels=80, n_frames_per_step=1,
+                              n_symbols=n_symbols, max_decoder_steps=1000, gate_threshold=0.5, **sizes)
+    return model_module.Tacotron2(hparams), loss_module.Tacotron2Loss()
+
+
+def xcmyz_fastspeech(checkout: Path) -> tuple[torch.nn.Module, Any]:
+    """xcmyz/FastSpeech's model (its hparams.py sizes: 256 wide, 4+4 FFT blocks, CBHG postnet) and
+    loss. Its text package needs `pip install unidecode inflect`."""
+    model_module = checkout_module(checkout, "model.py", "model", register=True)
+    loss_module = module_from_file(checkout / "loss.py", "xcmyz_loss")
+    if not torch.cuda.is_available():  # its masks are made in a torch.cuda.LongTensor
+        def mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+            return torch.arange(max_len or int(lengths.max()), device=lengths.device)[None] < lengths[:, None]
+
+        model_module.utils.get_mask_from_lengths = mask
+    return model_module.FastSpeech(), loss_module.DNNLoss()

@@ -108,3 +108,10 @@ def test_model_sizes_are_checked_at_load(mini_work, tmp_path, command, setting, 
     result = CliRunner().invoke(app, [command, str(mini_work), "-o", str(tmp_path / "run"), "--set", setting])
     assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr, result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_exponent_numbers_without_a_dot_are_numbers():
+    # YAML 1.1 reads 1e-5 as a string; a float setting takes it as the number it is.
+    assert load_config(None, ["audio.mel_floor=1e-5"]).audio.mel_floor == 1e-5
+    with pytest.raises(ConfigError, match="audio.mel_floor must be a number"):
+        load_config(None, ["audio.mel_floor=tiny"])

@@ -275,6 +275,11 @@ def _coerce(tp: Any, value: Any, path: str, source: str) -> Any:
             raise ConfigError(f"{source}: {path} must be an integer, got {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads 3e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{source}: {path} must be a number, got {value!r}")
         return float(value)

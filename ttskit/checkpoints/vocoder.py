@@ -1,6 +1,7 @@
-"""Vocoders from checkpoints: a ttskit vocoder run or checkpoint, or a jik876/hifi-gan checkpoint.
+"""Vocoders from checkpoints: a ttskit vocoder run or checkpoint (HiFi-GAN, harmonic-plus-noise,
+MelGAN / multi-band MelGAN), or a jik876/hifi-gan checkpoint.
 
-Another generator architecture (MelGAN, multi-band MelGAN, WaveGlow) joins by adding a builder to
+Another generator architecture (WaveGlow, ...) joins by adding a builder to
 `ARCHITECTURES` (and, when it needs more than the mel, a `Vocoder` in `VOCODER_KINDS`): its
 checkpoints say `"architecture": <name>`.
 """
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from ttskit.checkpoints import jik876
@@ -21,6 +23,7 @@ from ttskit.config import AudioConfig, config_from_dict
 from ttskit.models.harmonic_noise import HarmonicNoiseConfig, HarmonicNoiseGenerator
 from ttskit.models.hifigan import Generator, HiFiGANConfig
 from ttskit.models.hifigan_inference import for_inference
+from ttskit.models.melgan import MelGANConfig, MelGANGenerator
 from ttskit.models.vocoder import NeuralVocoder, SourceFilterVocoder, Vocoder, VocoderError, check_precision
 from ttskit.runtime import InferencePrecision, default_device
 
@@ -34,8 +37,12 @@ def _build_harmonic_noise(model: dict[str, Any], audio: AudioConfig, source: str
                                   audio.sample_rate, audio.hop_length)
 
 
+def _build_melgan(model: dict[str, Any], audio: AudioConfig, source: str) -> MelGANGenerator:
+    return MelGANGenerator(config_from_dict(MelGANConfig, model, source=source), n_mels=audio.n_mels)
+
+
 ARCHITECTURES: dict[str, Callable[[dict[str, Any], AudioConfig, str], nn.Module]] = {
-    "hifigan": _build_hifigan, "harmonic-noise": _build_harmonic_noise}
+    "hifigan": _build_hifigan, "harmonic-noise": _build_harmonic_noise, "melgan": _build_melgan}
 
 
 def generator_state(state: dict[str, Any], source: Path) -> tuple[nn.Module, AudioConfig, str]:
@@ -73,6 +80,13 @@ def load_generator(path: Path) -> tuple[nn.Module, AudioConfig, Path]:
     return generator, audio, resolved
 
 
+def melgan_for_inference(generator: MelGANGenerator, device: torch.device) -> MelGANGenerator:
+    generator = generator.remove_weight_norm().eval().to(device)
+    for parameter in generator.parameters():
+        parameter.requires_grad_(False)
+    return generator
+
+
 def load_vocoder(path: Path | str, device: str | Any | None = None,
                  precision: InferencePrecision = "fp32") -> Vocoder:
     """The vocoder behind `path`, ready for inference on `device` (None: CUDA when present)."""
@@ -85,4 +99,6 @@ def load_vocoder(path: Path | str, device: str | Any | None = None,
             parameter.requires_grad_(False)
         fmin, fmax = state.get("pitch_range", (60.0, 800.0))
         return SourceFilterVocoder(generator, audio, str(resolved), device, (float(fmin), float(fmax)), precision)
+    if isinstance(generator, MelGANGenerator):
+        return NeuralVocoder(melgan_for_inference(generator, device), audio, str(resolved), device, precision)
     return NeuralVocoder(for_inference(generator, device), audio, str(resolved), device, precision)

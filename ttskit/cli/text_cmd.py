@@ -20,7 +20,8 @@ def text(
         "--file", "-f", exists=True, dir_okay=False, readable=True,
         help="Analyse every line of this UTF-8 file instead (an `id|text` line analyses its text).")] = None,
     frontend: Annotated[Optional[str], typer.Option(
-        "--frontend", help="english (ARPAbet), chars (graphemes) or espeak (IPA); default: the config's.")] = None,
+        "--frontend", help="english (ARPAbet), chars (graphemes), espeak (IPA) or nvidia-chars (NVIDIA Tacotron 2's "
+                           "characters); default: the config's.")] = None,
     vocab: Annotated[Optional[Path], typer.Option(
         "--vocab", exists=True, dir_okay=False, readable=True,
         help="vocab.json of a corpus or model, to print the ids that model would see.")] = None,

@@ -64,8 +64,11 @@ def describe_acoustic(record: dict[str, Any]) -> str:
 
 
 def describe_vocoder(record: dict[str, Any]) -> str:
-    if "stft" in record:  # the harmonic-plus-noise vocoder: no discriminator
+    if "f0_l1" in record:  # the harmonic-plus-noise vocoder: no discriminator
         losses = f"loss {record['loss']:.3f}  stft {record['stft']:.3f}  f0 {record['f0_l1']:.3f}"
+    elif "subband_stft" in record:  # MelGAN, multi-band MelGAN
+        losses = (f"loss_g {record['loss_g']:.3f}  loss_d {record['loss_d']:.3f}  stft {record['stft']:.3f}  "
+                  f"sub-band {record['subband_stft']:.3f}")
     else:
         losses = (f"loss_g {record['loss_g']:.3f}  loss_d {record['loss_d']:.3f}  "
                   f"mel {record['mel_l1']:.4f}")

@@ -38,10 +38,12 @@ def _phoneme_ends(work: Path, meta: dict, hop: int) -> tuple[list[str], np.ndarr
     return [meta["phonemes"][i] for i in keep], ends[keep]
 
 
-def compare_alignments(reference: Path, hypothesis: Path, hop: int) -> BoundaryComparison:
+def compare_alignments(reference: Path, hypothesis: Path, hop: int,
+                       only: set[str] | None = None) -> BoundaryComparison:
+    """Phoneme ends of the utterances both folders aligned (of `only`, when given) compared."""
     refs = {m["id"]: m for m in read_metas(reference) if m["status"] == "ok"}
     hyps = {m["id"]: m for m in read_metas(hypothesis) if m["status"] == "ok"}
-    common = sorted(set(refs) & set(hyps))
+    common = sorted(set(refs) & set(hyps) & (only if only is not None else set(refs)))
     for work, metas in ((reference, refs), (hypothesis, hyps)):
         if common and "cut_start_sample" not in metas[common[0]]:
             raise ValueError(f"{work}: its metas lack cut_start_sample (made by an older ttskit); preprocess again")

@@ -24,7 +24,7 @@ from ttskit.config import AudioConfig, config_to_dict
 from ttskit.data.segments import SegmentBatchSampler, SegmentDataset, collate_segments
 from ttskit.skeleton.distributed import Rank
 from ttskit.skeleton.loop import RunPrecision, Trainer
-from ttskit.skeleton.pieces import TrainingError
+from ttskit.skeleton.pieces import TrainingError, step_verdict
 from ttskit.train.media import log_vocoder_media
 from ttskit.train.vocoder_config import AnyVocoderRunConfig
 from ttskit.work import mel_path, read_manifest, wav_path
@@ -44,6 +44,11 @@ class VocoderJob:
 
 def grad_norm(parameters: Any, clip: float | None) -> torch.Tensor:
     return torch.nn.utils.clip_grad_norm_(list(parameters), clip if clip is not None else math.inf)
+
+
+def halves(judged: list[list[torch.Tensor]]) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
+    """Per-discriminator tensors of a real-then-generated batch -> (real ones, generated ones)."""
+    return ([[m.chunk(2)[0] for m in maps] for maps in judged], [[m.chunk(2)[1] for m in maps] for maps in judged])
 
 
 class GeneratorTrainer(Trainer):
@@ -78,6 +83,27 @@ class GeneratorTrainer(Trainer):
     def generator_module(self) -> torch.nn.Module:
         """The bare generator (not DDP-wrapped): what the generator files hold."""
         raise NotImplementedError
+
+    def backward_generator(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                           parameters: Iterable[torch.nn.Parameter]) -> tuple[torch.Tensor, str]:
+        """Gradients of the generator's loss through the scaler, clipped: (norm, verdict); the
+        skeleton calls `apply` for the optimiser step of an ok step."""
+        scaler = self.precision.scaler
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        norm = grad_norm(parameters, self.job.config.train.grad_clip)
+        return norm, step_verdict(loss, norm, scaler, self.rank)
+
+    def update_discriminator(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                             parameters: Iterable[torch.nn.Parameter]) -> tuple[torch.Tensor, str]:
+        """A discriminator's whole update: (norm, verdict), stepped unless the step is bad. An fp16
+        overflow is left to the GradScaler: its step() skips the update, and the skeleton's
+        scaler.update() after the generator step lowers the scale."""
+        norm, verdict = self.backward_generator(loss, optimizer, parameters)
+        if verdict != "bad":
+            self.precision.scaler.step(optimizer)
+        return norm, verdict
 
     def generate_for_validation(self, mel: torch.Tensor, recorded: torch.Tensor, uid: str) -> torch.Tensor:
         """(1, M, T) mel of a held-out utterance -> (1, S) wave."""

@@ -41,13 +41,19 @@ from ttskit.skeleton.pieces import (
     follow_learning_rate,
     read_summary,
     resolve_run_config,
-    step_verdict,
     stored_model_section,
     write_run_config,
 )
-from ttskit.train.generator_trainer import GeneratorTrainer, VocoderJob, grad_norm
+from ttskit.train.generator_trainer import GeneratorTrainer, VocoderJob, halves
 from ttskit.train.harmonic_noise import HarmonicNoiseTrainer
-from ttskit.train.vocoder_config import VOCODER_PRESETS, AnyVocoderRunConfig, HarmonicNoiseRunConfig, VocoderRunConfig
+from ttskit.train.melgan import MelGANTrainer
+from ttskit.train.vocoder_config import (
+    VOCODER_PRESETS,
+    AnyVocoderRunConfig,
+    HarmonicNoiseRunConfig,
+    MelGANRunConfig,
+    VocoderRunConfig,
+)
 from ttskit.work import (
     VOCODER_FILES,
     check_manifest_files,
@@ -80,9 +86,11 @@ def prepare_vocoder_run(work: Path, run: Path, *, model: str | None = None, conf
     run_config, previous, state = resolve_run_config(run, resume, type(preset), preset, config_path, overrides,
                                                      check_state, preset_given=model is not None)
     gta = gta or bool(state.get("gta"))
-    if isinstance(run_config, VocoderRunConfig) and run_config.model.hop_length != audio.hop_length:
+    if isinstance(run_config, (VocoderRunConfig, MelGANRunConfig)) and run_config.model.hop_length != audio.hop_length:
+        bands = getattr(run_config.model, "subbands", 1)
         raise TrainingError(f"the generator upsamples by {run_config.model.hop_length} "
-                            f"(model.upsample_rates {list(run_config.model.upsample_rates)}), but {work} has "
+                            f"(model.upsample_rates {list(run_config.model.upsample_rates)}"
+                            f"{f' x {bands} sub-bands' if bands > 1 else ''}), but {work} has "
                             f"audio.hop_length {audio.hop_length}")
     cfg = run_config.train
     if cfg.segment_samples % audio.hop_length:
@@ -101,20 +109,28 @@ def prepare_vocoder_run(work: Path, run: Path, *, model: str | None = None, conf
                       previous, init if previous is None else None)
 
 
+def _family_of_section(model: dict[str, Any]) -> str | None:
+    """The preset family of a stored generator section (None: HiFi-GAN's, which has presets per size)."""
+    if "harmonics" in model:
+        return "harmonic-noise"
+    if "subbands" in model:
+        return "mb-melgan" if model["subbands"] > 1 else "melgan"
+    return None
+
+
 def _run_family(run: Path) -> str | None:
     """The preset family a run was started with, from its RUN/config.yaml (None: not known)."""
     model = stored_model_section(run)
-    return "harmonic-noise" if model is not None and "harmonics" in model else None
+    return _family_of_section(model) if model is not None else None
 
 
 def _init_family(init: Path) -> str | None:
-    """harmonic-noise when --init names a harmonic-plus-noise generator (None: HiFi-GAN, or unreadable:
-    `_check_init` says why)."""
+    """The family of the generator --init names (None: HiFi-GAN, or unreadable: `_check_init` says why)."""
     try:
-        _, _, _, state = load_generator_and_state(init)
+        generator, _, _, _ = load_generator_and_state(init)
     except VocoderError:
         return None
-    return "harmonic-noise" if state.get("architecture") == "harmonic-noise" else None
+    return _family_of_section(config_to_dict(generator.config)) if hasattr(generator, "config") else None
 
 
 def _check_audio(theirs: AudioConfig, ours: AudioConfig, source: Path, work: Path) -> None:
@@ -156,7 +172,8 @@ def train_vocoder(job: VocoderJob, *, gpus: int = 1, device: str | None = None,
 
 
 def _train_rank(rank: Rank, job: VocoderJob, on_log: Callable[[dict[str, Any]], None] | None) -> None:
-    trainer = HarmonicNoiseTrainer(job) if isinstance(job.config, HarmonicNoiseRunConfig) else VocoderTrainer(job)
+    trainers = {HarmonicNoiseRunConfig: HarmonicNoiseTrainer, MelGANRunConfig: MelGANTrainer}
+    trainer = trainers.get(type(job.config), VocoderTrainer)(job)
     TrainingLoop(trainer, rank, on_log).run()
 
 
@@ -212,10 +229,6 @@ def _split(scores: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.T
     return [s.chunk(2)[0] for s in scores], [s.chunk(2)[1] for s in scores]
 
 
-def _split_maps(maps: list[list[torch.Tensor]]) -> tuple[list[list[torch.Tensor]], list[list[torch.Tensor]]]:
-    return ([[m.chunk(2)[0] for m in per] for per in maps], [[m.chunk(2)[1] for m in per] for per in maps])
-
-
 class VocoderTrainer(GeneratorTrainer):
     """HiFi-GAN: the generator against multi-period and multi-scale discriminators."""
 
@@ -267,14 +280,9 @@ class VocoderTrainer(GeneratorTrainer):
                 both = torch.cat([wave, fake.to(wave.dtype)])
                 judged = [d(both) for d in (self.mpd, self.msd)]
             adversarial = sum(adversarial_loss(_split(scores)[1]) for scores, _ in judged)
-            features = sum(feature_matching_loss(*_split_maps(maps)) for _, maps in judged)
+            features = sum(feature_matching_loss(*halves(maps)) for _, maps in judged)
         loss_g = adversarial + cfg.feature_loss_weight * features + cfg.mel_loss_weight * mel_l1
-        scaler = self.precision.scaler
-        self.nets.optim_g.zero_grad(set_to_none=True)
-        scaler.scale(loss_g).backward()
-        scaler.unscale_(self.nets.optim_g)
-        norm_g = grad_norm(self.nets.generator.parameters(), cfg.grad_clip)
-        verdict_g = step_verdict(loss_g, norm_g, scaler, self.rank)
+        norm_g, verdict_g = self.backward_generator(loss_g, self.nets.optim_g, self.nets.generator.parameters())
         # A discriminator overflow was skipped by the scaler already; the generator's decides.
         verdict = "bad" if "bad" in (verdict_d, verdict_g) else verdict_g
         terms = {"loss_g": loss_g, "loss_d": loss_d, "mel_l1": mel_l1, "adversarial": adversarial,
@@ -284,20 +292,12 @@ class VocoderTrainer(GeneratorTrainer):
                           {"discriminator_finite": verdict_d != "bad", "generator_finite": verdict_g != "bad"})
 
     def _discriminator_step(self, wave: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, str]:
-        """Real vs generated, both through each discriminator in one batch; steps unless the step is
-        bad. An fp16 overflow is left to the GradScaler: its step() skips the update, and the
-        skeleton's scaler.update() after the generator step lowers the scale."""
-        scaler, nets = self.precision.scaler, self.nets
+        """Real vs generated, both through each discriminator in one batch; steps unless the step is bad."""
         with autocast(self.rank.device, self.precision.autocast_dtype):
             both = torch.cat([wave, fake.detach().to(wave.dtype)])
             loss_d = sum(discriminator_loss(*_split(d(both)[0])) for d in (self.mpd, self.msd))
-        nets.optim_d.zero_grad(set_to_none=True)
-        scaler.scale(loss_d).backward()
-        scaler.unscale_(nets.optim_d)
-        norm_d = grad_norm([*nets.mpd.parameters(), *nets.msd.parameters()], self.job.config.train.grad_clip)
-        verdict = step_verdict(loss_d, norm_d, scaler, self.rank)
-        if verdict != "bad":
-            scaler.step(nets.optim_d)
+        norm_d, verdict = self.update_discriminator(loss_d, self.nets.optim_d,
+                                                    [*self.nets.mpd.parameters(), *self.nets.msd.parameters()])
         return loss_d, norm_d, verdict
 
     def apply(self) -> None:

@@ -1,6 +1,8 @@
 """What `ttskit train-vocoder` is configured by: the generator architecture and the training run
-(the mel settings come from the WORK folder). Two families: HiFi-GAN (a GAN) and the
-harmonic-plus-noise source-filter vocoder (a multi-resolution STFT loss, no discriminator)."""
+(the mel settings come from the WORK folder). Three families: HiFi-GAN (a GAN), the
+harmonic-plus-noise source-filter vocoder (a multi-resolution STFT loss, no discriminator), and
+MelGAN / multi-band MelGAN (a GAN with window discriminators; the multi-band one warms up on STFT
+losses alone)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from ttskit.config import require
 from ttskit.models.harmonic_noise import PRESETS as HARMONIC_NOISE_PRESETS
 from ttskit.models.harmonic_noise import HarmonicNoiseConfig
 from ttskit.models.hifigan import PRESETS, HiFiGANConfig
+from ttskit.models.melgan import PRESETS as MELGAN_PRESETS
+from ttskit.models.melgan import MelGANConfig
 from ttskit.skeleton.config import BaseTrainConfig
 
 
@@ -84,9 +88,55 @@ class HarmonicNoiseRunConfig:
     train: HarmonicNoiseTrainConfig = field(default_factory=HarmonicNoiseTrainConfig)
 
 
-AnyVocoderRunConfig = VocoderRunConfig | HarmonicNoiseRunConfig
+@dataclass(frozen=True)
+class MelGANTrainConfig(SegmentTrainConfig):
+    """MelGAN's training as its paper (descript's code): Adam 1e-4, betas (0.5, 0.9), hinge loss and
+    feature matching (x10), adversarial from the first step, no spectral loss."""
+
+    learning_rate: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    weight_decay: float = 0.0
+    lr_decay: float = 1.0
+    grad_clip: float | None = None
+    adversarial: str = "hinge"  # or "lsgan" (least squares, multi-band MelGAN's)
+    adversarial_weight: float = 1.0
+    feature_loss_weight: float = 10.0
+    # Multi-resolution STFT losses (spectral convergence + log magnitude) of the wave, and of its
+    # PQMF sub-bands against the generator's (multi-band only).
+    stft_loss_weight: float = 0.0
+    subband_stft_loss_weight: float = 0.0
+    discriminator_start_step: int = 0  # before it: the STFT losses alone (a generator warm-up)
+    discriminator_downsample: tuple[int, ...] = (4, 4, 4, 4)
+    discriminator_max_channels: int = 1024
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.adversarial in ("hinge", "lsgan"), "train.adversarial", "must be hinge or lsgan")
+        require(self.discriminator_start_step >= 0, "train.discriminator_start_step", "must be >= 0")
+        require(self.stft_loss_weight > 0 or self.subband_stft_loss_weight > 0 or self.discriminator_start_step == 0,
+                "train.discriminator_start_step", "a warm-up needs an STFT loss (train.stft_loss_weight > 0)")
+
+
+# Multi-band MelGAN as its paper and kan-bayashi's multi_band_melgan.v2: Adam 1e-3, the full-band
+# and sub-band STFT losses (0.5 each), least-squares adversarial loss x2.5 without feature matching,
+# the discriminator (downsampling x4 x4 x4, at most 512 channels) from step 200,000.
+MB_MELGAN_TRAIN = MelGANTrainConfig(learning_rate=1e-3, betas=(0.9, 0.999), adversarial="lsgan",
+                                    adversarial_weight=2.5, feature_loss_weight=0.0, stft_loss_weight=0.5,
+                                    subband_stft_loss_weight=0.5, discriminator_start_step=200_000,
+                                    discriminator_downsample=(4, 4, 4), discriminator_max_channels=512)
+
+
+@dataclass(frozen=True)
+class MelGANRunConfig:
+    model: MelGANConfig = field(default_factory=MelGANConfig)
+    train: MelGANTrainConfig = field(default_factory=MelGANTrainConfig)
+
+
+AnyVocoderRunConfig = VocoderRunConfig | HarmonicNoiseRunConfig | MelGANRunConfig
 
 VOCODER_PRESETS: dict[str, AnyVocoderRunConfig] = {
     **{name: VocoderRunConfig(config) for name, config in PRESETS.items()},
     **{name: HarmonicNoiseRunConfig(config) for name, config in HARMONIC_NOISE_PRESETS.items()},
+    "melgan": MelGANRunConfig(MELGAN_PRESETS["melgan"]),
+    "mb-melgan": MelGANRunConfig(MELGAN_PRESETS["mb-melgan"], MB_MELGAN_TRAIN),
 }
