@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ttskit.checkpoints import jik876
+from ttskit.checkpoints import jik876, melgan_checkpoints
 from ttskit.checkpoints.formats import VOCODER_GENERATOR_FORMAT, VOCODER_TRAINING_FORMAT
 from ttskit.checkpoints.resolve import resolve_checkpoint
 from ttskit.checkpoints.store import load_checkpoint, non_finite_tensor
@@ -62,16 +62,32 @@ def generator_state(state: dict[str, Any], source: Path) -> tuple[nn.Module, Aud
     return generator, audio, architecture
 
 
-def load_generator_and_state(path: Path) -> tuple[nn.Module, AudioConfig, Path, dict[str, Any]]:
-    """The trainable generator (weight norm kept) behind `path`, its audio config, the resolved
-    file and that file's whole content (which may hold discriminators too)."""
-    path = resolve_checkpoint(path, "vocoder")
-    state = load_checkpoint(path, error=VocoderError)
+def _foreign_or_native(state: dict[str, Any], path: Path) -> tuple[nn.Module, AudioConfig, list[str]]:
+    """(generator with weight norm, its mel settings, notes on conversions) of a loaded file."""
     if jik876.is_jik876_checkpoint(state):
         generator, audio = jik876.load_generator(path, state=state)
-        return generator, audio, path, state
+        return generator, audio, []
+    if melgan_checkpoints.is_descript_generator(state):
+        return melgan_checkpoints.load_descript(state, path)
+    if melgan_checkpoints.is_kan_bayashi_checkpoint(state):
+        return melgan_checkpoints.load_kan_bayashi(state, path)
     generator, audio, _ = generator_state(state, path)
-    return generator, audio, path, state
+    return generator, audio, []
+
+
+def _load(path: Path) -> tuple[nn.Module, AudioConfig, Path, dict[str, Any], list[str]]:
+    path = resolve_checkpoint(path, "vocoder")
+    state = load_checkpoint(path, error=VocoderError)
+    generator, audio, notes = _foreign_or_native(state, path)
+    return generator, audio, path, state, notes
+
+
+def load_generator_and_state(path: Path) -> tuple[nn.Module, AudioConfig, Path, dict[str, Any]]:
+    """The trainable generator (weight norm kept) behind `path`, its audio config, the resolved
+    file and that file's whole content (which may hold discriminators too). Besides ttskit's own:
+    jik876/hifi-gan, descript melgan-neurips and ParallelWaveGAN MelGAN checkpoints."""
+    generator, audio, resolved, state, _ = _load(path)
+    return generator, audio, resolved, state
 
 
 def load_generator(path: Path) -> tuple[nn.Module, AudioConfig, Path]:
@@ -92,7 +108,7 @@ def load_vocoder(path: Path | str, device: str | Any | None = None,
     """The vocoder behind `path`, ready for inference on `device` (None: CUDA when present)."""
     device = default_device(device)
     check_precision(precision, device)
-    generator, audio, resolved, state = load_generator_and_state(Path(path))
+    generator, audio, resolved, state, notes = _load(Path(path))
     if isinstance(generator, HarmonicNoiseGenerator):
         generator = generator.eval().to(device)
         for parameter in generator.parameters():
@@ -100,5 +116,5 @@ def load_vocoder(path: Path | str, device: str | Any | None = None,
         fmin, fmax = state.get("pitch_range", (60.0, 800.0))
         return SourceFilterVocoder(generator, audio, str(resolved), device, (float(fmin), float(fmax)), precision)
     if isinstance(generator, MelGANGenerator):
-        return NeuralVocoder(melgan_for_inference(generator, device), audio, str(resolved), device, precision)
+        return NeuralVocoder(melgan_for_inference(generator, device), audio, str(resolved), device, precision, notes)
     return NeuralVocoder(for_inference(generator, device), audio, str(resolved), device, precision)

@@ -95,6 +95,8 @@ def synthesize(
         synth = (Synthesizer.from_voice(voice, device, precision, backend) if acoustic is None
                  else Synthesizer.from_checkpoints(acoustic, vocoder or "griffin-lim", device, precision))
         warn_about_precision(precision, synth.device)
+        for note in synth.vocoder.notes:
+            err_console.print(f"[dim]note:[/] {note}", highlight=False, soft_wrap=True)
         if verbose:
             named = f"voice {synth.voice.name!r}: " if synth.voice is not None else ""
             err_console.print(f"{named}acoustic {synth.acoustic.source}, vocoder {synth.vocoder.source}, "

@@ -50,6 +50,8 @@ def vocode(
                           f"hop {vocoder.hop_length}) on {vocoder.device}, {precision}",
                           highlight=False, soft_wrap=True)
         warn_about_precision(precision, vocoder.device)
+        for note in vocoder.notes:
+            err_console.print(f"[dim]note:[/] {note}", highlight=False, soft_wrap=True)
         audio_s = compute_s = 0.0
         unchecked, failed = [], []
         for path, target in jobs:

@@ -39,6 +39,7 @@ class Vocoder(ABC):
     source: str  # the file it came from, or its name
     device: torch.device
     uses_f0: bool = False  # whether F0 passed to __call__ changes the output
+    notes: tuple[str, ...] = ()  # how its mel convention was met (foreign checkpoints), for the user
 
     @property
     def hop_length(self) -> int:
@@ -53,8 +54,10 @@ class Vocoder(ABC):
         mismatches = mel_mismatches(audio, self.audio)
         if mismatches:
             listed = ", ".join(f"{key} {a!r} vs {b!r}" for key, a, b in mismatches)
+            settings = " ".join(f"--set {key}={b}" for key, _, b in mismatches)
             raise VocoderError(f"{what} and the vocoder {self.source} use different mel settings ({listed}); "
-                               "use a vocoder trained on the same audio config")
+                               "use a vocoder trained on the same audio config, or preprocess and train the "
+                               f"acoustic model with the vocoder's: {settings}")
 
     @abstractmethod
     def __call__(self, mel: torch.Tensor, f0: torch.Tensor | None = None,
@@ -81,8 +84,9 @@ class NeuralVocoder(Vocoder):
     was trained on and the arithmetic it runs in."""
 
     def __init__(self, generator: nn.Module, audio: AudioConfig, source: str, device: torch.device,
-                 precision: InferencePrecision = "fp32") -> None:
+                 precision: InferencePrecision = "fp32", notes: list[str] | tuple[str, ...] = ()) -> None:
         self.generator, self.audio, self.source, self.device, self.precision = generator, audio, source, device, precision
+        self.notes = tuple(notes)
 
     @torch.inference_mode()
     def __call__(self, mel: torch.Tensor, f0: torch.Tensor | None = None,
