@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ttskit.checkpoints import jik876, melgan_checkpoints
+from ttskit.checkpoints import jik876, melgan_checkpoints, waveglow_checkpoints
 from ttskit.checkpoints.formats import VOCODER_GENERATOR_FORMAT, VOCODER_TRAINING_FORMAT
 from ttskit.checkpoints.resolve import resolve_checkpoint
 from ttskit.checkpoints.store import load_checkpoint, non_finite_tensor
@@ -25,6 +25,7 @@ from ttskit.models.hifigan import Generator, HiFiGANConfig
 from ttskit.models.hifigan_inference import for_inference
 from ttskit.models.melgan import MelGANConfig, MelGANGenerator
 from ttskit.models.vocoder import NeuralVocoder, SourceFilterVocoder, Vocoder, VocoderError, check_precision
+from ttskit.models.waveglow import WaveGlow, WaveGlowConfig, WaveGlowSynthesis
 from ttskit.runtime import InferencePrecision, default_device
 
 
@@ -37,12 +38,17 @@ def _build_harmonic_noise(model: dict[str, Any], audio: AudioConfig, source: str
                                   audio.sample_rate, audio.hop_length)
 
 
+def _build_waveglow(model: dict[str, Any], audio: AudioConfig, source: str) -> WaveGlow:
+    return WaveGlow(config_from_dict(WaveGlowConfig, model, source=source), audio.n_mels, audio.hop_length)
+
+
 def _build_melgan(model: dict[str, Any], audio: AudioConfig, source: str) -> MelGANGenerator:
     return MelGANGenerator(config_from_dict(MelGANConfig, model, source=source), n_mels=audio.n_mels)
 
 
 ARCHITECTURES: dict[str, Callable[[dict[str, Any], AudioConfig, str], nn.Module]] = {
-    "hifigan": _build_hifigan, "harmonic-noise": _build_harmonic_noise, "melgan": _build_melgan}
+    "hifigan": _build_hifigan, "harmonic-noise": _build_harmonic_noise, "melgan": _build_melgan,
+    "waveglow": _build_waveglow}
 
 
 def generator_state(state: dict[str, Any], source: Path) -> tuple[nn.Module, AudioConfig, str]:
@@ -71,12 +77,18 @@ def _foreign_or_native(state: dict[str, Any], path: Path) -> tuple[nn.Module, Au
         return melgan_checkpoints.load_descript(state, path)
     if melgan_checkpoints.is_kan_bayashi_checkpoint(state):
         return melgan_checkpoints.load_kan_bayashi(state, path)
+    if (weights := waveglow_checkpoints.waveglow_weights(state)) is not None:
+        return waveglow_checkpoints.load_waveglow(weights, path)
     generator, audio, _ = generator_state(state, path)
     return generator, audio, []
 
 
 def _load(path: Path) -> tuple[nn.Module, AudioConfig, Path, dict[str, Any], list[str]]:
     path = resolve_checkpoint(path, "vocoder")
+    if waveglow_checkpoints.is_pickled_module(path):  # NVIDIA/waveglow's: read without its code
+        generator, audio, notes = waveglow_checkpoints.load_waveglow(waveglow_checkpoints.read_pickled_model(path),
+                                                                     path)
+        return generator, audio, path, {}, notes
     state = load_checkpoint(path, error=VocoderError)
     generator, audio, notes = _foreign_or_native(state, path)
     return generator, audio, path, state, notes
@@ -96,7 +108,8 @@ def load_generator(path: Path) -> tuple[nn.Module, AudioConfig, Path]:
     return generator, audio, resolved
 
 
-def melgan_for_inference(generator: MelGANGenerator, device: torch.device) -> MelGANGenerator:
+def inference_module(generator: MelGANGenerator | WaveGlow, device: torch.device) -> nn.Module:
+    """Weight norm folded away, gradients off, on `device` (MelGAN, WaveGlow)."""
     generator = generator.remove_weight_norm().eval().to(device)
     for parameter in generator.parameters():
         parameter.requires_grad_(False)
@@ -116,5 +129,8 @@ def load_vocoder(path: Path | str, device: str | Any | None = None,
         fmin, fmax = state.get("pitch_range", (60.0, 800.0))
         return SourceFilterVocoder(generator, audio, str(resolved), device, (float(fmin), float(fmax)), precision)
     if isinstance(generator, MelGANGenerator):
-        return NeuralVocoder(melgan_for_inference(generator, device), audio, str(resolved), device, precision, notes)
+        return NeuralVocoder(inference_module(generator, device), audio, str(resolved), device, precision, notes)
+    if isinstance(generator, WaveGlow):
+        synthesis = WaveGlowSynthesis(inference_module(generator, device)).to(device)
+        return NeuralVocoder(synthesis, audio, str(resolved), device, precision, notes)
     return NeuralVocoder(for_inference(generator, device), audio, str(resolved), device, precision)

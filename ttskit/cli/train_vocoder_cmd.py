@@ -17,8 +17,9 @@ def train_vocoder(
                                          help="RUN folder for checkpoints, metrics.jsonl and config.yaml.")],
     model: Annotated[Optional[str], typer.Option(
         help="hifigan-v1 (best quality on a GPU; the default for a new run), hifigan-v2 (small, fast), hifigan-v3 "
-             "(fastest), or harmonic-noise (F0-driven source-filter, no discriminator: trains on a CPU). With --init "
-             "or --resume, the family of the generator it starts from.")] = None,
+             "(fastest), harmonic-noise (F0-driven source-filter, no discriminator: trains on a CPU), melgan, mb-melgan "
+             "(multi-band MelGAN: the fastest GAN on a CPU), waveglow or waveglow-512 (a flow, NVIDIA's). With "
+             "--init or --resume, the family of the generator it starts from.")] = None,
     max_steps: Annotated[Optional[int], typer.Option(
         "--max-steps", min=1, help="Stop after this many steps in total; --resume with a larger value continues.")] = None,
     gpus: Annotated[int, typer.Option(

@@ -66,6 +66,8 @@ def describe_acoustic(record: dict[str, Any]) -> str:
 def describe_vocoder(record: dict[str, Any]) -> str:
     if "f0_l1" in record:  # the harmonic-plus-noise vocoder: no discriminator
         losses = f"loss {record['loss']:.3f}  stft {record['stft']:.3f}  f0 {record['f0_l1']:.3f}"
+    elif "nll" in record:  # WaveGlow: the likelihood alone
+        losses = f"nll {record['nll']:.4f}"
     elif "subband_stft" in record:  # MelGAN, multi-band MelGAN
         losses = (f"loss_g {record['loss_g']:.3f}  loss_d {record['loss_d']:.3f}  stft {record['stft']:.3f}  "
                   f"sub-band {record['subband_stft']:.3f}")

@@ -24,7 +24,7 @@ from ttskit.config import AudioConfig, config_to_dict
 from ttskit.data.segments import SegmentBatchSampler, SegmentDataset, collate_segments
 from ttskit.skeleton.distributed import Rank
 from ttskit.skeleton.loop import RunPrecision, Trainer
-from ttskit.skeleton.pieces import TrainingError, step_verdict
+from ttskit.skeleton.pieces import TrainingError, follow_learning_rate, step_verdict
 from ttskit.train.media import log_vocoder_media
 from ttskit.train.vocoder_config import AnyVocoderRunConfig
 from ttskit.work import mel_path, read_manifest, wav_path
@@ -159,3 +159,45 @@ class GeneratorTrainer(Trainer):
 
     def seen_indices(self, sampler: Any) -> Iterable[int]:
         return (i for batch in sampler for _, i in batch)
+
+
+class SingleNetworkTrainer(GeneratorTrainer):
+    """A vocoder trained without a discriminator (harmonic-plus-noise, WaveGlow): one network
+    (`self.net`), one optimiser and its per-epoch decay; subclasses build them and take a step."""
+
+    net: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+
+    def build_optimiser(self) -> None:
+        cfg = self.job.config.train
+        self.optimizer = torch.optim.AdamW(self.net.parameters(), cfg.learning_rate, betas=cfg.betas,
+                                           weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=cfg.lr_decay)
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [self.net]
+
+    def generator_module(self) -> torch.nn.Module:
+        return self.net
+
+    def state(self) -> dict[str, Any]:
+        return {"generator": self.net.state_dict(), "optim_g": self.optimizer.state_dict(),
+                "sched_g": self.scheduler.state_dict()}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["generator"])
+        self.optimizer.load_state_dict(state["optim_g"])
+        self.scheduler.load_state_dict(state["sched_g"])
+        decay = self.job.config.train.lr_decay
+        follow_learning_rate(self.optimizer, self.scheduler, self.job.config.train.learning_rate,
+                             lambda epoch: decay ** epoch)
+
+    def apply(self) -> None:
+        self.precision.scaler.step(self.optimizer)
+
+    def end_epoch(self) -> None:
+        self.scheduler.step()
+
+    def learning_rate(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])

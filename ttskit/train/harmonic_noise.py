@@ -21,8 +21,8 @@ from ttskit.models.harmonic_noise import HarmonicNoiseGenerator, multi_resolutio
 from ttskit.runtime import autocast
 from ttskit.skeleton.distributed import Rank
 from ttskit.skeleton.loop import RunPrecision, StepResult, ddp
-from ttskit.skeleton.pieces import follow_learning_rate, step_verdict
-from ttskit.train.generator_trainer import GeneratorTrainer, VocoderJob, grad_norm
+from ttskit.skeleton.pieces import step_verdict
+from ttskit.train.generator_trainer import SingleNetworkTrainer, VocoderJob, grad_norm
 from ttskit.work import frame_pitch_path, load_work_config
 
 
@@ -38,7 +38,7 @@ class _WithPitchHead(nn.Module):
         return self.generator(mel, f0, voiced), *self.generator.pitch(mel)
 
 
-class HarmonicNoiseTrainer(GeneratorTrainer):
+class HarmonicNoiseTrainer(SingleNetworkTrainer):
     architecture = "harmonic-noise"
     uses_pitch = True
 
@@ -48,13 +48,11 @@ class HarmonicNoiseTrainer(GeneratorTrainer):
 
     def build(self, rank: Rank, precision: RunPrecision) -> None:
         self.build_data(rank, precision)
-        job, cfg = self.job, self.job.config.train
+        job = self.job
         self.net = HarmonicNoiseGenerator(job.config.model, job.audio.n_mels, job.audio.sample_rate,
                                           job.audio.hop_length).to(rank.device)
         self.forward = _WithPitchHead(self.net)
-        self.optimizer = torch.optim.AdamW(self.net.parameters(), cfg.learning_rate, betas=cfg.betas,
-                                           weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=cfg.lr_decay)
+        self.build_optimiser()
 
     def initialise(self) -> None:
         if self.job.init_from is not None:
@@ -64,27 +62,9 @@ class HarmonicNoiseTrainer(GeneratorTrainer):
     def wrap(self, rank: Rank) -> None:
         self.forward = ddp(_WithPitchHead(self.net), rank)
 
-    def modules(self) -> list[torch.nn.Module]:
-        return [self.net]
-
-    def generator_module(self) -> torch.nn.Module:
-        return self.net
-
     def extra_metadata(self) -> dict[str, Any]:
         prep = self.work_config.preprocess
         return {"pitch_range": [prep.pitch_fmin, prep.pitch_fmax]}
-
-    def state(self) -> dict[str, Any]:
-        return {"generator": self.net.state_dict(), "optim_g": self.optimizer.state_dict(),
-                "sched_g": self.scheduler.state_dict()}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.net.load_state_dict(state["generator"])
-        self.optimizer.load_state_dict(state["optim_g"])
-        self.scheduler.load_state_dict(state["sched_g"])
-        decay = self.job.config.train.lr_decay
-        follow_learning_rate(self.optimizer, self.scheduler, self.job.config.train.learning_rate,
-                             lambda epoch: decay ** epoch)
 
     def step(self, batch: tuple[torch.Tensor, ...], step: int) -> StepResult:
         device, cfg = self.rank.device, self.job.config.train
@@ -103,15 +83,6 @@ class HarmonicNoiseTrainer(GeneratorTrainer):
         verdict = step_verdict(loss, norm, scaler, self.rank)
         return StepResult(verdict, {"loss": loss, "stft": stft, "f0_l1": f0_l1, "voicing_bce": voicing_bce},
                           {"grad_norm": norm}, wave.shape[0] * wave.shape[-1])
-
-    def apply(self) -> None:
-        self.precision.scaler.step(self.optimizer)
-
-    def end_epoch(self) -> None:
-        self.scheduler.step()
-
-    def learning_rate(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
 
     def generate_for_validation(self, mel: torch.Tensor, recorded: torch.Tensor, uid: str) -> torch.Tensor:
         """Copy-synthesis as `ttskit vocode` does it: F0 and voicing from YIN on the recording (WORK/f0)."""

@@ -53,7 +53,9 @@ from ttskit.train.vocoder_config import (
     HarmonicNoiseRunConfig,
     MelGANRunConfig,
     VocoderRunConfig,
+    WaveGlowRunConfig,
 )
+from ttskit.train.waveglow import WaveGlowTrainer
 from ttskit.work import (
     VOCODER_FILES,
     check_manifest_files,
@@ -115,6 +117,8 @@ def _family_of_section(model: dict[str, Any]) -> str | None:
         return "harmonic-noise"
     if "subbands" in model:
         return "mb-melgan" if model["subbands"] > 1 else "melgan"
+    if "flows" in model:
+        return "waveglow"
     return None
 
 
@@ -172,7 +176,8 @@ def train_vocoder(job: VocoderJob, *, gpus: int = 1, device: str | None = None,
 
 
 def _train_rank(rank: Rank, job: VocoderJob, on_log: Callable[[dict[str, Any]], None] | None) -> None:
-    trainers = {HarmonicNoiseRunConfig: HarmonicNoiseTrainer, MelGANRunConfig: MelGANTrainer}
+    trainers = {HarmonicNoiseRunConfig: HarmonicNoiseTrainer, MelGANRunConfig: MelGANTrainer,
+                WaveGlowRunConfig: WaveGlowTrainer}
     trainer = trainers.get(type(job.config), VocoderTrainer)(job)
     TrainingLoop(trainer, rank, on_log).run()
 

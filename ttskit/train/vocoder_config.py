@@ -1,8 +1,8 @@
 """What `ttskit train-vocoder` is configured by: the generator architecture and the training run
-(the mel settings come from the WORK folder). Three families: HiFi-GAN (a GAN), the
+(the mel settings come from the WORK folder). Four families: HiFi-GAN (a GAN), the
 harmonic-plus-noise source-filter vocoder (a multi-resolution STFT loss, no discriminator), and
 MelGAN / multi-band MelGAN (a GAN with window discriminators; the multi-band one warms up on STFT
-losses alone)."""
+losses alone), and WaveGlow (a flow trained by maximum likelihood)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from ttskit.models.harmonic_noise import HarmonicNoiseConfig
 from ttskit.models.hifigan import PRESETS, HiFiGANConfig
 from ttskit.models.melgan import PRESETS as MELGAN_PRESETS
 from ttskit.models.melgan import MelGANConfig
+from ttskit.models.waveglow import PRESETS as WAVEGLOW_PRESETS
+from ttskit.models.waveglow import WaveGlowConfig
 from ttskit.skeleton.config import BaseTrainConfig
 
 
@@ -132,11 +134,32 @@ class MelGANRunConfig:
     train: MelGANTrainConfig = field(default_factory=MelGANTrainConfig)
 
 
-AnyVocoderRunConfig = VocoderRunConfig | HarmonicNoiseRunConfig | MelGANRunConfig
+@dataclass(frozen=True)
+class WaveGlowTrainConfig(SegmentTrainConfig):
+    """NVIDIA/waveglow's training: Adam 1e-4 on the negative log-likelihood, 16,000-sample segments
+    (16,384 here: a whole number of hops), batches of 12."""
+
+    learning_rate: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    lr_decay: float = 1.0
+    grad_clip: float | None = None
+    batch_size: int = 12
+    segment_samples: int = 16384
+
+
+@dataclass(frozen=True)
+class WaveGlowRunConfig:
+    model: WaveGlowConfig = field(default_factory=WaveGlowConfig)
+    train: WaveGlowTrainConfig = field(default_factory=WaveGlowTrainConfig)
+
+
+AnyVocoderRunConfig = VocoderRunConfig | HarmonicNoiseRunConfig | MelGANRunConfig | WaveGlowRunConfig
 
 VOCODER_PRESETS: dict[str, AnyVocoderRunConfig] = {
     **{name: VocoderRunConfig(config) for name, config in PRESETS.items()},
     **{name: HarmonicNoiseRunConfig(config) for name, config in HARMONIC_NOISE_PRESETS.items()},
     "melgan": MelGANRunConfig(MELGAN_PRESETS["melgan"]),
     "mb-melgan": MelGANRunConfig(MELGAN_PRESETS["mb-melgan"], MB_MELGAN_TRAIN),
+    **{name: WaveGlowRunConfig(config) for name, config in WAVEGLOW_PRESETS.items()},
 }
