@@ -4,6 +4,7 @@ adversarial phase), exact resume, --init, and synthesis and copy-synthesis throu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -65,6 +66,20 @@ def test_generators_make_hop_samples_per_frame(name):
     if config.subbands > 1:
         assert generator.bands(torch.randn(1, 80, 12)).shape == (1, 4, 12 * 64)
         assert not any("pqmf" in key for key in generator.state_dict())  # derived, not stored
+
+
+@pytest.mark.parametrize("name", ["melgan", "mb-melgan"])
+@pytest.mark.parametrize("frames", [4, 7, 31])  # reflection padding needs 4 frames, in theirs too
+def test_the_cpu_inference_path_equals_the_generator(name, frames):
+    from ttskit.models.melgan_inference import FastMelGAN
+
+    torch.manual_seed(frames)
+    generator = MelGANGenerator(dataclasses.replace(PRESETS[name], channels=64), 80).eval()
+    mel = torch.randn(2, 80, frames) - 5
+    with torch.no_grad():
+        expected = generator(mel)
+    fast = FastMelGAN(generator)
+    assert torch.allclose(fast(mel), expected, atol=1e-5)
 
 
 def test_melgan_trains_adversarially_resumes_and_vocodes(mini_work, tmp_path):

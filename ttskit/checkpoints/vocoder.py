@@ -24,6 +24,7 @@ from ttskit.models.harmonic_noise import HarmonicNoiseConfig, HarmonicNoiseGener
 from ttskit.models.hifigan import Generator, HiFiGANConfig
 from ttskit.models.hifigan_inference import for_inference
 from ttskit.models.melgan import MelGANConfig, MelGANGenerator
+from ttskit.models.melgan_inference import FastMelGAN
 from ttskit.models.vocoder import NeuralVocoder, SourceFilterVocoder, Vocoder, VocoderError, check_precision
 from ttskit.models.waveglow import WaveGlow, WaveGlowConfig, WaveGlowSynthesis
 from ttskit.runtime import InferencePrecision, default_device
@@ -129,7 +130,9 @@ def load_vocoder(path: Path | str, device: str | Any | None = None,
         fmin, fmax = state.get("pitch_range", (60.0, 800.0))
         return SourceFilterVocoder(generator, audio, str(resolved), device, (float(fmin), float(fmax)), precision)
     if isinstance(generator, MelGANGenerator):
-        return NeuralVocoder(inference_module(generator, device), audio, str(resolved), device, precision, notes)
+        module = inference_module(generator, device)
+        fast = FastMelGAN(module) if device.type == "cpu" else module  # same output, ~1.5x faster on a CPU
+        return NeuralVocoder(fast, audio, str(resolved), device, precision, notes)
     if isinstance(generator, WaveGlow):
         synthesis = WaveGlowSynthesis(inference_module(generator, device)).to(device)
         return NeuralVocoder(synthesis, audio, str(resolved), device, precision, notes)
