@@ -243,6 +243,17 @@ def test_the_shipped_voice_exports_and_speaks_as_in_torch(tmp_path):
 
 # -- errors --------------------------------------------------------------------------------------
 
+def test_a_multi_band_melgan_exports_and_speaks_as_in_torch(acoustic, mini_work, tmp_path):
+    tiny = ["model.channels=32", "model.stacks=1", "train.segment_samples=2048", "train.batch_size=2",
+            "train.discriminator_max_channels=32", "train.val_utterances=1", "train.num_workers=0"]
+    vocoder = _vocoder_run(mini_work, tmp_path / "mb", "mb-melgan", tiny)
+    out = _export(tmp_path, "--acoustic", str(acoustic), "--vocoder", str(vocoder))
+    card = json.loads((out / "voice.onnx.json").read_text())["vocoder_model"]
+    assert card["architecture"] == "melgan" and card["config"]["subbands"] == 4
+    torch_synth = Synthesizer.from_checkpoints(acoustic, vocoder, device="cpu")
+    assert snr_db(torch_synth.tts(TEXT), Synthesizer.from_voice(out).tts(TEXT)) >= 40
+
+
 def test_export_refuses_what_it_cannot_do_and_leaves_nothing(acoustic, hifigan, tmp_path):
     taken = tmp_path / "taken"
     taken.mkdir()

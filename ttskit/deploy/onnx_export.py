@@ -39,8 +39,10 @@ from ttskit.errors import TtskitError
 from ttskit.models.harmonic_noise import HarmonicNoiseGenerator
 from ttskit.models.hifigan import Generator
 from ttskit.models.inference_graph import HarmonicNoiseGraph
+from ttskit.models.melgan import MelGANGenerator
 from ttskit.models.tacotron2 import Tacotron2
 from ttskit.models.vocoder import GRIFFIN_LIM
+from ttskit.models.waveglow import WaveGlow
 from ttskit.synthesis.engines import acoustic_graph
 from ttskit.synthesis.onnx_backend import ACOUSTIC_INPUTS, ACOUSTIC_OUTPUTS, INSTALL_HINT, session
 from ttskit.synthesis.voices import ONNX_VOICE_FILE, ONNX_VOICE_FORMAT, Voice
@@ -56,7 +58,7 @@ class ExportError(TtskitError, ValueError):
 
 
 class WaveGraph(nn.Module):
-    """A mel-only generator (HiFi-GAN, weight norm folded away) as (B, M, T) -> (B, S)."""
+    """A mel-only generator (HiFi-GAN, MelGAN, weight norm folded away) as (B, M, T) -> (B, S)."""
 
     def __init__(self, generator: nn.Module) -> None:
         super().__init__()
@@ -100,7 +102,13 @@ def _vocoder_graph(vocoder: Path) -> tuple[nn.Module, Any, dict[str, Any]]:
         described = {"architecture": "hifigan", "uses_f0": False, "config": config_to_dict(generator.config),
                      "step": state.get("step")}
         return WaveGraph(copy.deepcopy(generator).remove_weight_norm()), audio, described
-    raise ExportError(f"{resolved}: no ONNX export for a {type(generator).__name__} vocoder yet")
+    if isinstance(generator, MelGANGenerator):  # multi-band: the PQMF synthesis is part of the graph
+        described = {"architecture": "melgan", "uses_f0": False, "config": config_to_dict(generator.config),
+                     "step": state.get("step")}
+        return WaveGraph(copy.deepcopy(generator).remove_weight_norm()), audio, described
+    raise ExportError(f"{resolved}: no ONNX export for a {type(generator).__name__} vocoder yet (WaveGlow draws "
+                      "its noise inside the flow)" if isinstance(generator, WaveGlow) else
+                      f"{resolved}: no ONNX export for a {type(generator).__name__} vocoder yet")
 
 
 def _probe_inputs(acoustic: Any) -> tuple[torch.Tensor, ...]:

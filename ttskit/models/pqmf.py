@@ -6,7 +6,8 @@ The prototype is a Kaiser-windowed ideal low-pass (Lin & Vaidyanathan's design: 
 chosen so the overlapping bands' aliasing cancels); the K analysis and synthesis filters are it
 modulated by cosines centred on each band, with opposite phase terms (Nguyen, "Near-perfect-
 reconstruction pseudo-QMF banks", 1994). Analysis filters then keeps every K-th sample; synthesis
-puts K - 1 zeros between samples (times K, the energy the decimation took) and filters.
+puts K - 1 zeros between samples (times K, the energy the decimation took) and filters; both are
+computed as strided (transposed) convolutions, which skip the samples dropped or the zeros added.
 """
 
 from __future__ import annotations
@@ -44,18 +45,18 @@ class PQMF(nn.Module):
         # Derived from the settings, not learned: kept out of the state dict.
         self.register_buffer("analysis_filters", torch.tensor(np.array(analysis), dtype=torch.float32)[:, None],
                              persistent=False)
-        self.register_buffer("synthesis_filters", torch.tensor(np.array(synthesis), dtype=torch.float32)[None],
+        self.register_buffer("synthesis_transposed",
+                             torch.tensor(np.array(synthesis)[:, None, ::-1] * subbands, dtype=torch.float32),
                              persistent=False)
 
     def analysis(self, wave: torch.Tensor) -> torch.Tensor:
         """(B, 1, S) -> (B, K, S / K)."""
-        bands = F.conv1d(F.pad(wave, (self.taps // 2, self.taps // 2)), self.analysis_filters)
-        return bands[..., ::self.subbands]
+        # Filtering then keeping every K-th sample is a convolution of stride K.
+        return F.conv1d(F.pad(wave, (self.taps // 2, self.taps // 2)), self.analysis_filters, stride=self.subbands)
 
     def synthesis(self, bands: torch.Tensor) -> torch.Tensor:
         """(B, K, S / K) -> (B, 1, S)."""
-        batch, k, length = bands.shape
-        # Each sample followed by K - 1 zeros (a reshape, not an indexed write: it exports to ONNX).
-        zeros = bands.new_zeros(batch, k, length, self.subbands - 1)
-        upsampled = torch.cat([bands.unsqueeze(-1) * self.subbands, zeros], -1).reshape(batch, k, length * self.subbands)
-        return F.conv1d(F.pad(upsampled, (self.taps // 2, self.taps // 2)), self.synthesis_filters)
+        # Zeros between samples, then filtering, is a transposed convolution of stride K with the
+        # filters reversed (and times K): it skips the multiplications by the inserted zeros.
+        return F.conv_transpose1d(bands, self.synthesis_transposed, stride=self.subbands, padding=self.taps // 2,
+                                  output_padding=self.subbands - 1)
