@@ -2,7 +2,9 @@
 
 from ttskit.text.frontend import PAUSE_SYMBOLS, FrontendUnavailable, TextAnalysis, TextFrontend, build_frontend
 from ttskit.text.normalize import normalize_english
+from ttskit.text.nvidia_chars import NvidiaCharsFrontend
 from ttskit.text.vocab import Vocab, VocabError
 
-__all__ = ["PAUSE_SYMBOLS", "FrontendUnavailable", "TextAnalysis", "TextFrontend", "Vocab", "VocabError",
+__all__ = ["PAUSE_SYMBOLS", "FrontendUnavailable", "NvidiaCharsFrontend", "TextAnalysis", "TextFrontend", "Vocab",
+           "VocabError",
            "build_frontend", "normalize_english"]

@@ -310,11 +310,8 @@ FRONTENDS: dict[str, type[TextFrontend]] = {"english": EnglishFrontend, "chars":
 
 
 def build_frontend(config: TextConfig) -> TextFrontend:
-    """The front end named by `config.frontend`, configured."""
-    if config.frontend == "nvidia-chars":  # its module builds on this one
-        from ttskit.text.nvidia_chars import NvidiaCharsFrontend
-
-        return NvidiaCharsFrontend()
+    """The front end named by `config.frontend`, configured. (`nvidia-chars` registers itself in
+    FRONTENDS when `ttskit.text` is imported: its module builds on this one.)"""
     return FRONTENDS[config.frontend](config)  # type: ignore[call-arg]
 
 

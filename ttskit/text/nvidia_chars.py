@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ttskit.config import TextConfig
 from ttskit.text.arpabet import CONSONANTS, VOWELS
-from ttskit.text.frontend import TextFrontend
+from ttskit.text.frontend import FRONTENDS, TextFrontend
 from ttskit.text.normalize import normalize_english
 from ttskit.text.vocab import PAD, Vocab
 
@@ -41,6 +42,9 @@ class NvidiaCharsFrontend(TextFrontend):
     name = "nvidia-chars"
     fixed_inventory = True
 
+    def __init__(self, config: TextConfig | None = None) -> None:
+        """No options: NVIDIA's cleaners are fixed (the config is taken for the registry's sake)."""
+
     def base_symbols(self) -> tuple[str, ...]:
         return SYMBOLS[1:]
 
@@ -54,3 +58,6 @@ class NvidiaCharsFrontend(TextFrontend):
         if unknown:
             warnings_out.append(f"characters NVIDIA's symbol set lacks, dropped: {unknown}")
         return [[ch for ch in normalized if ch in _KNOWN]]
+
+
+FRONTENDS["nvidia-chars"] = NvidiaCharsFrontend
