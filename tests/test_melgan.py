@@ -155,3 +155,41 @@ def test_a_hop_the_generator_cannot_make_is_refused(mini_work, tmp_path):
     result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(tmp_path / "r"), "--model", "mb-melgan",
                                  "--set", "model.upsample_rates=[8,4,4]"])
     assert result.exit_code == 2 and "x 4 sub-bands" in result.output and "audio.hop_length 256" in result.output
+
+
+def test_mb_melgan_resumes_exactly_across_the_adversarial_switch(mini_work, tmp_path):
+    straight = prepare_vocoder_run(mini_work, tmp_path / "a", model="mb-melgan", overrides=MB_TINY, max_steps=4)
+    train_vocoder(straight, device="cpu")
+    first = prepare_vocoder_run(mini_work, tmp_path / "b", model="mb-melgan", overrides=MB_TINY, max_steps=2)
+    train_vocoder(first, device="cpu")
+    resumed = prepare_vocoder_run(mini_work, tmp_path / "b", overrides=MB_TINY, max_steps=4, resume=True)
+    assert resumed.resume_from.name == "step_00000002.pt" and resumed.config.model.subbands == 4
+    train_vocoder(resumed, device="cpu")
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "step_00000004.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "step_00000004.pt")
+    for part in ("generator", "discriminator"):
+        assert_same_run(a[part], b[part])
+    losses = [[m["loss_d"] for m in metrics(run) if "loss_g" in m] for run in (tmp_path / "a", tmp_path / "b")]
+    assert np.allclose(losses[0], losses[1], rtol=1e-3) and losses[0][2] > 0
+
+
+def test_init_from_a_descript_generator(tmp_path, mini_corpus):
+    from conftest import mini_subset
+    from test_melgan_checkpoints import descript_file
+
+    torch.manual_seed(3)
+    source = descript_file(tmp_path / "netG.pt", MelGANGenerator(dataclasses.replace(PRESETS["melgan"], channels=64,
+                                                                                     stacks=1), 80))
+    corpus = mini_subset(tmp_path / "lj", ("SY01-00000", "SY01-00001", "SY01-00002", "SY01-00005"))
+    work = tmp_path / "work"  # descript's filterbank: up to Nyquist
+    result = runner.invoke(app, ["preprocess", "ljspeech", str(corpus), "-o", str(work), "-j", "1", "--set",
+                                 "audio.fmax=11025"])
+    assert result.exit_code == 0, result.output
+    refused = runner.invoke(app, ["train-vocoder", str(work), "-o", str(tmp_path / "r0"), "--init",
+                                  str(source), "--device", "cpu", "--set", "model.channels=32"])
+    assert refused.exit_code == 2 and "different generator" in refused.output
+    result = runner.invoke(app, ["train-vocoder", str(work), "-o", str(tmp_path / "r"), "--init", str(source),
+                                 "--max-steps", "1", "--device", "cpu", *sets([*TINY[1:], "model.channels=64"])])
+    assert result.exit_code == 0, result.output
+    state = load_checkpoint(tmp_path / "r" / "checkpoints" / "step_00000001.pt")
+    assert state["architecture"] == "melgan" and state["run_config"]["model"]["subbands"] == 1

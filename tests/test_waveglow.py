@@ -208,3 +208,20 @@ def test_against_nvidias_own_code(tmp_path, monkeypatch):
         assert torch.allclose(our_z, z, atol=1e-5)
         assert torch.allclose(sum(d for d in our_log_det), sum(d for d in log_det), atol=1e-3)
         assert torch.allclose(ours.inverse(mel, z), audio, atol=1e-4)  # back through theirs' latent
+
+
+def test_init_from_nvidias_pickled_checkpoint(mini_work, tmp_path):
+    model = untrained(7)
+    nvidia_pickle(tmp_path / "waveglow_256channels.pt", model)
+    run = tmp_path / "tuned"
+    result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(run), "--init",
+                                 str(tmp_path / "waveglow_256channels.pt"), "--max-steps", "1", "--device", "cpu",
+                                 *sum((["--set", v] for v in TINY_SET), [])])
+    assert result.exit_code == 0, result.output  # the family (waveglow) taken from the checkpoint
+    from ttskit.checkpoints.store import load_checkpoint
+
+    state = load_checkpoint(run / "checkpoints" / "step_00000001.pt")
+    assert state["architecture"] == "waveglow"
+    key = "WN.0.in_layers.0.parametrizations.weight.original1"
+    start = model.state_dict()[key]
+    assert (state["generator"][key] - start).abs().max() < 0.05 * start.abs().max()  # one step from NVIDIA's
