@@ -2,7 +2,7 @@
 WaveGlow, batch 1, 10 s of speech, against the reference implementations with the same weights on
 the same mel; and the training step of every `train-vocoder --model` on the same batches.
 
-    python benchmarks/bench_seed_vocoders.py [WORK] [--threads 2] [--seconds 10]
+    python benchmarks/bench_seed_vocoders.py [WORK] [--threads 2] [--seconds 10] [--skip-waveglow]
         [--melgan-neurips CHECKOUT] [--parallel-wavegan CHECKOUT] [--waveglow CHECKOUT]
 
 Inference: ttskit's path is what `load_vocoder` returns on this device (on a CPU, `FastMelGAN`
@@ -200,6 +200,7 @@ def main() -> None:
     parser.add_argument("--melgan-neurips", type=Path, help="a descriptinc/melgan-neurips checkout")
     parser.add_argument("--parallel-wavegan", type=Path, help="a kan-bayashi/ParallelWaveGAN checkout")
     parser.add_argument("--waveglow", type=Path, help="an NVIDIA/waveglow checkout (compared on CUDA only)")
+    parser.add_argument("--skip-waveglow", action="store_true", help="leave WaveGlow out (minutes on a CPU)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = default_device()
@@ -209,7 +210,7 @@ def main() -> None:
     print(f"**Inference**, batch 1, {args.seconds:.0f} s of speech (the embedded corpus), float32, best of "
           f"{args.repeats}, runs alternating\n")
     print(table(["vocoder", "x real time", "time / ttskit's", "max |difference|"],
-                melgan_rows(args, mel, device) + waveglow_rows(args, mel, device)))
+                melgan_rows(args, mel, device) + ([] if args.skip_waveglow else waveglow_rows(args, mel, device))))
     if args.work is not None:
         print(f"\n**Training step**, 4 segments of 8,192 samples, {where}, best of 3\n")
         print(table(["model", "step", "s of audio / s"], training_rows(args.work, device)))

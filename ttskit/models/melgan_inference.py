@@ -8,7 +8,7 @@ length (no zero extension to carry between layers). A dilated convolution (dilat
 padded input as d interleaved undilated phases; when its length is not a multiple of d, zeros are
 appended first, which only touch outputs past the end, cut off after. Transposed convolutions run
 in polyphase form (`hifigan_inference._Upsample`). Each residual stack's last 1x1 convolution and
-its 1x1 shortcut become one 1x1 convolution over both inputs stacked. The output equals
+its 1x1 shortcut are two matrix products accumulated into one buffer. The output equals
 `MelGANGenerator.forward` up to float rounding (tested to 1e-5).
 """
 
@@ -51,16 +51,24 @@ class _ValidConv:
 
 
 class _Stack:
+    """One residual stack: the dilated convolution, then last(lrelu(h)) + shortcut(x) as two matrix
+    products into one buffer (channels-last activations are (B * L, C) matrices already)."""
+
     def __init__(self, block: ResidualStack) -> None:
         dilated, last = block.stack[2], block.stack[4]
         self.dilated = _ValidConv(dilated, block.stack[1].padding[0])
-        # last(lrelu(h)) + shortcut(x): one 1x1 convolution over [lrelu(h); x].
-        weight = torch.cat([last.weight, block.shortcut.weight], 1)
-        self.joined = _ValidConv(last, 0, weight, last.bias + block.shortcut.bias)
+        self.last_t = last.weight.detach()[:, :, 0].T.contiguous()  # (C_in, C_out)
+        self.shortcut_t = block.shortcut.weight.detach()[:, :, 0].T.contiguous()
+        self.bias = (last.bias + block.shortcut.bias).detach().clone()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.dilated(F.leaky_relu(x, SLOPE))
-        return self.joined(torch.cat([F.leaky_relu(h, SLOPE, inplace=True), x], 1))
+        batch, channels, length, _ = x.shape
+        h = F.leaky_relu(self.dilated(F.leaky_relu(x, SLOPE)), SLOPE, inplace=True)
+        rows_x = x.permute(0, 2, 3, 1).reshape(-1, channels)  # free views of channels-last memory
+        rows_h = h.permute(0, 2, 3, 1).reshape(-1, channels)
+        out = torch.addmm(self.bias, rows_x, self.shortcut_t)
+        out.addmm_(rows_h, self.last_t)
+        return out.reshape(batch, length, 1, -1).permute(0, 3, 1, 2)
 
 
 class FastMelGAN(nn.Module):
