@@ -32,6 +32,7 @@ from bench_vocoder import speech_mel
 from common import machine, table
 
 from ttskit.checkpoints.jik876 import to_jik876_keys
+from ttskit.checkpoints.melgan_checkpoints import reference_names
 from ttskit.models.melgan import PRESETS as MELGAN
 from ttskit.models.melgan import MelGANGenerator
 from ttskit.models.melgan_inference import FastMelGAN
@@ -40,14 +41,6 @@ from ttskit.models.waveglow import WaveGlow, WaveGlowSynthesis
 from ttskit.runtime import default_device
 
 LN10 = math.log(10)
-
-
-def renamed(generator: MelGANGenerator, prefix: str, block: str, shortcut: str) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, value in to_jik876_keys(generator.state_dict()).items():
-        key = prefix + key.removeprefix("layers.")
-        out[key.replace(".stack.", f".{block}.").replace(".shortcut.", f".{shortcut}.")] = value
-    return out
 
 
 def best(function, repeats: int) -> float:
@@ -91,7 +84,7 @@ def melgan_rows(args: argparse.Namespace, mel: torch.Tensor, device: torch.devic
             from mel2wav.modules import Generator  # the checkout's
 
             theirs = Generator(80, 32, 3)
-            theirs.load_state_dict(renamed(generator, "model.", "block", "shortcut"))
+            theirs.load_state_dict(reference_names(generator, "descript"))
             for module in theirs.modules():
                 if hasattr(module, "weight_g"):
                     torch.nn.utils.remove_weight_norm(module)
@@ -108,7 +101,7 @@ def melgan_rows(args: argparse.Namespace, mel: torch.Tensor, device: torch.devic
             c = MELGAN[name]
             theirs = Theirs(in_channels=80, out_channels=c.subbands, channels=c.channels,
                             upsample_scales=list(c.upsample_rates), stacks=c.stacks)
-            theirs.load_state_dict(renamed(generator, "melgan.", "stack", "skip_layer"))
+            theirs.load_state_dict(reference_names(generator, "kan-bayashi"))
             theirs.remove_weight_norm()
             theirs = theirs.eval().to(device)
             pqmf = PQMF(c.subbands).to(device) if c.subbands > 1 else None

@@ -17,7 +17,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from ttskit.checkpoints.jik876 import to_jik876_keys
+from ttskit.checkpoints.melgan_checkpoints import reference_names
 from ttskit.checkpoints.vocoder import load_generator, load_vocoder
 from ttskit.cli import app
 from ttskit.models.melgan import PRESETS, MelGANConfig, MelGANGenerator
@@ -29,16 +29,8 @@ MELGAN_NEURIPS = os.environ.get("TTSKIT_MELGAN_NEURIPS")
 PARALLEL_WAVEGAN = os.environ.get("TTSKIT_PARALLEL_WAVEGAN")
 
 
-def their_names(generator: MelGANGenerator, prefix: str, block: str, shortcut: str) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, value in to_jik876_keys(generator.state_dict()).items():
-        key = prefix + key.removeprefix("layers.")
-        out[key.replace(".stack.", f".{block}.").replace(".shortcut.", f".{shortcut}.")] = value
-    return out
-
-
 def descript_file(path, generator: MelGANGenerator):
-    torch.save(their_names(generator, "model.", "block", "shortcut"), path)
+    torch.save(reference_names(generator, "descript"), path)
     return path
 
 
@@ -55,7 +47,7 @@ def kan_bayashi_folder(folder, generator: MelGANGenerator, stats: np.ndarray | N
     if stats is not None:
         np.save(folder / "stats.npy", stats)
     path = folder / "checkpoint-400000steps.pkl"
-    torch.save({"model": {"generator": their_names(generator, "melgan.", "stack", "skip_layer"),
+    torch.save({"model": {"generator": reference_names(generator, "kan-bayashi"),
                           "discriminator": {}}, "steps": 400000, "epochs": 100}, path)
     return path
 

@@ -51,6 +51,13 @@ def save_finished(work: Path, meta: dict[str, Any]) -> None:
         staged_path(work, kind, meta["id"]).unlink(missing_ok=True)
 
 
+def record_finished(work: Path, meta: dict[str, Any], on_event: Any = None) -> None:
+    """`save_finished`, then the "aligned" event the progress bar counts."""
+    save_finished(work, meta)
+    if on_event:
+        on_event({"event": "aligned", "meta": meta})
+
+
 def remove_empty_staging(work: Path) -> None:
     for kind in (*STAGED_ARRAYS, "wav"):  # empty now, unless a later run stages more
         folder = work / STAGED / kind

@@ -27,7 +27,7 @@ from ttskit.align.base import AlignmentRejected, TimedSymbol, check_plausible
 from ttskit.align.corpus import AlignerEvent, CorpusAligner
 from ttskit.align.features import Skip, frame_features, write_utterance
 from ttskit.align.mas import maximum_path
-from ttskit.align.staging import load_staged, remove_empty_staging, save_finished, stage_features, staged_metas
+from ttskit.align.staging import load_staged, record_finished, remove_empty_staging, stage_features, staged_metas
 from ttskit.audio import MelSpectrogram
 from ttskit.checkpoints.acoustic import AcousticModel, load_acoustic
 from ttskit.checkpoints.store import CheckpointError
@@ -168,10 +168,7 @@ def align_with_teacher(work: Path, config: Config, device: str | torch.device | 
                                "written")
         for meta in batch:
             durations, focus = found[meta["id"]]
-            finished = _finish(work, config, meta, durations, focus)
-            save_finished(work, finished)
-            if on_event:
-                on_event({"event": "aligned", "meta": finished})
+            record_finished(work, _finish(work, config, meta, durations, focus), on_event)
     remove_empty_staging(work)
     return len(staged)
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 import yaml
 
-from ttskit.checkpoints.jik876 import from_jik876_keys
+from ttskit.checkpoints.jik876 import from_jik876_keys, to_jik876_keys
 from ttskit.config import AudioConfig
 from ttskit.models.melgan import MelGANConfig, MelGANGenerator
 from ttskit.models.vocoder import VocoderError
@@ -61,6 +61,20 @@ def is_descript_generator(state: Any) -> bool:
 def is_kan_bayashi_checkpoint(state: Any) -> bool:
     return (isinstance(state, dict) and isinstance(state.get("model"), dict)
             and isinstance(state["model"].get("generator"), dict))
+
+
+_LAYOUTS = {"descript": ("model.", "block", "shortcut"), "kan-bayashi": ("melgan.", "stack", "skip_layer")}
+
+
+def reference_names(generator: MelGANGenerator, layout: str) -> dict[str, torch.Tensor]:
+    """A ttskit generator's state dict under the names of `layout` (descript or kan-bayashi), with
+    old-style weight norm: what their code loads (tests and benchmarks build theirs from it)."""
+    prefix, block, shortcut = _LAYOUTS[layout]
+    out = {}
+    for key, value in to_jik876_keys(generator.state_dict()).items():
+        key = prefix + key.removeprefix("layers.")
+        out[key.replace(".stack.", f".{block}.").replace(".shortcut.", f".{shortcut}.")] = value
+    return out
 
 
 def _renamed(weights: dict[str, torch.Tensor], prefix: str, block: str, shortcut: str) -> dict[str, torch.Tensor]:
@@ -105,7 +119,7 @@ ForeignMelGAN = tuple[MelGANGenerator, AudioConfig, list[str]]  # generator, its
 
 
 def load_descript(state: dict[str, torch.Tensor], source: Path) -> ForeignMelGAN:
-    weights = _renamed(state, "model.", "block", "shortcut")
+    weights = _renamed(state, *_LAYOUTS["descript"])
     config, n_mels = _config_from_weights(weights, source)
     generator = _build(weights, config, n_mels, source)
     fold_input_affine(generator, torch.full((n_mels,), 1 / LN10), torch.zeros(n_mels))
@@ -152,7 +166,7 @@ def load_kan_bayashi(state: dict[str, Any], source: Path) -> ForeignMelGAN:
     params = config.get("generator_params", {})
     if params.get("use_causal_conv") or not params.get("use_weight_norm", True) or not params.get("bias", True):
         raise VocoderError(f"{source}: causal convolutions, no weight norm or no biases are not supported")
-    weights = _renamed(state["model"]["generator"], "melgan.", "stack", "skip_layer")
+    weights = _renamed(state["model"]["generator"], *_LAYOUTS["kan-bayashi"])
     generator_config, n_mels = _config_from_weights(weights, source, **_pqmf_settings(config))
     if config.get("window", "hann") != "hann":
         raise VocoderError(f"{source}: trained on {config['window']}-window mels; ttskit's are Hann-window")

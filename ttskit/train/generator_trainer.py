@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from ttskit.audio import MelSpectrogram
 from ttskit.checkpoints.formats import VOCODER_GENERATOR_FORMAT, VOCODER_TRAINING_FORMAT
 from ttskit.checkpoints.store import prune_checkpoints, save_checkpoint
+from ttskit.checkpoints.vocoder import load_generator
 from ttskit.config import AudioConfig, config_to_dict
 from ttskit.data.segments import SegmentBatchSampler, SegmentDataset, collate_segments
 from ttskit.skeleton.distributed import Rank
@@ -169,6 +170,12 @@ class SingleNetworkTrainer(GeneratorTrainer):
     optimizer: torch.optim.Optimizer
     scheduler: Any
 
+    def initialise(self) -> None:
+        """--init: the generator's weights from the checkpoint it names (ttskit's or a foreign one)."""
+        if self.job.init_from is not None:
+            generator, _, _ = load_generator(self.job.init_from)
+            self.net.load_state_dict(generator.state_dict())
+
     def build_optimiser(self) -> None:
         cfg = self.job.config.train
         self.optimizer = torch.optim.AdamW(self.net.parameters(), cfg.learning_rate, betas=cfg.betas,
@@ -201,3 +208,26 @@ class SingleNetworkTrainer(GeneratorTrainer):
 
     def learning_rate(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
+
+
+class AdversarialTrainer(GeneratorTrainer):
+    """A generator against discriminators (HiFi-GAN, MelGAN): `self.nets` holds both optimisers
+    (optim_g, optim_d) and their per-epoch schedulers (sched_g, sched_d)."""
+
+    nets: Any
+
+    def follow_rates(self) -> None:
+        """After loading a state: the learning rates the config and schedules say now."""
+        rate, decay = self.job.config.train.learning_rate, self.job.config.train.lr_decay
+        for optimizer, scheduler in ((self.nets.optim_g, self.nets.sched_g), (self.nets.optim_d, self.nets.sched_d)):
+            follow_learning_rate(optimizer, scheduler, rate, lambda epoch: decay ** epoch)
+
+    def apply(self) -> None:
+        self.precision.scaler.step(self.nets.optim_g)
+
+    def end_epoch(self) -> None:
+        self.nets.sched_g.step()
+        self.nets.sched_d.step()
+
+    def learning_rate(self) -> float:
+        return float(self.nets.optim_g.param_groups[0]["lr"])

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ttskit.checkpoints.vocoder import load_generator
 from ttskit.models.harmonic_noise import HarmonicNoiseGenerator, multi_resolution_stft_loss, pitch_loss
 from ttskit.runtime import autocast
 from ttskit.skeleton.distributed import Rank
@@ -53,11 +52,6 @@ class HarmonicNoiseTrainer(SingleNetworkTrainer):
                                           job.audio.hop_length).to(rank.device)
         self.forward = _WithPitchHead(self.net)
         self.build_optimiser()
-
-    def initialise(self) -> None:
-        if self.job.init_from is not None:
-            generator, _, _ = load_generator(self.job.init_from)
-            self.net.load_state_dict(generator.state_dict())
 
     def wrap(self, rank: Rank) -> None:
         self.forward = ddp(_WithPitchHead(self.net), rank)

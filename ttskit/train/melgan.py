@@ -28,8 +28,7 @@ from ttskit.models.melgan import (
 from ttskit.runtime import autocast
 from ttskit.skeleton.distributed import Rank
 from ttskit.skeleton.loop import RunPrecision, StepResult, ddp
-from ttskit.skeleton.pieces import follow_learning_rate
-from ttskit.train.generator_trainer import GeneratorTrainer, halves
+from ttskit.train.generator_trainer import AdversarialTrainer, halves
 from ttskit.train.vocoder_config import MelGANTrainConfig
 
 # kan-bayashi's resolutions (FFT, hop, window) for multi-band MelGAN: full band, and the sub-bands
@@ -60,7 +59,7 @@ class _Nets:
     sched_d: Any
 
 
-class MelGANTrainer(GeneratorTrainer):
+class MelGANTrainer(AdversarialTrainer):
     architecture = "melgan"
 
     def build(self, rank: Rank, precision: RunPrecision) -> None:
@@ -106,9 +105,7 @@ class MelGANTrainer(GeneratorTrainer):
     def load_state(self, state: dict[str, Any]) -> None:
         for name in _STATE_NAMES:
             getattr(self.nets, name).load_state_dict(state[name])
-        rate, decay = self.cfg_melgan.learning_rate, self.cfg_melgan.lr_decay
-        for optimizer, scheduler in ((self.nets.optim_g, self.nets.sched_g), (self.nets.optim_d, self.nets.sched_d)):
-            follow_learning_rate(optimizer, scheduler, rate, lambda epoch: decay ** epoch)
+        self.follow_rates()
 
     def _stft_losses(self, bands: torch.Tensor, fake: torch.Tensor, wave: torch.Tensor) -> tuple[torch.Tensor, ...]:
         cfg, zero = self.cfg_melgan, wave.new_zeros(())
@@ -153,12 +150,3 @@ class MelGANTrainer(GeneratorTrainer):
                           wave.shape[0] * wave.shape[-1],
                           {"discriminator_finite": verdict_d != "bad", "generator_finite": verdict_g != "bad"})
 
-    def apply(self) -> None:
-        self.precision.scaler.step(self.nets.optim_g)
-
-    def end_epoch(self) -> None:
-        self.nets.sched_g.step()
-        self.nets.sched_d.step()
-
-    def learning_rate(self) -> float:
-        return float(self.nets.optim_g.param_groups[0]["lr"])

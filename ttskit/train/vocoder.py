@@ -38,13 +38,12 @@ from ttskit.skeleton.loop import RunPrecision, StepResult, TrainingLoop, ddp
 from ttskit.skeleton.pieces import (
     TrainingError,
     first_difference,
-    follow_learning_rate,
     read_summary,
     resolve_run_config,
     stored_model_section,
     write_run_config,
 )
-from ttskit.train.generator_trainer import GeneratorTrainer, VocoderJob, halves
+from ttskit.train.generator_trainer import AdversarialTrainer, VocoderJob, halves
 from ttskit.train.harmonic_noise import HarmonicNoiseTrainer
 from ttskit.train.melgan import MelGANTrainer
 from ttskit.train.vocoder_config import (
@@ -234,7 +233,7 @@ def _split(scores: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.T
     return [s.chunk(2)[0] for s in scores], [s.chunk(2)[1] for s in scores]
 
 
-class VocoderTrainer(GeneratorTrainer):
+class VocoderTrainer(AdversarialTrainer):
     """HiFi-GAN: the generator against multi-period and multi-scale discriminators."""
 
     architecture = "hifigan"
@@ -263,9 +262,7 @@ class VocoderTrainer(GeneratorTrainer):
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.nets.load(state)
-        rate, decay = self.job.config.train.learning_rate, self.job.config.train.lr_decay
-        for optimizer, scheduler in ((self.nets.optim_g, self.nets.sched_g), (self.nets.optim_d, self.nets.sched_d)):
-            follow_learning_rate(optimizer, scheduler, rate, lambda epoch: decay ** epoch)
+        self.follow_rates()
 
     def step(self, batch: tuple[torch.Tensor, torch.Tensor], step: int) -> StepResult:
         device, dtype, cfg = self.rank.device, self.precision.autocast_dtype, self.job.config.train
@@ -305,13 +302,4 @@ class VocoderTrainer(GeneratorTrainer):
                                                     [*self.nets.mpd.parameters(), *self.nets.msd.parameters()])
         return loss_d, norm_d, verdict
 
-    def apply(self) -> None:
-        self.precision.scaler.step(self.nets.optim_g)
-
-    def end_epoch(self) -> None:
-        self.nets.sched_g.step()
-        self.nets.sched_d.step()
-
-    def learning_rate(self) -> float:
-        return float(self.nets.optim_g.param_groups[0]["lr"])
 

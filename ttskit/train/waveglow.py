@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 
-from ttskit.checkpoints.vocoder import load_generator
 from ttskit.models.waveglow import WaveGlow, waveglow_loss
 from ttskit.runtime import autocast
 from ttskit.skeleton.distributed import Rank
@@ -28,11 +27,6 @@ class WaveGlowTrainer(SingleNetworkTrainer):
         self.net = WaveGlow(job.config.model, job.audio.n_mels, job.audio.hop_length).to(rank.device)
         self.forward = self.net
         self.build_optimiser()
-
-    def initialise(self) -> None:
-        if self.job.init_from is not None:
-            generator, _, _ = load_generator(self.job.init_from)
-            self.net.load_state_dict(generator.state_dict())
 
     def wrap(self, rank: Rank) -> None:
         self.forward = ddp(self.net, rank)

@@ -28,7 +28,7 @@ from ttskit.align.base import AlignmentRejected, TimedSymbol, check_plausible
 from ttskit.align.corpus import AlignerEvent, CorpusAligner
 from ttskit.align.features import Skip, frame_features, write_utterance
 from ttskit.align.learned.training import AlignerItem, train_aligner
-from ttskit.align.staging import load_staged, remove_empty_staging, save_finished, stage_features, staged_metas
+from ttskit.align.staging import load_staged, record_finished, remove_empty_staging, stage_features, staged_metas
 from ttskit.audio import MelSpectrogram
 from ttskit.config import Config
 from ttskit.runtime import default_device
@@ -139,10 +139,7 @@ def align_staged(work: Path, config: Config, device: str | torch.device | None =
     for begin in range(0, len(items), chunk):
         group = items[begin:begin + chunk]
         for uid, durations in aligner.durations(group, device).items():
-            meta = _finish(work, config, by_id[uid], durations)
-            save_finished(work, meta)
-            if on_event:
-                on_event({"event": "aligned", "meta": meta})
+            record_finished(work, _finish(work, config, by_id[uid], durations), on_event)
     remove_empty_staging(work)
     return len(items)
 
