@@ -239,3 +239,29 @@ def test_eval_without_distillmos_says_so(speech_clip, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "predicted MOS: skipped" in result.output and "pip install --no-deps distillmos" in result.output
     assert json.loads((tmp_path / "s.json").read_text())["summary"]["mos"] is None
+
+
+@pytest.mark.parametrize("kind", ["mb-melgan", "waveglow"])
+def test_copy_synthesis_scores_the_seed_vocoders(two_utterances, tmp_path, kind):
+    """`eval --vocoder-only` takes the new vocoders (here published formats: ParallelWaveGAN's
+    multi-band MelGAN with its config and stats, NVIDIA's pickled WaveGlow) like any other."""
+    import dataclasses
+
+    from test_melgan_checkpoints import kan_bayashi_folder
+    from test_waveglow import nvidia_pickle, untrained
+
+    from ttskit.models.melgan import PRESETS, MelGANGenerator
+
+    metadata, ids = two_utterances
+    if kind == "mb-melgan":
+        torch.manual_seed(0)
+        vocoder = kan_bayashi_folder(tmp_path / "pwg", MelGANGenerator(
+            dataclasses.replace(PRESETS["mb-melgan"], channels=64, stacks=1), 80), None, fmin=0, fmax=8000)
+    else:
+        vocoder = tmp_path / "waveglow.pt"
+        nvidia_pickle(vocoder, untrained())
+    result = runner.invoke(app, ["eval", "--vocoder-only", "--vocoder", str(vocoder), str(metadata), "--no-asr",
+                                 "-o", str(tmp_path / "out"), "--json", str(tmp_path / "s.json"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "s.json").read_text())["utterances"]
+    assert [row["id"] for row in rows] == ids and all(np.isfinite(row["mcd_db"]) for row in rows)
