@@ -91,7 +91,7 @@ def test_an_unaligned_teacher_is_refused_and_then_the_merge_finishes(unaligned, 
     assert not (work / "duration").exists()
     # With the bar lowered, the merge finishes what was staged (as a rerun with a trained teacher would).
     monkeypatch.setattr(tacotron2_teacher, "MIN_FOCUS", 0.0)
-    monkeypatch.setattr(tacotron2_teacher, "check_plausible", lambda *a: None)  # an untrained teacher's lengths
+    monkeypatch.setattr(tacotron2_teacher, "implausible", lambda *a: None)  # an untrained teacher's lengths
     result = invoke("preprocess", "merge", work)
     assert result.exit_code == 0, result.output
     assert "durations from the teacher" in result.output

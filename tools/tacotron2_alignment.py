@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from ttskit.align.tacotron2_teacher import attention_focus
 from ttskit.checkpoints.acoustic import model_from_state
 from ttskit.checkpoints.store import load_checkpoint
 from ttskit.data.dataset import WorkDataset, collate
@@ -38,7 +39,7 @@ def scores(checkpoint: Path, dataset: WorkDataset, count: int) -> tuple[float, f
         steps = -(-int(batch.frame_lengths[0]) // model.config.reduction)
         attention = out.alignments[0, :steps, :int(batch.phoneme_lengths[0])]
         attended = attention.argmax(-1).float()
-        focus += float(attention.max(-1).values.mean())
+        focus += attention_focus(attention)
         diagonal += float((attended / attention.shape[1] - torch.arange(steps) / steps).abs().mean())
         monotonic += float((attended[1:] >= attended[:-1] - 1).float().mean())
     return focus / used, diagonal / used, monotonic / used

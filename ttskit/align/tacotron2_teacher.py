@@ -23,11 +23,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ttskit.align.base import AlignmentRejected, TimedSymbol, check_plausible
 from ttskit.align.corpus import AlignerEvent, CorpusAligner
-from ttskit.align.features import Skip, frame_features, write_utterance
+from ttskit.align.features import write_utterance
 from ttskit.align.mas import maximum_path
-from ttskit.align.staging import load_staged, record_finished, remove_empty_staging, stage_features, staged_metas
+from ttskit.align.staging import (
+    finished_outcome,
+    implausible,
+    load_staged,
+    record_finished,
+    remove_empty_staging,
+    stage_utterance,
+    staged_mel,
+    staged_metas,
+)
 from ttskit.audio import MelSpectrogram
 from ttskit.checkpoints.acoustic import AcousticModel, load_acoustic
 from ttskit.checkpoints.store import CheckpointError
@@ -52,12 +60,8 @@ class TeacherError(TtskitError, RuntimeError):
 
 def stage_for_teacher(work: Path, utterance_id: str, wave: np.ndarray, analysis: TextAnalysis,
                       mel: MelSpectrogram, config: Config) -> dict[str, Any]:
-    features = frame_features(wave, mel, config)
     symbols = analysis.symbols
-    n_frames = features.mel.shape[1]
-    if n_frames < len(symbols):
-        raise Skip(f"{n_frames} mel frames cannot give each of its {len(symbols)} symbols a frame")
-    stage_features(work, utterance_id, wave, features, config)
+    n_frames = stage_utterance(work, utterance_id, wave, mel, config, symbols)
     return {"status": STAGED, "normalized": analysis.normalized, "aligner_symbols": symbols,
             "n_frames_staged": n_frames, "warnings": analysis.warnings}
 
@@ -94,7 +98,7 @@ def teacher_durations(acoustic: AcousticModel, metas: list[dict[str, Any]], work
     model: Tacotron2 = acoustic.model  # type: ignore[assignment]
     model.eval()
     r = model.config.reduction
-    mels = [torch.from_numpy(load_staged(work, m["id"])[1].mel.T.copy()) for m in metas]
+    mels = [torch.from_numpy(staged_mel(work, m["id"]).T.copy()) for m in metas]
     ids = [acoustic.vocab.encode(m["aligner_symbols"]) for m in metas]
     speakers = torch.tensor([acoustic.speakers.get(m["speaker"], 0) for m in metas], device=device)
     frames = torch.tensor([len(m) for m in mels])
@@ -104,31 +108,27 @@ def teacher_durations(acoustic: AcousticModel, metas: list[dict[str, Any]], work
     symbols = torch.nn.utils.rnn.pad_sequence([torch.tensor(i) for i in ids], batch_first=True)
     torch.manual_seed(0)  # the prenet's dropout stays on at inference: the same draws every run
     out = model(symbols.to(device), lengths.to(device), padded.to(device), frames.to(device), speakers)
-    attention = out.alignments.float().cpu().repeat_interleave(r, dim=1)[:, :padded.shape[1]]
+    alignments = out.alignments.float().cpu()  # (B, decoder steps, N)
+    attention = alignments.repeat_interleave(r, dim=1)[:, :padded.shape[1]]
     logp = torch.log(attention.clamp_min(1e-8)).numpy()
     durations = maximum_path(logp, frames.numpy(), lengths.numpy())
     result = {}
     for b, meta in enumerate(metas):
         steps = -(-int(frames[b]) // r)
-        focus = attention_focus(out.alignments[b, :steps, :int(lengths[b])].float().cpu())
+        focus = attention_focus(alignments[b, :steps, :int(lengths[b])])
         result[meta["id"]] = (durations[b, :int(lengths[b])], focus)
     return result
 
 
 def _finish(work: Path, config: Config, meta: dict[str, Any], durations: np.ndarray, focus: float) -> dict[str, Any]:
-    prep, audio = config.preprocess, config.audio
-    outcome = {key: meta[key] for key in ("id", "speaker", "text", "source", "normalized", "warnings")}
+    outcome = finished_outcome(meta)
     if focus < MIN_FOCUS:
         return {**outcome, "status": "skipped",
                 "reason": f"alignment rejected: the teacher's attention is unfocused here (focus {focus:.2f} < "
                           f"{MIN_FOCUS})"}
     symbols = meta["aligner_symbols"]
-    bounds = np.concatenate([[0], np.cumsum(durations)]) * audio.frame_shift_s
-    timed = [TimedSymbol(s, float(a), float(b)) for s, a, b in zip(symbols, bounds[:-1], bounds[1:])]
-    try:
-        check_plausible(timed, prep.max_phone_s, prep.min_phones_per_s, prep.max_phones_per_s)
-    except AlignmentRejected as err:
-        return {**outcome, "status": "skipped", "reason": f"alignment rejected: {err}"}
+    if (reason := implausible(symbols, durations, config)) is not None:
+        return {**outcome, "status": "skipped", "reason": reason}
     wave, features = load_staged(work, meta["id"])
     written = write_utterance(work, meta["id"], config, wave, features, symbols, durations, 0)
     return {**outcome, "status": "ok", **written, "aligner": "tacotron2", "teacher_focus": round(focus, 3)}

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import weight_norm
 
 from ttskit.checkpoints.jik876 import from_jik876_keys, to_jik876_keys
 from ttskit.config import AudioConfig
@@ -42,9 +44,6 @@ LN10 = float(np.log(10.0))
 def fold_input_affine(generator: MelGANGenerator, scale: torch.Tensor, shift: torch.Tensor) -> None:
     """Make `generator` take x where it took `scale * x + shift` (per mel band): exact, since the
     first convolution is linear and reflection padding commutes with a per-band affine map."""
-    from torch.nn.utils import parametrize
-    from torch.nn.utils.parametrizations import weight_norm
-
     conv = generator.layers[1]
     with torch.no_grad():
         weight = conv.weight.detach().clone()  # (out, bands, kernel), weight norm applied

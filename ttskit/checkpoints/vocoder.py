@@ -1,9 +1,10 @@
 """Vocoders from checkpoints: a ttskit vocoder run or checkpoint (HiFi-GAN, harmonic-plus-noise,
-MelGAN / multi-band MelGAN), or a jik876/hifi-gan checkpoint.
+MelGAN / multi-band MelGAN, WaveGlow), or a published one (jik876/hifi-gan, descript melgan-neurips,
+ParallelWaveGAN's MelGANs, NVIDIA's WaveGlows: `_foreign_or_native`).
 
-Another generator architecture (WaveGlow, ...) joins by adding a builder to
-`ARCHITECTURES` (and, when it needs more than the mel, a `Vocoder` in `VOCODER_KINDS`): its
-checkpoints say `"architecture": <name>`.
+Another generator architecture joins by adding a builder to
+`ARCHITECTURES` (and, when it needs more than the mel, a `Vocoder` subclass that `load_vocoder`
+returns for it): its checkpoints say `"architecture": <name>`.
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ def _load(path: Path) -> tuple[nn.Module, AudioConfig, Path, dict[str, Any], lis
 
 def load_generator_and_state(path: Path) -> tuple[nn.Module, AudioConfig, Path, dict[str, Any]]:
     """The trainable generator (weight norm kept) behind `path`, its audio config, the resolved
-    file and that file's whole content (which may hold discriminators too). Besides ttskit's own:
-    jik876/hifi-gan, descript melgan-neurips and ParallelWaveGAN MelGAN checkpoints."""
+    file and that file's whole content (which may hold discriminators too; empty for a pickled
+    NVIDIA WaveGlow). Besides ttskit's own, every published format `_foreign_or_native` reads."""
     generator, audio, resolved, state, _ = _load(path)
     return generator, audio, resolved, state
 
@@ -109,12 +110,12 @@ def load_generator(path: Path) -> tuple[nn.Module, AudioConfig, Path]:
     return generator, audio, resolved
 
 
-def inference_module(generator: MelGANGenerator | WaveGlow, device: torch.device) -> nn.Module:
-    """Weight norm folded away, gradients off, on `device` (MelGAN, WaveGlow)."""
-    generator = generator.remove_weight_norm().eval().to(device)
-    for parameter in generator.parameters():
+def _frozen(network: nn.Module, device: torch.device) -> nn.Module:
+    """For inference: eval mode, gradients off, on `device`."""
+    network = network.eval().to(device)
+    for parameter in network.parameters():
         parameter.requires_grad_(False)
-    return generator
+    return network
 
 
 def load_vocoder(path: Path | str, device: str | Any | None = None,
@@ -124,16 +125,14 @@ def load_vocoder(path: Path | str, device: str | Any | None = None,
     check_precision(precision, device)
     generator, audio, resolved, state, notes = _load(Path(path))
     if isinstance(generator, HarmonicNoiseGenerator):
-        generator = generator.eval().to(device)
-        for parameter in generator.parameters():
-            parameter.requires_grad_(False)
+        generator = _frozen(generator, device)
         fmin, fmax = state.get("pitch_range", (60.0, 800.0))
         return SourceFilterVocoder(generator, audio, str(resolved), device, (float(fmin), float(fmax)), precision)
     if isinstance(generator, MelGANGenerator):
-        module = inference_module(generator, device)
+        module = _frozen(generator.remove_weight_norm(), device)
         fast = FastMelGAN(module) if device.type == "cpu" else module  # same output, ~1.5x faster on a CPU
         return NeuralVocoder(fast, audio, str(resolved), device, precision, notes)
     if isinstance(generator, WaveGlow):
-        synthesis = WaveGlowSynthesis(inference_module(generator, device)).to(device)
+        synthesis = WaveGlowSynthesis(_frozen(generator.remove_weight_norm(), device)).to(device)
         return NeuralVocoder(synthesis, audio, str(resolved), device, precision, notes)
     return NeuralVocoder(for_inference(generator, device), audio, str(resolved), device, precision)

@@ -35,9 +35,10 @@ def write_report(work: Path, metas: list[dict[str, Any]], config: Config) -> dic
     frame_ms = 1000 * config.audio.frame_shift_s
     phone_ms, pitch_values = [], []
     longest: list[tuple[float, str, str]] = []
+    durations_made = has_durations(config)
     for m in ok:
         pitch = np.load(array_path(work, "pitch", m["id"]))
-        if not has_durations(config):  # --aligner none: pitch per frame, no phoneme lengths
+        if not durations_made:  # --aligner none: pitch per frame, no phoneme lengths
             pitch_values.append(pitch[pitch > 0])
             continue
         durations = np.load(array_path(work, "duration", m["id"]))

@@ -106,9 +106,8 @@ def _vocoder_graph(vocoder: Path) -> tuple[nn.Module, Any, dict[str, Any]]:
         described = {"architecture": "melgan", "uses_f0": False, "config": config_to_dict(generator.config),
                      "step": state.get("step")}
         return WaveGraph(copy.deepcopy(generator).remove_weight_norm()), audio, described
-    raise ExportError(f"{resolved}: no ONNX export for a {type(generator).__name__} vocoder yet (WaveGlow draws "
-                      "its noise inside the flow)" if isinstance(generator, WaveGlow) else
-                      f"{resolved}: no ONNX export for a {type(generator).__name__} vocoder yet")
+    why = " (WaveGlow draws its noise inside the flow)" if isinstance(generator, WaveGlow) else ""
+    raise ExportError(f"{resolved}: no ONNX export for a {type(generator).__name__} vocoder yet{why}")
 
 
 def _probe_inputs(acoustic: Any) -> tuple[torch.Tensor, ...]:

@@ -21,6 +21,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
 from ttskit.config import require
+from ttskit.models.weight_norm import fold_weight_norm
 
 LRELU_SLOPE = 0.1
 # The reference code applies a default-slope leaky ReLU before the output convolution; checkpoints
@@ -164,7 +165,5 @@ class Generator(nn.Module):
 
     def remove_weight_norm(self) -> Generator:
         """Fold every weight norm into a plain weight (same output; faster, inference only)."""
-        for module in self.modules():
-            if parametrize.is_parametrized(module, "weight"):
-                parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+        fold_weight_norm(self)
         return self

@@ -28,7 +28,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
+from ttskit.config import require
 from ttskit.models.pqmf import PQMF
+from ttskit.models.weight_norm import fold_weight_norm
 
 SLOPE = 0.2
 
@@ -50,8 +52,6 @@ class MelGANConfig:
         return math.prod(self.upsample_rates) * self.subbands
 
     def __post_init__(self) -> None:
-        from ttskit.config import require
-
         require(self.channels % 2 ** len(self.upsample_rates) == 0, "model.channels",
                 f"must be divisible by 2^{len(self.upsample_rates)} (it is halved at every up-sampling)")
         require(self.subbands >= 1 and self.stacks >= 1, "model.subbands", "subbands and stacks must be >= 1")
@@ -115,11 +115,7 @@ class MelGANGenerator(nn.Module):
 
     def remove_weight_norm(self) -> MelGANGenerator:
         """Weight norm folded into plain weights (inference)."""
-        from torch.nn.utils import parametrize
-
-        for module in self.modules():
-            if parametrize.is_parametrized(module, "weight"):
-                parametrize.remove_parametrizations(module, "weight")
+        fold_weight_norm(self)
         return self
 
 

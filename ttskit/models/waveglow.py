@@ -24,6 +24,9 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
+from ttskit.config import require
+from ttskit.models.weight_norm import fold_weight_norm
+
 
 @dataclass(frozen=True)
 class WaveGlowConfig:
@@ -39,8 +42,6 @@ class WaveGlowConfig:
     denoiser_strength: float = 0.0  # subtract this much of the model's bias spectrum at inference
 
     def __post_init__(self) -> None:
-        from ttskit.config import require
-
         require(self.group % 2 == 0 and self.early_size % 2 == 0, "model.group", "group and early_size must be even")
         require(self.kernel % 2 == 1 and self.channels % 2 == 0, "model.kernel", "kernel odd, channels even")
         require(self.remaining_channels >= 2, "model.early_size", "too many channels leave early for this group")
@@ -177,11 +178,8 @@ class WaveGlow(nn.Module):
         return self.inverse(mel, z)
 
     def remove_weight_norm(self) -> WaveGlow:
-        from torch.nn.utils import parametrize
-
-        for module in self.modules():
-            if parametrize.is_parametrized(module, "weight"):
-                parametrize.remove_parametrizations(module, "weight")
+        """Weight norm folded into plain weights (inference)."""
+        fold_weight_norm(self)
         return self
 
 

@@ -85,10 +85,10 @@ class GeneratorTrainer(Trainer):
         """The bare generator (not DDP-wrapped): what the generator files hold."""
         raise NotImplementedError
 
-    def backward_generator(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
-                           parameters: Iterable[torch.nn.Parameter]) -> tuple[torch.Tensor, str]:
-        """Gradients of the generator's loss through the scaler, clipped: (norm, verdict); the
-        skeleton calls `apply` for the optimiser step of an ok step."""
+    def backward(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                 parameters: Iterable[torch.nn.Parameter]) -> tuple[torch.Tensor, str]:
+        """Gradients of a network's loss through the scaler, unscaled and clipped: (norm, verdict).
+        For the generator the skeleton calls `apply` for the optimiser step of an ok step."""
         scaler = self.precision.scaler
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -101,7 +101,7 @@ class GeneratorTrainer(Trainer):
         """A discriminator's whole update: (norm, verdict), stepped unless the step is bad. An fp16
         overflow is left to the GradScaler: its step() skips the update, and the skeleton's
         scaler.update() after the generator step lowers the scale."""
-        norm, verdict = self.backward_generator(loss, optimizer, parameters)
+        norm, verdict = self.backward(loss, optimizer, parameters)
         if verdict != "bad":
             self.precision.scaler.step(optimizer)
         return norm, verdict
@@ -215,6 +215,15 @@ class AdversarialTrainer(GeneratorTrainer):
     (optim_g, optim_d) and their per-epoch schedulers (sched_g, sched_d)."""
 
     nets: Any
+    state_names: tuple[str, ...]  # the `nets` fields a training checkpoint holds
+
+    def state(self) -> dict[str, Any]:
+        return {name: getattr(self.nets, name).state_dict() for name in self.state_names}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        for name in self.state_names:
+            getattr(self.nets, name).load_state_dict(state[name])
+        self.follow_rates()
 
     def follow_rates(self) -> None:
         """After loading a state: the learning rates the config and schedules say now."""

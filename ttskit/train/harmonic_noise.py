@@ -20,8 +20,7 @@ from ttskit.models.harmonic_noise import HarmonicNoiseGenerator, multi_resolutio
 from ttskit.runtime import autocast
 from ttskit.skeleton.distributed import Rank
 from ttskit.skeleton.loop import RunPrecision, StepResult, ddp
-from ttskit.skeleton.pieces import step_verdict
-from ttskit.train.generator_trainer import SingleNetworkTrainer, VocoderJob, grad_norm
+from ttskit.train.generator_trainer import SingleNetworkTrainer, VocoderJob
 from ttskit.work import frame_pitch_path, load_work_config
 
 
@@ -69,12 +68,7 @@ class HarmonicNoiseTrainer(SingleNetworkTrainer):
         stft = multi_resolution_stft_loss(fake.squeeze(1).float(), wave.squeeze(1))
         f0_l1, voicing_bce = pitch_loss(log_f0.float(), voicing.float(), f0, voiced)
         loss = stft + cfg.pitch_loss_weight * (f0_l1 + voicing_bce)
-        scaler = self.precision.scaler
-        self.optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(self.optimizer)
-        norm = grad_norm(self.net.parameters(), cfg.grad_clip)
-        verdict = step_verdict(loss, norm, scaler, self.rank)
+        norm, verdict = self.backward(loss, self.optimizer, self.net.parameters())
         return StepResult(verdict, {"loss": loss, "stft": stft, "f0_l1": f0_l1, "voicing_bce": voicing_bce},
                           {"grad_norm": norm}, wave.shape[0] * wave.shape[-1])
 

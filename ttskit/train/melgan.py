@@ -35,7 +35,6 @@ from ttskit.train.vocoder_config import MelGANTrainConfig
 # at a quarter of the sample rate.
 FULL_BAND_STFT = ((1024, 120, 600), (2048, 240, 1200), (512, 50, 240))
 SUB_BAND_STFT = ((384, 30, 150), (683, 60, 300), (171, 10, 60))
-_STATE_NAMES = ("generator", "discriminator", "optim_g", "optim_d", "sched_g", "sched_d")
 
 
 class _Bands(torch.nn.Module):
@@ -61,6 +60,7 @@ class _Nets:
 
 class MelGANTrainer(AdversarialTrainer):
     architecture = "melgan"
+    state_names = ("generator", "discriminator", "optim_g", "optim_d", "sched_g", "sched_d")
 
     def build(self, rank: Rank, precision: RunPrecision) -> None:
         self.build_data(rank, precision)
@@ -99,14 +99,6 @@ class MelGANTrainer(AdversarialTrainer):
     def modules(self) -> list[torch.nn.Module]:
         return [self.nets.generator, self.nets.discriminator]
 
-    def state(self) -> dict[str, Any]:
-        return {name: getattr(self.nets, name).state_dict() for name in _STATE_NAMES}
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        for name in _STATE_NAMES:
-            getattr(self.nets, name).load_state_dict(state[name])
-        self.follow_rates()
-
     def _stft_losses(self, bands: torch.Tensor, fake: torch.Tensor, wave: torch.Tensor) -> tuple[torch.Tensor, ...]:
         cfg, zero = self.cfg_melgan, wave.new_zeros(())
         full = multi_resolution_stft_loss(fake.float().squeeze(1), wave.squeeze(1), FULL_BAND_STFT) \
@@ -142,7 +134,7 @@ class MelGANTrainer(AdversarialTrainer):
             features = feature_matching_loss(real_maps, fake_maps) if cfg.feature_loss_weight > 0 else zero
         loss_g = (cfg.stft_loss_weight * full + cfg.subband_stft_loss_weight * sub
                   + cfg.adversarial_weight * adversarial + cfg.feature_loss_weight * features)
-        norm_g, verdict_g = self.backward_generator(loss_g, self.nets.optim_g, self.nets.generator.parameters())
+        norm_g, verdict_g = self.backward(loss_g, self.nets.optim_g, self.nets.generator.parameters())
         verdict = "bad" if "bad" in (verdict_d, verdict_g) else verdict_g
         terms = {"loss_g": loss_g, "loss_d": loss_d, "stft": full, "subband_stft": sub, "adversarial": adversarial,
                  "feature_matching": features}

@@ -191,16 +191,6 @@ class _Nets:
     sched_g: Any
     sched_d: Any
 
-    def state(self) -> dict[str, Any]:
-        return {name: getattr(self, name).state_dict() for name in _STATE_NAMES}
-
-    def load(self, state: dict[str, Any]) -> None:
-        for name in _STATE_NAMES:
-            getattr(self, name).load_state_dict(state[name])
-
-
-_STATE_NAMES = ("generator", "mpd", "msd", "optim_g", "optim_d", "sched_g", "sched_d")
-
 
 def _build(job: VocoderJob, device: torch.device) -> _Nets:
     cfg = job.config.train
@@ -237,6 +227,7 @@ class VocoderTrainer(AdversarialTrainer):
     """HiFi-GAN: the generator against multi-period and multi-scale discriminators."""
 
     architecture = "hifigan"
+    state_names = ("generator", "mpd", "msd", "optim_g", "optim_d", "sched_g", "sched_d")
 
     def build(self, rank: Rank, precision: RunPrecision) -> None:
         self.build_data(rank, precision)
@@ -256,13 +247,6 @@ class VocoderTrainer(AdversarialTrainer):
 
     def modules(self) -> list[torch.nn.Module]:
         return [self.nets.generator, self.nets.mpd, self.nets.msd]
-
-    def state(self) -> dict[str, Any]:
-        return self.nets.state()
-
-    def load_state(self, state: dict[str, Any]) -> None:
-        self.nets.load(state)
-        self.follow_rates()
 
     def step(self, batch: tuple[torch.Tensor, torch.Tensor], step: int) -> StepResult:
         device, dtype, cfg = self.rank.device, self.precision.autocast_dtype, self.job.config.train
@@ -284,7 +268,7 @@ class VocoderTrainer(AdversarialTrainer):
             adversarial = sum(adversarial_loss(_split(scores)[1]) for scores, _ in judged)
             features = sum(feature_matching_loss(*halves(maps)) for _, maps in judged)
         loss_g = adversarial + cfg.feature_loss_weight * features + cfg.mel_loss_weight * mel_l1
-        norm_g, verdict_g = self.backward_generator(loss_g, self.nets.optim_g, self.nets.generator.parameters())
+        norm_g, verdict_g = self.backward(loss_g, self.nets.optim_g, self.nets.generator.parameters())
         # A discriminator overflow was skipped by the scaler already; the generator's decides.
         verdict = "bad" if "bad" in (verdict_d, verdict_g) else verdict_g
         terms = {"loss_g": loss_g, "loss_d": loss_d, "mel_l1": mel_l1, "adversarial": adversarial,

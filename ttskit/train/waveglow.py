@@ -38,7 +38,7 @@ class WaveGlowTrainer(SingleNetworkTrainer):
         with autocast(device, self.precision.autocast_dtype):
             z, log_scales, log_dets = self.forward(mel, wave.squeeze(1))
         loss = waveglow_loss(z, log_scales, log_dets, self.job.config.model.sigma)
-        norm, verdict = self.backward_generator(loss, self.optimizer, self.net.parameters())
+        norm, verdict = self.backward(loss, self.optimizer, self.net.parameters())
         return StepResult(verdict, {"loss": loss, "nll": loss}, {"grad_norm": norm}, wave.shape[0] * wave.shape[-1])
 
     def generate_for_validation(self, mel: torch.Tensor, recorded: torch.Tensor, uid: str) -> torch.Tensor:

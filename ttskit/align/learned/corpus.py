@@ -24,11 +24,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from ttskit.align.base import AlignmentRejected, TimedSymbol, check_plausible
 from ttskit.align.corpus import AlignerEvent, CorpusAligner
-from ttskit.align.features import Skip, frame_features, write_utterance
+from ttskit.align.features import write_utterance
 from ttskit.align.learned.training import AlignerItem, train_aligner
-from ttskit.align.staging import load_staged, record_finished, remove_empty_staging, stage_features, staged_metas
+from ttskit.align.staging import (
+    finished_outcome,
+    implausible,
+    load_staged,
+    record_finished,
+    remove_empty_staging,
+    stage_utterance,
+    staged_metas,
+)
 from ttskit.audio import MelSpectrogram
 from ttskit.config import Config
 from ttskit.runtime import default_device
@@ -66,12 +73,8 @@ def aligner_symbols(analysis: TextAnalysis) -> tuple[list[str], list[int], bool]
 def stage(work: Path, utterance_id: str, wave: np.ndarray, analysis: TextAnalysis, mel: MelSpectrogram,
           config: Config) -> dict[str, Any]:
     """Step 1 for one utterance (a worker calls it with the trimmed wave)."""
-    features = frame_features(wave, mel, config)
     symbols, gaps, trailing = aligner_symbols(analysis)
-    n_frames = features.mel.shape[1]
-    if n_frames < len(symbols):
-        raise Skip(f"{n_frames} mel frames cannot give each of its {len(symbols)} symbols a frame")
-    stage_features(work, utterance_id, wave, features, config)
+    n_frames = stage_utterance(work, utterance_id, wave, mel, config, symbols)
     return {"status": STAGED, "normalized": analysis.normalized, "aligner_symbols": symbols, "aligner_gaps": gaps,
             "trailing_silence": trailing, "n_frames_staged": n_frames, "warnings": analysis.warnings}
 
@@ -97,13 +100,9 @@ def _finish(work: Path, config: Config, meta: dict[str, Any], durations: np.ndar
         keep = max(1, int(round(prep.max_trailing_pause_s / audio.frame_shift_s)))
         core[-1] = min(core[-1], keep)
     end = start + int(core.sum())
-    bounds = np.concatenate([[0], np.cumsum(core)]) * audio.frame_shift_s
-    timed = [TimedSymbol(s, float(a), float(b)) for s, a, b in zip(spoken, bounds[:-1], bounds[1:])]
-    outcome = {key: meta[key] for key in ("id", "speaker", "text", "source", "normalized", "warnings")}
-    try:
-        check_plausible(timed, prep.max_phone_s, prep.min_phones_per_s, prep.max_phones_per_s)
-    except AlignmentRejected as err:
-        return {**outcome, "status": "skipped", "reason": f"alignment rejected: {err}"}
+    outcome = finished_outcome(meta)
+    if (reason := implausible(spoken, core, config)) is not None:
+        return {**outcome, "status": "skipped", "reason": reason}
     wave, features = load_staged(work, uid)
     hop = audio.hop_length
     written = write_utterance(work, uid, config, wave[start * hop:end * hop], features.frames(start, end), spoken,
