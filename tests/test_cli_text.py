@@ -66,3 +66,14 @@ def test_version_and_console_script():
     proc = subprocess.run([sys.executable, "-m", "ttskit", "text", "Hello."], capture_output=True, text=True,
                           check=True)
     assert "symbols:    HH AH0 L OW1 ." in proc.stdout
+
+
+def test_text_with_nvidias_character_front_end():
+    """NVIDIA Tacotron 2's symbols and english_cleaners: ids are positions in its table
+    ('_', then -!'(),.:;? and space, then A-Z and a-z), no vocabulary file needed."""
+    result = runner.invoke(app, ["text", "Dr. Smith paid $5.", "--frontend", "nvidia-chars"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == "normalized: doctor smith paid five dollars."
+    table = ["_", *"-!'(),.:;? ", *"ABCDEFGHIJKLMNOPQRSTUVWXYZ", *"abcdefghijklmnopqrstuvwxyz"]
+    assert [int(i) for i in lines[2].split()[1:]] == [table.index(c) for c in "doctor smith paid five dollars."]

@@ -69,3 +69,34 @@ def test_recipe_runs_end_to_end(name, tmp_path, mini_corpus):
     again = run_recipe(name, corpus, tmp_path, ACOUSTIC_STEPS="3", VOCODER_STEPS="3", **extra)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resuming from step_00000002.pt" in again.stderr
+
+
+def test_fine_tune_recipe_measures_the_curve(tmp_path, mini_corpus):
+    """recipes/fine-tune on a corpus brought along: two timed segments (the second a --resume),
+    each scored on held-out clips, and tools/fine_tune_curve.py tables and draws the result."""
+    out = tmp_path / "ft"
+    lj_corpus(out / "corpus", mini_corpus, 10)
+    held_out = (mini_corpus / "metadata.csv").read_text().splitlines()[-3:]
+    (out / "heldout" / "wavs").mkdir(parents=True)
+    for line in held_out:
+        shutil.copy(mini_corpus / "wavs" / f"{line.split('|')[0]}.flac", out / "heldout" / "wavs")
+    (out / "heldout" / "metadata.csv").write_text("\n".join(held_out) + "\n")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "CLIPS": "10", "HELDOUT": "3", "CHECK_MINUTES": "0.4 0.7", "SHARED": str(tmp_path / "no-shared")}
+    result = subprocess.run(["bash", str(RECIPES / "fine-tune" / "run.sh"), str(out)], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "resuming from" in (out / "acoustic_10.log").read_text()  # the second segment continued
+    assert "fine-tuning" in (out / "vocoder_10.log").read_text()
+    for minutes in ("0.4", "0.7"):
+        scores = json.loads((out / f"eval_10_{minutes}min.json").read_text())
+        assert [row["id"] for row in scores["utterances"]] == sorted(line.split("|")[0] for line in held_out)
+        assert 0 <= scores["summary"]["wer"] <= 2
+    assert len(list((out / "data_10" / "wavs").iterdir())) == 10  # the data amount as asked
+
+    curve = subprocess.run([sys.executable, str(RECIPES.parent / "tools" / "fine_tune_curve.py"), str(out),
+                            "--plot", str(tmp_path / "curve.png")], capture_output=True, text=True, timeout=120)
+    assert curve.returncode == 0, curve.stderr
+    rows = [line for line in curve.stdout.splitlines() if line.startswith("| 10 clips")]
+    assert [row.split("|")[2].strip() for row in rows] == ["0.4", "0.7"]
+    assert (tmp_path / "curve.png").stat().st_size > 10_000

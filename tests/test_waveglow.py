@@ -91,6 +91,25 @@ def test_cli_trains_resumes_and_vocodes(mini_work, tmp_path):
     assert rate == 22050 and abs(len(made) - len(sf.read(str(wav))[0])) <= 256 and np.isfinite(made).all()
 
 
+def test_a_denoiser_strength_in_the_run_is_applied_at_inference(mini_work, tmp_path):
+    run = tmp_path / "wg"
+    result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(run), "--model", "waveglow",
+                                 "--max-steps", "1", "--device", "cpu", "--set", "model.denoiser_strength=0.5",
+                                 *sum((["--set", v] for v in TINY_SET), [])])
+    assert result.exit_code == 0, result.output
+    vocoder = load_vocoder(run, "cpu")
+    synthesis = vocoder.generator
+    assert synthesis.denoiser is not None
+    mel = torch.randn(1, 80, 30) - 4
+    torch.manual_seed(1)
+    made = vocoder(mel)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        raw = synthesis.waveglow.infer(mel)
+        expected = synthesis.denoiser(raw, 0.5)
+    assert torch.allclose(made, expected, atol=1e-6) and not torch.allclose(made, raw, atol=1e-4)
+
+
 def nvidia_pickle(path, model: WaveGlow) -> None:
     """`model` saved as NVIDIA/waveglow's train.py saves: {"model": <its glow.WaveGlow module>}, built
     here from stand-in classes named like theirs (old-style weight norm, as their code uses)."""
