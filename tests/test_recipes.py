@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+import yaml
 from test_train_acoustic import TINY as ACOUSTIC_TINY
 from test_train_vocoder import TINY as VOCODER_TINY
 
@@ -73,7 +74,8 @@ def test_recipe_runs_end_to_end(name, tmp_path, mini_corpus):
 
 def test_fine_tune_recipe_measures_the_curve(tmp_path, mini_corpus):
     """recipes/fine-tune on a corpus brought along: two timed segments (the second a --resume),
-    each scored on held-out clips, and tools/fine_tune_curve.py tables and draws the result."""
+    each scored on held-out clips, each model scored alone after the last (DIAGNOSE=1), the
+    trainings' extra options passed on, and tools/fine_tune_curve.py tables and draws the result."""
     out = tmp_path / "ft"
     lj_corpus(out / "corpus", mini_corpus, 10)
     held_out = (mini_corpus / "metadata.csv").read_text().splitlines()[-3:]
@@ -82,7 +84,8 @@ def test_fine_tune_recipe_measures_the_curve(tmp_path, mini_corpus):
         shutil.copy(mini_corpus / "wavs" / f"{line.split('|')[0]}.flac", out / "heldout" / "wavs")
     (out / "heldout" / "metadata.csv").write_text("\n".join(held_out) + "\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "CLIPS": "10", "HELDOUT": "3", "CHECK_MINUTES": "0.4 0.7", "SHARED": str(tmp_path / "no-shared")}
+           "CLIPS": "10", "HELDOUT": "3", "CHECK_MINUTES": "0.4 0.7", "SHARED": str(tmp_path / "no-shared"), "DIAGNOSE": "1",
+           "ACOUSTIC_OPTIONS": "--set train.learning_rate=7e-4", "VOCODER_OPTIONS": "--set train.pitch_loss_weight=0.5"}
     result = subprocess.run(["bash", str(RECIPES / "fine-tune" / "run.sh"), str(out)], env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -93,10 +96,16 @@ def test_fine_tune_recipe_measures_the_curve(tmp_path, mini_corpus):
         assert [row["id"] for row in scores["utterances"]] == sorted(line.split("|")[0] for line in held_out)
         assert 0 <= scores["summary"]["wer"] <= 2
     assert len(list((out / "data_10" / "wavs").iterdir())) == 10  # the data amount as asked
+    assert yaml.safe_load((out / "acoustic_10" / "config.yaml").read_text())["train"]["learning_rate"] == 7e-4
+    assert yaml.safe_load((out / "vocoder_10" / "config.yaml").read_text())["train"]["pitch_loss_weight"] == 0.5
+    for alone in ("griffin-lim", "copy"):
+        assert len(json.loads((out / f"eval_10_0.7min_{alone}.json").read_text())["utterances"]) == 3
 
     curve = subprocess.run([sys.executable, str(RECIPES.parent / "tools" / "fine_tune_curve.py"), str(out),
                             "--plot", str(tmp_path / "curve.png")], capture_output=True, text=True, timeout=120)
     assert curve.returncode == 0, curve.stderr
     rows = [line for line in curve.stdout.splitlines() if line.startswith("| 10 clips")]
     assert [row.split("|")[2].strip() for row in rows] == ["0.4", "0.7"]
+    alone = [line.split("|")[3].strip() for line in curve.stdout.splitlines() if line.startswith("| 10 clips | 0.7 |")]
+    assert alone == ["acoustic model through Griffin-Lim", "vocoder, copy-synthesis"]
     assert (tmp_path / "curve.png").stat().st_size > 10_000

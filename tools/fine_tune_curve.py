@@ -7,6 +7,9 @@ OUT holds `eval_recordings.json` (the new voice's held-out recordings scored aga
 `eval_<clips>_<minutes>min.json` (the fine-tuned pair after that many wall-clock minutes) and
 `work_<clips>/train.jsonl` (what was trained on). Prints a markdown table; `--plot` draws WER
 against training minutes, one line per amount of data, with the recordings' WER and the goal.
+Where `DIAGNOSE=1` scored each model alone (`eval_<clips>_<minutes>min_griffin-lim.json`: the
+acoustic model through Griffin-Lim; `..._copy.json`: the vocoder's copy-synthesis), a second
+table shows them.
 """
 from __future__ import annotations
 
@@ -59,6 +62,26 @@ def markdown_table(points: list[Point], reference: dict) -> str:
     return "\n".join(rows)
 
 
+ALONE = {"griffin-lim": "acoustic model through Griffin-Lim", "copy": "vocoder, copy-synthesis"}
+
+
+def models_alone_table(out: Path, points: list[Point], reference: dict) -> str | None:
+    """Each model scored alone where the run left those scores; None where it left none."""
+    rows = []
+    for point in points:
+        for suffix, what in ALONE.items():
+            path = out / f"eval_{point.clips}_{point.train_minutes:g}min_{suffix}.json"
+            if path.is_file():
+                s = json.loads(path.read_text())["summary"]
+                rows.append(f"| {point.clips} clips | {point.train_minutes:g} | {what} | {s['mcd_db']:.2f} "
+                            f"| {s['log_f0_rmse_cents']:.0f} | {s['voicing_error']:.1%} "
+                            f"| {s['wer']:.1%} ({s['wer'] / reference['wer']:.2f}) | {_mos(s)} |")
+    if not rows:
+        return None
+    return "\n".join(["| data | training (wall minutes) | model alone | MCD dB | log-F0 RMSE | voicing error "
+                      "| WER (x recordings) | MOS (pred.) |", "|---|---:|---|---:|---:|---:|---:|---:|", *rows])
+
+
 def _mos(summary: dict) -> str:
     return f"{summary['mos']:.2f}" if summary.get("mos") is not None else "-"
 
@@ -107,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.out}: no eval_<clips>_<minutes>min.json yet", file=sys.stderr)
         return 2
     print(markdown_table(points, reference))
+    if alone := models_alone_table(args.out, points, reference):
+        print("\n" + alone)
     if args.plot:
         plot(points, reference, args.goal, args.plot)
         print(f"wrote {args.plot}")

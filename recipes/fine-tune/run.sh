@@ -15,8 +15,11 @@
 # INIT: what the trainings start from: `default` (the shipped voice) or `none` (from scratch,
 # FastSpeech2 `small` and a harmonic-noise vocoder: the baseline that shows what --init buys).
 # VOICE: a make_corpus.py voice (hts-slt: festival's HTS US female). SHARED: the folder holding
-# corpus/make_corpus.py. HELDOUT: held-out sentences (50). Every stage is rerunnable: complete
-# corpora and evaluations are kept, trainings continue from their last checkpoint.
+# corpus/make_corpus.py. HELDOUT: held-out sentences (50). ACOUSTIC_OPTIONS, VOCODER_OPTIONS: more
+# options for each training (e.g. "--set train.learning_rate=1e-3"). DIAGNOSE=1: after the last
+# segment, also score each model alone (the acoustic model through Griffin-Lim, the vocoder by
+# copy-synthesis of the held-out recordings). Every stage is rerunnable: complete corpora and
+# evaluations are kept, trainings continue from their last checkpoint.
 set -euo pipefail
 
 OUT=${1:-fine-tune}
@@ -27,6 +30,9 @@ OFFSET=${OFFSET:-2000}                  # the corpus starts after the shipped vo
 HELDOUT=${HELDOUT:-50}
 INIT=${INIT:-default}
 CHECK_MINUTES=${CHECK_MINUTES:-"5 10 20"}   # cumulative wall-clock minutes (fractions allowed)
+read -r -a acoustic_options <<< "${ACOUSTIC_OPTIONS:-}"
+read -r -a vocoder_options <<< "${VOCODER_OPTIONS:-}"
+DIAGNOSE=${DIAGNOSE:-0}
 MAKE_CORPUS="$SHARED/corpus/make_corpus.py"
 case "$INIT" in
     default) start_acoustic=(--init default); start_vocoder=(--init default) ;;
@@ -72,11 +78,12 @@ for clips in $CLIPS; do
         # timeout sends SIGINT: each trainer saves the step it reached and exits (status 124 then).
         OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 timeout -s INT "$seconds" ttskit train-acoustic "work_$clips" \
             -o "acoustic_$clips" --device cpu --max-steps 1000000 --set train.log_every=50 \
-            "${resume_acoustic[@]}" >> "acoustic_$clips.log" 2>&1 &
+            "${resume_acoustic[@]}" ${acoustic_options[@]+"${acoustic_options[@]}"} >> "acoustic_$clips.log" 2>&1 &
         acoustic_pid=$!
         OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 timeout -s INT "$seconds" ttskit train-vocoder "work_$clips" \
             -o "vocoder_$clips" --device cpu --max-steps 1000000 --set train.num_workers=0 \
-            --set train.val_every=1000000 "${resume_vocoder[@]}" >> "vocoder_$clips.log" 2>&1 || (( $? == 124 ))
+            --set train.val_every=1000000 "${resume_vocoder[@]}" ${vocoder_options[@]+"${vocoder_options[@]}"} \
+            >> "vocoder_$clips.log" 2>&1 || (( $? == 124 ))
         wait "$acoustic_pid" || (( $? == 124 ))
         acoustic=$(newest "acoustic_$clips"/checkpoints/step_*.pt)
         vocoder=$(newest "vocoder_$clips"/checkpoints/generator_*.pt)
@@ -87,5 +94,14 @@ for clips in $CLIPS; do
             -o "synth_${clips}_${minutes}min" --device cpu --json "$scores.part"
         mv "$scores.part" "$scores"
     done
+    last="eval_${clips}_${trained}min"
+    if [ "$DIAGNOSE" = 1 ] && [ ! -f "${last}_copy.json" ]; then
+        stage "$clips clips, minute $trained: each model alone"
+        ttskit eval --synth --acoustic "$(newest "acoustic_$clips"/checkpoints/step_*.pt)" --vocoder griffin-lim \
+            heldout/metadata.csv --device cpu --json "${last}_griffin-lim.json"
+        ttskit eval --vocoder-only --vocoder "$(newest "vocoder_$clips"/checkpoints/generator_*.pt)" \
+            heldout/metadata.csv --device cpu --json "${last}_copy.json.part"
+        mv "${last}_copy.json.part" "${last}_copy.json"
+    fi
 done
 stage "done: python tools/fine_tune_curve.py $OUT draws the curve"
