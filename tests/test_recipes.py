@@ -104,7 +104,7 @@ def test_fine_tune_recipe_measures_the_curve(tmp_path, mini_corpus):
     curve = subprocess.run([sys.executable, str(RECIPES.parent / "tools" / "fine_tune_curve.py"), str(out),
                             "--plot", str(tmp_path / "curve.png")], capture_output=True, text=True, timeout=120)
     assert curve.returncode == 0, curve.stderr
-    rows = [line for line in curve.stdout.splitlines() if line.startswith("| 10 clips")]
+    rows = [line for line in curve.stdout.splitlines() if line.startswith("| 10 clips,")]
     assert [row.split("|")[2].strip() for row in rows] == ["0.4", "0.7"]
     alone = [line.split("|")[3].strip() for line in curve.stdout.splitlines() if line.startswith("| 10 clips | 0.7 |")]
     assert alone == ["acoustic model through Griffin-Lim", "vocoder, copy-synthesis"]
