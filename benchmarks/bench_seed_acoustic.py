@@ -1,7 +1,8 @@
 """The seed acoustic models side by side (issue 19): training step speed of FastSpeech2, FastSpeech
 and Tacotron 2 per preset, inference real-time factor per model, Tacotron 2's batch-1 latency for a
 10-word sentence; and, given checkouts, the training step of NVIDIA/tacotron2 and xcmyz/FastSpeech
-at their own sizes beside ttskit's at the same sizes, on the same batches.
+at their own sizes beside ttskit's at the same sizes, on the same batches. Always: Tacotron 2's
+training decoder beside the same model stepping its decoder (the baseline it replaced).
 
     python benchmarks/bench_seed_acoustic.py WORK [--threads 2] [--steps 2]
                                              [--nvidia CHECKOUT] [--xcmyz CHECKOUT] [--compare-steps 3]
@@ -230,6 +231,27 @@ def nvidia_side_by_side(checkout: Path, dataset: WorkDataset, device: torch.devi
              f"{times['theirs'] / times['ours']:.2f}"]]
 
 
+def decoder_side_by_side(dataset: WorkDataset, device: torch.device, count: int) -> list[list[str]]:
+    """ttskit's Tacotron 2 training step with its training decoder and with the decoder stepped
+    (`Decoder.stepwise`, the loop NVIDIA's trains with), same weights, on the same batches of 4."""
+    rows = []
+    for preset in ("base", "small"):
+        steps: dict[str, Callable] = {}
+        for name in ("teacher_forced", "stepwise"):
+            torch.manual_seed(0)
+            model = build_acoustic_model(MODEL_PRESETS["tacotron2"][preset].model, len(dataset.vocab), 80, 1,
+                                         dataset.stats).to(device)
+            model.decoder.teacher_forced = getattr(model.decoder, name)
+            steps[name] = ttskit_step(model, torch.optim.Adam(model.parameters(), lr=1e-3), device)
+        batches = fixed_batches(dataset, 4, count + 1, device)
+        times = interleaved(device, steps, batches)
+        frames = sum(int(b.frame_lengths.sum()) for b in batches[1:]) / (len(batches) - 1)
+        rows += [[f"Tacotron 2 `{preset}`, {label}", f"{1 / times[n]:.3f}", f"{frames / times[n]:.0f}",
+                  f"{times[n] / times['teacher_forced']:.2f}"]
+                 for n, label in (("teacher_forced", "training decoder"), ("stepwise", "decoder stepped"))]
+    return rows
+
+
 def xcmyz_side_by_side(checkout: Path, dataset: WorkDataset, device: torch.device, count: int) -> list[list[str]]:
     theirs, criterion = xcmyz_fastspeech(checkout)
     theirs = theirs.to(device)
@@ -295,6 +317,10 @@ def main() -> None:
     print(table(["model", "speech", "compute", "real-time factor", "faster than real time"], rtf))
     print(f"\n**Tacotron 2, batch 1, a 10-word sentence** (\"{TEN_WORDS}\")\n")
     print(table(["model", "phonemes", "frames", "latency (best of 3)"], latency))
+    print("\n**Tacotron 2's training decoder against stepping the decoder**, training steps interleaved on the "
+          f"same batches of 4 ({where})\n")
+    print(table(["implementation", "steps/s", "mel frames/s", "time / training decoder's"],
+                decoder_side_by_side(dataset, device, args.compare_steps)))
     for name, checkout, compare in (("NVIDIA/tacotron2", args.nvidia, nvidia_side_by_side),
                                     ("xcmyz/FastSpeech", args.xcmyz, xcmyz_side_by_side)):
         if checkout is None:

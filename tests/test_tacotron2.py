@@ -1,6 +1,7 @@
 """Tacotron 2's module (issue 19's first part): teacher-forced training shapes and a falling loss
 with and without a reduction factor, the stop token ending inference (and the max-steps bound
-warning instead of hanging), batch-independent encoding, guided attention, NVIDIA's names."""
+warning instead of hanging), batch-independent encoding, guided attention, NVIDIA's names; the training decoder (batched projections, deferred recurrent
+weight gradients) equal to stepping the decoder one step at a time."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ttskit.models.tacotron2 import (
     guided_attention_weights,
     tacotron2_loss,
 )
+from ttskit.models.recurrent import DeferredWeightGradient, lstm_cell
 
 TINY = Tacotron2Config(symbols_embedding=32, encoder_channels=32, attention_rnn=48, decoder_rnn=48, prenet=32,
                        attention=16, location_filters=8, postnet_channels=32, max_decoder_steps=50)
@@ -54,6 +56,67 @@ def test_teacher_forced_training_fits_a_repeated_batch(reduction):
     # Attention never looks at padding, and each step's weights sum to one.
     assert torch.allclose(out.alignments.sum(-1), torch.ones(2, mels.shape[1] // reduction), atol=1e-5)
     assert float(out.alignments[1, :, 6:].detach().abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("reduction", [1, 2])
+def test_the_training_decoder_equals_stepping_it(reduction):
+    """Outputs, dropout draws and every parameter's gradient of `Decoder.teacher_forced` agree with
+    the step-by-step decoder to float64 rounding."""
+    config = dataclasses.replace(TINY, reduction=reduction)
+    symbols, lengths, mels, _ = batch()
+    torch.manual_seed(2)
+    model = Tacotron2(config, 30, 20).double().train()
+    probe = torch.randn(2, mels.shape[1] // reduction, 9, dtype=torch.float64)
+    results = []
+    for decode in (model.decoder.stepwise, model.decoder.teacher_forced):
+        model.zero_grad()
+        torch.manual_seed(3)
+        memory, processed, padding = model.encode(symbols, lengths, None)
+        previous = torch.cat([mels.new_zeros(2, 1, 20), mels[:, reduction - 1::reduction]], 1).double()
+        frames = model.decoder.prenet(previous)[:, :-1]
+        outputs, gates, alignments = decode(frames, memory, processed, padding)
+        ((outputs ** 2).sum() + gates.sum() + (alignments * probe).sum()).backward()
+        results.append(([outputs, gates, alignments], {n: p.grad.clone() for n, p in model.named_parameters()
+                                                        if p.grad is not None}))
+    (stepped, stepped_grads), (batched, batched_grads) = results
+    for a, b in zip(stepped, batched):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+    assert set(stepped_grads) == set(batched_grads) and "decoder.attention_rnn.weight_hh" in batched_grads
+    for name, gradient in stepped_grads.items():
+        assert torch.allclose(gradient, batched_grads[name], rtol=1e-9, atol=1e-12), name
+
+
+def test_deferred_weight_gradient_sums_the_steps_it_reached():
+    """An LSTM unrolled by hand: the deferred gradient equals autograd's per-step one, including a
+    step whose output the loss never uses (and so contributes nothing); a recurrence whose steps
+    do not each take the state before them is refused rather than given a wrong gradient."""
+    torch.manual_seed(0)
+    weight = torch.randn(16, 7, dtype=torch.float64, requires_grad=True)
+    inputs = torch.randn(5, 2, 3, dtype=torch.float64)
+
+    def unrolled(linear):
+        h, c, hidden = torch.zeros(2, 4, dtype=torch.float64), torch.zeros(2, 4, dtype=torch.float64), []
+        for x in inputs:
+            h, c = lstm_cell(linear(torch.cat([x, h], -1)), c)
+            hidden.append(h)
+        return (torch.stack(hidden[:-1]) ** 2).sum()  # the last step unused
+
+    expected = torch.autograd.grad(unrolled(lambda x: x @ weight.t()), weight)[0]
+    deferred = DeferredWeightGradient(weight)
+    assert torch.allclose(torch.autograd.grad(unrolled(deferred.apply), weight)[0], expected, rtol=1e-12)
+
+    # Steps that do not hand state on are summed too, whichever order autograd reaches them in ...
+    independent = DeferredWeightGradient(weight)
+    x = torch.randn(2, 2, 7, dtype=torch.float64)
+    loss = (independent.apply(x[0]) ** 2).sum() + independent.apply(x[1]).sum()
+    expected = torch.autograd.grad((x[0] @ weight.t()).pow(2).sum() + (x[1] @ weight.t()).sum(), weight)[0]
+    assert torch.allclose(torch.autograd.grad(loss, weight)[0], expected, rtol=1e-12)
+    # ... and a step arriving after step 0 (which hands the weight its gradient) is refused.
+    late = DeferredWeightGradient(weight)
+    late.apply(x[0]), late.apply(x[1])
+    late.collect(0, torch.ones(2, 16, dtype=torch.float64))
+    with pytest.raises(RuntimeError, match="step 1 was reached after step 0"):
+        late.collect(1, torch.ones(2, 16, dtype=torch.float64))
 
 
 def test_the_stop_token_ends_inference_and_the_step_bound_warns():

@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ttskit.config import require
+from ttskit.models.recurrent import DeferredWeightGradient, lstm_cell
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,12 @@ class Attention(nn.Module):
     def forward(self, query: torch.Tensor, memory: torch.Tensor, processed_memory: torch.Tensor,
                 weights_cat: torch.Tensor, padding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(context (B, C), weights (B, N)) for one decoder step; `padding` (B, N) is True past each input."""
-        energies = self.v(torch.tanh(self.query_layer(query).unsqueeze(1) + self.location_layer(weights_cat)
+        return self.attend(self.query_layer(query), memory, processed_memory, weights_cat, padding)
+
+    def attend(self, processed_query: torch.Tensor, memory: torch.Tensor, processed_memory: torch.Tensor,
+               weights_cat: torch.Tensor, padding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`forward` from the query already through `query_layer` (B, attention)."""
+        energies = self.v(torch.tanh(processed_query.unsqueeze(1) + self.location_layer(weights_cat)
                                      + processed_memory)).squeeze(-1)
         weights = torch.softmax(energies.masked_fill(padding, -float("inf")), dim=1)
         return torch.bmm(weights.unsqueeze(1), memory).squeeze(1), weights
@@ -207,6 +213,54 @@ class Decoder(nn.Module):
         out = torch.cat([dh, context], -1)
         new = DecoderState(h, cell, dh, dcell, weights, state.cumulative + weights, context)
         return self.linear_projection(out), self.gate_layer(out).squeeze(-1), new
+
+    def stepwise(self, frames: torch.Tensor, memory: torch.Tensor, processed: torch.Tensor,
+                 padding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`teacher_forced` one `step` at a time, as inference and NVIDIA's training run it: the
+        reference the training decoder is tested and benchmarked against."""
+        state = self.initial_state(memory)
+        outputs, gates, alignments = [], [], []
+        for frame in frames.unbind(1):
+            out, gate, state = self.step(frame, state, memory, processed, padding)
+            outputs.append(out)
+            gates.append(gate)
+            alignments.append(state.weights)
+        return torch.stack(outputs, 1), torch.stack(gates, 1), torch.stack(alignments, 1)
+
+    def teacher_forced(self, frames: torch.Tensor, memory: torch.Tensor, processed: torch.Tensor,
+                       padding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """`step` over every prenet output `frames` (B, S, prenet): (mels (B, S, M * r), gate logits
+        (B, S), attention (B, S, N)), the same numbers (and dropout draws) as S calls of `step`,
+        computed for training: what does not depend on the recurrence (the attention LSTM's
+        projection of the prenet outputs, the mel and gate projections) as one product over all
+        steps, and the recurrent weights' gradients deferred to one product at the end
+        (`models.recurrent`)."""
+        c, attention_rnn, decoder_rnn = self.c, self.attention_rnn, self.decoder_rnn
+        prenet_part = F.linear(frames, attention_rnn.weight_ih[:, :c.prenet],
+                               attention_rnn.bias_ih + attention_rnn.bias_hh)
+        attention_weight = DeferredWeightGradient(torch.cat([attention_rnn.weight_ih[:, c.prenet:],
+                                                             attention_rnn.weight_hh], 1))
+        decoder_weight = DeferredWeightGradient(torch.cat([decoder_rnn.weight_ih, decoder_rnn.weight_hh], 1))
+        decoder_bias = decoder_rnn.bias_ih + decoder_rnn.bias_hh
+        query_weight = DeferredWeightGradient(self.attention_layer.query_layer.linear_layer.weight)
+        state = self.initial_state(memory)
+        h, cell, dh, dcell = state.attention_hidden, state.attention_cell, state.decoder_hidden, state.decoder_cell
+        weights, cumulative, context = state.weights, state.cumulative, state.context
+        outputs, alignments = [], []
+        # unbind, not indexing: one backward node for all steps, where each `[:, k]` would add a
+        # gradient the size of all of them
+        for prenet_k in prenet_part.unbind(1):
+            h, cell = lstm_cell(prenet_k + attention_weight.apply(torch.cat([context, h], -1)), cell)
+            h = F.dropout(h, c.attention_dropout, self.training)
+            context, weights = self.attention_layer.attend(query_weight.apply(h), memory, processed,
+                                                           torch.stack([weights, cumulative], 1), padding)
+            cumulative = cumulative + weights
+            dh, dcell = lstm_cell(decoder_weight.apply(torch.cat([h, context, dh], -1)) + decoder_bias, dcell)
+            dh = F.dropout(dh, c.decoder_dropout, self.training)
+            outputs.append(torch.cat([dh, context], -1))
+            alignments.append(weights)
+        out = torch.stack(outputs, 1)
+        return self.linear_projection(out), self.gate_layer(out).squeeze(-1), torch.stack(alignments, 1)
 
 
 @dataclass
@@ -266,18 +320,11 @@ class Tacotron2(nn.Module):
         # the last group too (unused), as NVIDIA's does: its dropout then draws the same numbers.
         previous = torch.cat([mels.new_zeros(mels.shape[0], 1, self.n_mels), mels[:, r - 1::r]], 1)
         frames = self.decoder.prenet(previous)
-        state = self.decoder.initial_state(memory)
-        outputs, gates, alignments = [], [], []
-        for k in range(frames.shape[1] - 1):
-            out, gate, state = self.decoder.step(frames[:, k], state, memory, processed, padding)
-            outputs.append(out)
-            gates.append(gate)
-            alignments.append(state.weights)
-        mel = torch.stack(outputs, 1).reshape(mels.shape[0], -1, self.n_mels)
+        outputs, gates, alignments = self.decoder.teacher_forced(frames[:, :-1], memory, processed, padding)
+        mel = outputs.reshape(mels.shape[0], -1, self.n_mels)
         frame_mask = padding_mask(frame_lengths, mel.shape[1]).unsqueeze(-1)
         refined = self.refine(mel).masked_fill(frame_mask, 0.0)
-        return Tacotron2Output(mel.masked_fill(frame_mask, 0.0), refined, torch.stack(gates, 1),
-                               torch.stack(alignments, 1), frame_lengths)
+        return Tacotron2Output(mel.masked_fill(frame_mask, 0.0), refined, gates, alignments, frame_lengths)
 
     @torch.no_grad()
     def infer(self, symbols: torch.Tensor, lengths: torch.Tensor, speakers: torch.Tensor | None = None,
