@@ -1,7 +1,8 @@
 """Tacotron 2's module (issue 19's first part): teacher-forced training shapes and a falling loss
 with and without a reduction factor, the stop token ending inference (and the max-steps bound
-warning instead of hanging), batch-independent encoding, guided attention, NVIDIA's names; the training decoder (batched projections, deferred recurrent
-weight gradients) equal to stepping the decoder one step at a time."""
+warning instead of hanging), batch-independent encoding, guided attention, NVIDIA's names; the
+training decoder (batched projections, deferred recurrent weight gradients) equal to stepping the
+decoder one step at a time."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import dataclasses
 import pytest
 import torch
 
+from ttskit.models.recurrent import DeferredWeightGradient, lstm_cell
 from ttskit.models.tacotron2 import (
     TACOTRON2_PRESETS,
     Tacotron2,
@@ -17,7 +19,6 @@ from ttskit.models.tacotron2 import (
     guided_attention_weights,
     tacotron2_loss,
 )
-from ttskit.models.recurrent import DeferredWeightGradient, lstm_cell
 
 TINY = Tacotron2Config(symbols_embedding=32, encoder_channels=32, attention_rnn=48, decoder_rnn=48, prenet=32,
                        attention=16, location_filters=8, postnet_channels=32, max_decoder_steps=50)
