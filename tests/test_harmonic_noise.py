@@ -20,6 +20,7 @@ from ttskit.config import AudioConfig
 from ttskit.data.frame_pitch import ensure_frame_pitch
 from ttskit.models.harmonic_noise import HarmonicNoiseConfig, HarmonicNoiseGenerator, multi_resolution_stft_loss
 from ttskit.models.vocoder import SourceFilterVocoder
+from ttskit.train.vocoder import prepare_vocoder_run, train_vocoder
 from ttskit.work import frame_pitch_path, load_work_config, read_manifest
 
 runner = CliRunner()
@@ -132,6 +133,37 @@ def test_cli_trains_resumes_and_vocodes(mini_work, tmp_path):
                                  str(run), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert len(sf.read(str(tmp_path / "from_mel.wav"))[0]) == np.load(mel_file).shape[1] * 256
+
+
+ADVERSARIAL = [*TINY, "train.adversarial_weight=1", "train.discriminator_start_step=2",
+               "train.discriminator_channels=4", "train.discriminator_segment_samples=2048"]
+
+
+def test_spectrogram_discriminator_trains_after_its_start_step_and_resumes_exactly(mini_work, tmp_path):
+    """STFT loss alone for two steps, then the discriminator joins; its state is saved, and a run
+    stopped at step 2 and resumed to 4 ends where a straight run to 4 does."""
+    from conftest import assert_same_run
+
+    straight = prepare_vocoder_run(mini_work, tmp_path / "a", model="harmonic-noise", overrides=ADVERSARIAL,
+                                   max_steps=4)
+    train_vocoder(straight, device="cpu")
+    steps = [m for m in metrics(tmp_path / "a") if "stft" in m]
+    assert [m["loss_d"] for m in steps[:2]] == [0, 0] and all(m["loss_d"] > 0 for m in steps[2:])
+    assert all(m["adversarial"] != 0 and m["feature_matching"] > 0 and m["grad_norm_d"] > 0 for m in steps[2:])
+    first = prepare_vocoder_run(mini_work, tmp_path / "b", model="harmonic-noise", overrides=ADVERSARIAL,
+                                max_steps=2)
+    train_vocoder(first, device="cpu")
+    resumed = prepare_vocoder_run(mini_work, tmp_path / "b", overrides=ADVERSARIAL, max_steps=4, resume=True)
+    train_vocoder(resumed, device="cpu")
+    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "step_00000004.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "step_00000004.pt")
+    assert {"discriminator", "optim_d", "sched_d"} <= set(a)
+    for part in ("generator", "discriminator"):
+        assert_same_run(a[part], b[part])
+    # The generator file synthesis loads is the same as without a discriminator: it vocodes.
+    vocoder = load_vocoder(tmp_path / "a", "cpu")
+    mel = torch.from_numpy(np.load(mini_work / "mel" / f"{read_manifest(mini_work, 'val')[0]['id']}.npy"))
+    assert torch.isfinite(vocoder(mel)).all()
 
 
 def test_given_f0_moves_the_output_pitch(mini_work, tmp_path):

@@ -80,6 +80,12 @@ def test_the_cpu_inference_path_equals_the_generator(name, frames):
         expected = generator(mel)
     fast = FastMelGAN(generator)
     assert torch.allclose(fast(mel), expected, atol=1e-5)
+    # bfloat16 from end to end (--precision bf16): its 8-bit mantissa costs some accuracy, not the signal.
+    rough = FastMelGAN(generator, torch.bfloat16)(mel)
+    assert rough.dtype == torch.float32
+    assert 10 * torch.log10(expected.pow(2).sum() / (rough - expected).pow(2).sum()) > 30
+    with torch.no_grad():  # building the fast copies folded the weight norm of copies only
+        assert torch.equal(generator(mel), expected)
 
 
 def test_melgan_trains_adversarially_resumes_and_vocodes(mini_work, tmp_path):
@@ -98,6 +104,11 @@ def test_melgan_trains_adversarially_resumes_and_vocodes(mini_work, tmp_path):
     assert result.exit_code == 0, result.output  # its own family without --model
     vocoder = load_vocoder(run, "cpu")
     assert isinstance(vocoder, NeuralVocoder)
+    rough = load_vocoder(run, "cpu", "bf16")  # --precision bf16: the fast path in bfloat16 throughout
+    assert rough.generator.dtype == torch.bfloat16
+    mel = torch.from_numpy(np.load(mini_work / "mel" / f"{read_manifest(mini_work, 'val')[0]['id']}.npy"))
+    exact, approximate = vocoder(mel), rough(mel)
+    assert approximate.dtype == torch.float32 and 10 * torch.log10(exact.pow(2).sum() / (approximate - exact).pow(2).sum()) > 30
     wav = mini_work / "wav" / f"{read_manifest(mini_work, 'val')[0]['id']}.wav"
     out = tmp_path / "copy.wav"
     result = runner.invoke(app, ["vocode", str(wav), "-o", str(out), "--vocoder", str(run), "--device", "cpu"])

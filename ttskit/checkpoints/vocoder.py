@@ -28,7 +28,7 @@ from ttskit.models.melgan import MelGANConfig, MelGANGenerator
 from ttskit.models.melgan_inference import FastMelGAN
 from ttskit.models.vocoder import NeuralVocoder, SourceFilterVocoder, Vocoder, VocoderError, check_precision
 from ttskit.models.waveglow import WaveGlow, WaveGlowConfig, WaveGlowSynthesis
-from ttskit.runtime import InferencePrecision, default_device
+from ttskit.runtime import InferencePrecision, default_device, inference_dtype
 
 
 def _build_hifigan(model: dict[str, Any], audio: AudioConfig, source: str) -> Generator:
@@ -130,7 +130,8 @@ def load_vocoder(path: Path | str, device: str | Any | None = None,
         return SourceFilterVocoder(generator, audio, str(resolved), device, (float(fmin), float(fmax)), precision)
     if isinstance(generator, MelGANGenerator):
         module = _frozen(generator.remove_weight_norm(), device)
-        fast = FastMelGAN(module) if device.type == "cpu" else module  # same output, ~1.5x faster on a CPU
+        # The same output, ~1.5x faster on a CPU; in bfloat16 from end to end with --precision bf16.
+        fast = FastMelGAN(module, inference_dtype(precision) or torch.float32) if device.type == "cpu" else module
         return NeuralVocoder(fast, audio, str(resolved), device, precision, notes)
     if isinstance(generator, WaveGlow):
         synthesis = WaveGlowSynthesis(_frozen(generator.remove_weight_norm(), device)).to(device)

@@ -18,7 +18,6 @@ mel and the wave within float tolerance. `--quantize` stores the acoustic graph'
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -43,6 +42,7 @@ from ttskit.models.melgan import MelGANGenerator
 from ttskit.models.tacotron2 import Tacotron2
 from ttskit.models.vocoder import GRIFFIN_LIM
 from ttskit.models.waveglow import WaveGlow
+from ttskit.models.weight_norm import folded_copy
 from ttskit.synthesis.engines import acoustic_graph
 from ttskit.synthesis.onnx_backend import ACOUSTIC_INPUTS, ACOUSTIC_OUTPUTS, INSTALL_HINT, session
 from ttskit.synthesis.voices import ONNX_VOICE_FILE, ONNX_VOICE_FORMAT, Voice
@@ -101,11 +101,11 @@ def _vocoder_graph(vocoder: Path) -> tuple[nn.Module, Any, dict[str, Any]]:
     if isinstance(generator, Generator):
         described = {"architecture": "hifigan", "uses_f0": False, "config": config_to_dict(generator.config),
                      "step": state.get("step")}
-        return WaveGraph(copy.deepcopy(generator).remove_weight_norm()), audio, described
+        return WaveGraph(folded_copy(generator)), audio, described
     if isinstance(generator, MelGANGenerator):  # multi-band: the PQMF synthesis is part of the graph
         described = {"architecture": "melgan", "uses_f0": False, "config": config_to_dict(generator.config),
                      "step": state.get("step")}
-        return WaveGraph(copy.deepcopy(generator).remove_weight_norm()), audio, described
+        return WaveGraph(folded_copy(generator)), audio, described
     why = " (WaveGlow draws its noise inside the flow)" if isinstance(generator, WaveGlow) else ""
     raise ExportError(f"{resolved}: no ONNX export for a {type(generator).__name__} vocoder yet{why}")
 

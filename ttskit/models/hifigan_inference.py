@@ -19,7 +19,6 @@ the output equals `Generator.forward` up to float rounding (tests hold it to 1e-
 
 from __future__ import annotations
 
-import copy
 import math
 
 import torch
@@ -27,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ttskit.models.hifigan import LRELU_SLOPE, OUTPUT_LRELU_SLOPE, Generator, ResBlock1
+from ttskit.models.weight_norm import folded_copy
 
 CHANNELS_LAST = torch.channels_last
 
@@ -110,7 +110,7 @@ class FastGenerator(nn.Module):
 
     def __init__(self, generator: Generator) -> None:
         super().__init__()
-        source = copy.deepcopy(generator).remove_weight_norm() if generator.has_weight_norm() else generator
+        source = folded_copy(generator) if generator.has_weight_norm() else generator
         config = source.config
         self.hop_length = config.hop_length
         self.n_mels = source.n_mels

@@ -14,14 +14,28 @@ its 1x1 shortcut are two matrix products accumulated into one buffer. The output
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ttskit.models.hifigan_inference import CHANNELS_LAST, _as_2d, _Upsample
 from ttskit.models.melgan import SLOPE, MelGANGenerator, ResidualStack
+from ttskit.models.weight_norm import folded_copy
+
+
+def reflect(x: torch.Tensor, pad: int) -> torch.Tensor:
+    """`F.pad(x, (0, 0, pad, pad), mode="reflect")` for (B, C, L, 1) channels-last x, as one
+    concatenation: 2-5x faster than the reflection-pad kernel on such tensors (measured on 2 cores)."""
+    return torch.cat([x[:, :, 1:pad + 1].flip(2), x, x[:, :, -pad - 1:-1].flip(2)], 2)
+
+
+def _cast_tensors(layer: object, dtype: torch.dtype) -> None:
+    """Every tensor attribute of one of the layers below, in `dtype`."""
+    for name, value in vars(layer).items():
+        if isinstance(value, torch.Tensor):
+            setattr(layer, name, value.to(dtype))
+        elif isinstance(value, _ValidConv):  # a residual stack's dilated convolution
+            _cast_tensors(value, dtype)
 
 
 class _ValidConv:
@@ -36,7 +50,7 @@ class _ValidConv:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         batch, channels, length, _ = x.shape
         if self.pad:
-            x = F.pad(x, (0, 0, self.pad, self.pad), mode="reflect")
+            x = reflect(x, self.pad)
         d = self.dilation
         if d == 1:
             return F.conv2d(x, self.weight, self.bias)
@@ -72,11 +86,17 @@ class _Stack:
 
 
 class FastMelGAN(nn.Module):
-    """Inference-only copy of a `MelGANGenerator`: mel (B, n_mels, T) -> wave (B, 1, T * hop)."""
+    """Inference-only copy of a `MelGANGenerator`: mel (B, n_mels, T) -> wave (B, 1, T * hop).
 
-    def __init__(self, generator: MelGANGenerator) -> None:
+    `dtype` is the arithmetic of the convolutions: float32, or bfloat16 (`--precision bf16`),
+    whose weights are cast here once and whose activations stay bfloat16 from the first layer to
+    the last (autocast would cast every weight on every call and the activations between the
+    layers it does not list); the PQMF synthesis runs in float32."""
+
+    def __init__(self, generator: MelGANGenerator, dtype: torch.dtype = torch.float32) -> None:
         super().__init__()
-        source = copy.deepcopy(generator).remove_weight_norm()
+        self.dtype = dtype
+        source = folded_copy(generator)
         layers = list(source.layers)
         self.config = source.config
         self.first = _ValidConv(layers[1], layers[0].padding[0])
@@ -88,14 +108,16 @@ class FastMelGAN(nn.Module):
                 self.stages[-1][1].append(_Stack(layer))
         self.last = _ValidConv(layers[-2], layers[-3].padding[0])
         self.pqmf = source.pqmf
+        for layer in [self.first, self.last, *(part for up, stacks in self.stages for part in (up, *stacks))]:
+            _cast_tensors(layer, dtype)
 
     @torch.inference_mode()
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        x = self.first(mel.unsqueeze(-1).contiguous(memory_format=CHANNELS_LAST))
+        x = self.first(mel.to(self.dtype).unsqueeze(-1).contiguous(memory_format=CHANNELS_LAST))
         for upsample, stacks in self.stages:
             length = x.shape[2]
             x, _ = upsample(F.leaky_relu(x, SLOPE), length)
             for stack in stacks:
                 x = stack(x)
-        x = torch.tanh(self.last(F.leaky_relu(x, SLOPE))).squeeze(-1).contiguous()
+        x = torch.tanh(self.last(F.leaky_relu(x, SLOPE)).float()).squeeze(-1).contiguous()
         return self.pqmf.synthesis(x) if self.pqmf is not None else x

@@ -70,6 +70,8 @@ class VocoderRunConfig:
 
 @dataclass(frozen=True)
 class HarmonicNoiseTrainConfig(SegmentTrainConfig):
+    pinned_on_resume: ClassVar[tuple[str, ...]] = (*SegmentTrainConfig.pinned_on_resume, "discriminator_channels")
+
     # Measured on 2 CPU cores (docs/vocoder-candidates.md): small batches of short segments and a
     # high rate reach the copy-synthesis goals in minutes; a step costs ~0.08 s.
     batch_size: int = 8
@@ -78,10 +80,33 @@ class HarmonicNoiseTrainConfig(SegmentTrainConfig):
     # The pitch head (F0 and voicing from the mel) against YIN's tracks, beside the STFT loss.
     pitch_loss_weight: float = 1.0
     num_workers: int = 1
+    # Adversarial training against a light multi-resolution spectrogram discriminator
+    # (`ttskit.models.spectral_discriminator`), off by default (weight 0): the STFT loss alone gets
+    # the words and the pitch; the discriminator is for the noise and timbre it averages away,
+    # usually as a fine-tuning stage (`--init` a trained run) once the STFT loss has done its work.
+    adversarial_weight: float = 0.0
+    feature_loss_weight: float = 2.0
+    discriminator_start_step: int = 0
+    discriminator_channels: int = 16
+    discriminator_learning_rate: float = 5e-4
+    # The discriminator judges one random window of each segment (the same for recorded and
+    # generated): its cost grows with the samples it sees, the generator's STFT loss sees them all.
+    discriminator_segment_samples: int = 4096
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.pitch_loss_weight >= 0, "train.pitch_loss_weight", "must be >= 0")
+        require(self.adversarial_weight >= 0, "train.adversarial_weight", "must be >= 0")
+        require(self.feature_loss_weight >= 0, "train.feature_loss_weight", "must be >= 0")
+        require(self.discriminator_start_step >= 0, "train.discriminator_start_step", "must be >= 0")
+        require(self.discriminator_channels >= 1, "train.discriminator_channels", "must be at least 1")
+        require(self.discriminator_segment_samples >= 2048, "train.discriminator_segment_samples",
+                "must be at least 2048 (one window of the longest STFT)")
+        require(self.discriminator_learning_rate > 0, "train.discriminator_learning_rate", "must be positive")
+
+    @property
+    def adversarial(self) -> bool:
+        return self.adversarial_weight > 0
 
 
 @dataclass(frozen=True)
