@@ -31,8 +31,9 @@ HELD_OUT = [
     "No, I said he was shot in the lumbar region.",
     "Washing your car to make it rain doesn't work.",
 ]
-# Measured on the shipped voice (2026-12-02): 11 word errors in these 57 words (19.3 %); the bound
-# leaves room for 9 more (a broken front end or mismatched weights gives 60-100 %).
+# Measured on the shipped voice (2026-12-06, the annealed vocoder): 7-8 word errors in these 57
+# words in three runs (the noise branch draws new noise each time; 11 with the vocoder before it);
+# the bound leaves room for 12 more (a broken front end or mismatched weights gives 60-100 %).
 WER_BOUND = 0.35
 
 

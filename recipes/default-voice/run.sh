@@ -16,6 +16,8 @@ PIPER_PYTHON=${PIPER_PYTHON:?set PIPER_PYTHON to a Python with piper-tts and joe
 TRAIN_LINES=${TRAIN_LINES:-2000}        # sentences.txt lines 1..TRAIN_LINES (of the training lines 1-10,000)
 ACOUSTIC_STEPS=${ACOUSTIC_STEPS:-5400}
 VOCODER_STEPS=${VOCODER_STEPS:-12000}
+ANNEAL_STEPS=${ANNEAL_STEPS:-4000}      # the vocoder again from its last generator at ANNEAL_RATE (0: no anneal)
+ANNEAL_RATE=${ANNEAL_RATE:-1e-4}
 MAKE_CORPUS="$SHARED/corpus/make_corpus.py"
 [ -f "$MAKE_CORPUS" ] || { echo "no $MAKE_CORPUS: set SHARED" >&2; exit 2; }
 (( TRAIN_LINES <= 10000 )) || { echo "TRAIN_LINES must stay within the training lines 1-10,000" >&2; exit 2; }
@@ -49,13 +51,25 @@ acoustic_pid=$!
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ttskit train-vocoder work -o vocoder --model harmonic-noise --device cpu \
     --max-steps "$VOCODER_STEPS" --set train.checkpoint_every=2000 --set train.val_every=2000 \
     --set train.num_workers=0 "${resume_vocoder[@]}" > vocoder.log 2>&1 || { echo "train-vocoder failed: see $OUT/vocoder.log" >&2; exit 1; }
+VOCODER="vocoder/checkpoints/generator_$(printf %08d "$VOCODER_STEPS").pt"
+if (( ANNEAL_STEPS > 0 )); then
+    # The constant rate that gets the vocoder there fast leaves it noisy (its validation loss
+    # wanders by 10 % from one check to the next); a short second run from its last generator at a
+    # lower rate settles it (docs/vocoder-candidates.md has the comparison).
+    stage "anneal the vocoder: $ANNEAL_STEPS steps at $ANNEAL_RATE from its last generator, still beside train-acoustic"
+    resume_anneal=(--init "$VOCODER"); [ -d vocoder-anneal/checkpoints ] && resume_anneal=(--resume)
+    OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ttskit train-vocoder work -o vocoder-anneal --model harmonic-noise --device cpu \
+        --max-steps "$ANNEAL_STEPS" --set train.learning_rate="$ANNEAL_RATE" --set train.checkpoint_every=1000 \
+        --set train.val_every=1000 --set train.num_workers=0 "${resume_anneal[@]}" > vocoder-anneal.log 2>&1 \
+        || { echo "train-vocoder (anneal) failed: see $OUT/vocoder-anneal.log" >&2; exit 1; }
+    VOCODER="vocoder-anneal/checkpoints/generator_$(printf %08d "$ANNEAL_STEPS").pt"
+fi
 stage "train-acoustic alone to step $ACOUSTIC_STEPS, both cores"
 kill -INT "$acoustic_pid" 2>/dev/null || true  # it saves its step and exits (or has finished already)
 wait "$acoustic_pid" || true
 ttskit train-acoustic work -o acoustic --device cpu --max-steps "$ACOUSTIC_STEPS" --resume >> acoustic.log 2>&1 \
     || { echo "train-acoustic failed: see $OUT/acoustic.log" >&2; exit 1; }
 ACOUSTIC="acoustic/checkpoints/step_$(printf %08d "$ACOUSTIC_STEPS").pt"
-VOCODER="vocoder/checkpoints/generator_$(printf %08d "$VOCODER_STEPS").pt"
 
 stage "eval on the held-out sentences: the recordings, copy-synthesis, the whole voice"
 ttskit eval --ref heldout/metadata.csv --hyp heldout/wavs --json eval_recordings.json
@@ -69,7 +83,7 @@ ttskit pack-voice "$ACOUSTIC" "$VOCODER" -o voice --name joe \
     --description "US English male (Piper's en_US-joe-medium as the reader), trained on 2 CPU cores by ttskit" \
     --licence "CC0-1.0 (the weights)" \
     --data "sentences.txt lines 1-$TRAIN_LINES read by Piper en_US-joe-medium (a VITS voice trained on CC0 recordings of a US male), 22050 Hz" \
-    --training "PIPER_PYTHON=... bash recipes/default-voice/run.sh (ACOUSTIC_STEPS=$ACOUSTIC_STEPS VOCODER_STEPS=$VOCODER_STEPS)" \
+    --training "PIPER_PYTHON=... bash recipes/default-voice/run.sh (ACOUSTIC_STEPS=$ACOUSTIC_STEPS VOCODER_STEPS=$VOCODER_STEPS, then ANNEAL_STEPS=$ANNEAL_STEPS at ANNEAL_RATE=$ANNEAL_RATE)" \
     --scores recordings=eval_recordings.json --scores copy-synthesis=eval_copy.json --scores voice=eval_voice.json \
     --scores-note "100 held-out sentences (sentences.txt lines 10,001-10,100, never trained on) read by the same Piper voice; WER by pocketsphinx, MOS predicted by DistillMOS"
 stage "done: $OUT/voice (copy it to ttskit/voices/joe to ship it)"
