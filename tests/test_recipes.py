@@ -75,7 +75,8 @@ def test_recipe_runs_end_to_end(name, tmp_path, mini_corpus):
 def test_fine_tune_recipe_measures_the_curve(tmp_path, mini_corpus):
     """recipes/fine-tune on a corpus brought along: two timed segments (the second a --resume),
     each scored on held-out clips, each model scored alone after the last (DIAGNOSE=1), the
-    trainings' extra options passed on, and tools/fine_tune_curve.py tables and draws the result."""
+    trainings' extra options passed on, the vocoder annealed from ANNEAL_FROM within the second
+    segment, and tools/fine_tune_curve.py tables and draws the result."""
     out = tmp_path / "ft"
     lj_corpus(out / "corpus", mini_corpus, 10)
     held_out = (mini_corpus / "metadata.csv").read_text().splitlines()[-3:]
@@ -84,14 +85,15 @@ def test_fine_tune_recipe_measures_the_curve(tmp_path, mini_corpus):
         shutil.copy(mini_corpus / "wavs" / f"{line.split('|')[0]}.flac", out / "heldout" / "wavs")
     (out / "heldout" / "metadata.csv").write_text("\n".join(held_out) + "\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "CLIPS": "10", "HELDOUT": "3", "CHECK_MINUTES": "0.4 0.7", "SHARED": str(tmp_path / "no-shared"), "DIAGNOSE": "1",
+           "CLIPS": "10", "HELDOUT": "3", "CHECK_MINUTES": "0.4 0.9", "ANNEAL_FROM": "0.6", "ANNEAL_RATE": "2e-4", "SHARED": str(tmp_path / "no-shared"), "DIAGNOSE": "1",
            "ACOUSTIC_OPTIONS": "--set train.learning_rate=7e-4", "VOCODER_OPTIONS": "--set train.pitch_loss_weight=0.5"}
     result = subprocess.run(["bash", str(RECIPES / "fine-tune" / "run.sh"), str(out)], env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "resuming from" in (out / "acoustic_10.log").read_text()  # the second segment continued
-    assert "fine-tuning" in (out / "vocoder_10.log").read_text()
-    for minutes in ("0.4", "0.7"):
+    vocoder_log = (out / "vocoder_10.log").read_text()
+    assert "fine-tuning" in vocoder_log and "learning rate 0.001 -> 0.0002" in vocoder_log  # the anneal
+    for minutes in ("0.4", "0.9"):
         scores = json.loads((out / f"eval_10_{minutes}min.json").read_text())
         assert [row["id"] for row in scores["utterances"]] == sorted(line.split("|")[0] for line in held_out)
         assert 0 <= scores["summary"]["wer"] <= 2
@@ -99,13 +101,13 @@ def test_fine_tune_recipe_measures_the_curve(tmp_path, mini_corpus):
     assert yaml.safe_load((out / "acoustic_10" / "config.yaml").read_text())["train"]["learning_rate"] == 7e-4
     assert yaml.safe_load((out / "vocoder_10" / "config.yaml").read_text())["train"]["pitch_loss_weight"] == 0.5
     for alone in ("griffin-lim", "copy"):
-        assert len(json.loads((out / f"eval_10_0.7min_{alone}.json").read_text())["utterances"]) == 3
+        assert len(json.loads((out / f"eval_10_0.9min_{alone}.json").read_text())["utterances"]) == 3
 
     curve = subprocess.run([sys.executable, str(RECIPES.parent / "tools" / "fine_tune_curve.py"), str(out),
                             "--plot", str(tmp_path / "curve.png")], capture_output=True, text=True, timeout=120)
     assert curve.returncode == 0, curve.stderr
     rows = [line for line in curve.stdout.splitlines() if line.startswith("| 10 clips,")]
-    assert [row.split("|")[2].strip() for row in rows] == ["0.4", "0.7"]
-    alone = [line.split("|")[3].strip() for line in curve.stdout.splitlines() if line.startswith("| 10 clips | 0.7 |")]
+    assert [row.split("|")[2].strip() for row in rows] == ["0.4", "0.9"]
+    alone = [line.split("|")[3].strip() for line in curve.stdout.splitlines() if line.startswith("| 10 clips | 0.9 |")]
     assert alone == ["acoustic model through Griffin-Lim", "vocoder, copy-synthesis"]
     assert (tmp_path / "curve.png").stat().st_size > 10_000

@@ -16,7 +16,7 @@
 # FastSpeech2 `small` and a harmonic-noise vocoder: the baseline that shows what --init buys).
 # VOICE: a make_corpus.py voice (hts-slt: festival's HTS US female). SHARED: the folder holding
 # corpus/make_corpus.py. HELDOUT: held-out sentences (50). ACOUSTIC_OPTIONS, VOCODER_OPTIONS: more
-# options for each training (e.g. "--set train.learning_rate=1e-3"). DIAGNOSE=1: after the last
+# options for each training (e.g. "--set train.learning_rate=1e-3"). ANNEAL_FROM, ANNEAL_RATE: below. DIAGNOSE=1: after the last
 # segment, also score each model alone (the acoustic model through Griffin-Lim, the vocoder by
 # copy-synthesis of the held-out recordings). Every stage is rerunnable: complete corpora and
 # evaluations are kept, trainings continue from their last checkpoint.
@@ -33,6 +33,11 @@ CHECK_MINUTES=${CHECK_MINUTES:-"5 10 20"}   # cumulative wall-clock minutes (fra
 read -r -a acoustic_options <<< "${ACOUSTIC_OPTIONS:-}"
 read -r -a vocoder_options <<< "${VOCODER_OPTIONS:-}"
 DIAGNOSE=${DIAGNOSE:-0}
+# ANNEAL_FROM: from this wall-clock minute on the vocoder trains at ANNEAL_RATE (--resume with the
+# new rate; 0, the default: no anneal). Measured (README): it makes copy-synthesis of the new voice
+# better but not the pair's synthesis from text, so it is off unless asked for.
+ANNEAL_FROM=${ANNEAL_FROM:-0}
+ANNEAL_RATE=${ANNEAL_RATE:-1e-4}
 MAKE_CORPUS="$SHARED/corpus/make_corpus.py"
 case "$INIT" in
     default) start_acoustic=(--init default); start_vocoder=(--init default) ;;
@@ -70,20 +75,28 @@ for clips in $CLIPS; do
     trained=0
     for minutes in $CHECK_MINUTES; do
         scores="eval_${clips}_${minutes}min.json"
-        seconds=$(awk "BEGIN { print int(($minutes - $trained) * 60 + 0.5) }"); trained=$minutes
+        seconds=$(awk "BEGIN { print int(($minutes - $trained) * 60 + 0.5) }")
+        # The vocoder's part of this segment before the anneal starts, and after it (seconds).
+        before=$(awk "BEGIN { a = $ANNEAL_FROM; if (a <= 0 || a >= $minutes) a = $minutes; if (a < $trained) a = $trained;
+                              print int((a - $trained) * 60 + 0.5) }")
+        after=$(( seconds - before )); trained=$minutes
         [ -f "$scores" ] && continue
         stage "$clips clips: fine-tune to minute $minutes (acoustic and vocoder side by side, one core each)"
         resume_acoustic=("${start_acoustic[@]}"); [ -d "acoustic_$clips/checkpoints" ] && resume_acoustic=(--resume)
-        resume_vocoder=("${start_vocoder[@]}"); [ -d "vocoder_$clips/checkpoints" ] && resume_vocoder=(--resume)
         # timeout sends SIGINT: each trainer saves the step it reached and exits (status 124 then).
         OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 timeout -s INT "$seconds" ttskit train-acoustic "work_$clips" \
             -o "acoustic_$clips" --device cpu --max-steps 1000000 --set train.log_every=50 \
             "${resume_acoustic[@]}" ${acoustic_options[@]+"${acoustic_options[@]}"} >> "acoustic_$clips.log" 2>&1 &
         acoustic_pid=$!
-        OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 timeout -s INT "$seconds" ttskit train-vocoder "work_$clips" \
-            -o "vocoder_$clips" --device cpu --max-steps 1000000 --set train.num_workers=0 \
-            --set train.val_every=1000000 "${resume_vocoder[@]}" ${vocoder_options[@]+"${vocoder_options[@]}"} \
-            >> "vocoder_$clips.log" 2>&1 || (( $? == 124 ))
+        for part in before after; do
+            (( ${!part} > 0 )) || continue
+            resume_vocoder=("${start_vocoder[@]}"); [ -d "vocoder_$clips/checkpoints" ] && resume_vocoder=(--resume)
+            rate=(); [ "$part" = after ] && rate=(--set "train.learning_rate=$ANNEAL_RATE")
+            OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 timeout -s INT "${!part}" ttskit train-vocoder "work_$clips" \
+                -o "vocoder_$clips" --device cpu --max-steps 1000000 --set train.num_workers=0 \
+                --set train.val_every=1000000 "${resume_vocoder[@]}" ${vocoder_options[@]+"${vocoder_options[@]}"} \
+                ${rate[@]+"${rate[@]}"} >> "vocoder_$clips.log" 2>&1 || (( $? == 124 ))
+        done
         wait "$acoustic_pid" || (( $? == 124 ))
         acoustic=$(newest "acoustic_$clips"/checkpoints/step_*.pt)
         vocoder=$(newest "vocoder_$clips"/checkpoints/generator_*.pt)
