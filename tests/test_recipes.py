@@ -85,7 +85,8 @@ def test_fine_tune_recipe_measures_the_curve(tmp_path, mini_corpus):
         shutil.copy(mini_corpus / "wavs" / f"{line.split('|')[0]}.flac", out / "heldout" / "wavs")
     (out / "heldout" / "metadata.csv").write_text("\n".join(held_out) + "\n")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "CLIPS": "10", "HELDOUT": "3", "CHECK_MINUTES": "0.4 0.9", "ANNEAL_FROM": "0.6", "ANNEAL_RATE": "2e-4", "SHARED": str(tmp_path / "no-shared"), "DIAGNOSE": "1",
+           "CLIPS": "10", "HELDOUT": "3", "CHECK_MINUTES": "0.4 0.9",
+           "ANNEAL_FROM": "0.6", "ANNEAL_RATE": "2e-4", "SHARED": str(tmp_path / "no-shared"), "DIAGNOSE": "1",
            "ACOUSTIC_OPTIONS": "--set train.learning_rate=7e-4", "VOCODER_OPTIONS": "--set train.pitch_loss_weight=0.5"}
     result = subprocess.run(["bash", str(RECIPES / "fine-tune" / "run.sh"), str(out)], env=env,
                             capture_output=True, text=True, timeout=600)
