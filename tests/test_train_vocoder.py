@@ -105,6 +105,37 @@ def test_two_gloo_ranks_stay_in_sync_on_disjoint_data(mini_work, tmp_path):
                                           overrides=[*TINY, "train.batch_size=3"], max_steps=1), gpus=2, device="cpu")
 
 
+COMMON_TINY = ["train.segment_samples=2048", "train.batch_size=2", "train.log_every=1", "train.checkpoint_every=2",
+               "train.val_every=2", "train.val_utterances=1", "train.num_workers=0"]
+FAMILY_TINY = {
+    "mb-melgan": ["model.channels=32", "model.stacks=1", "train.discriminator_max_channels=32",
+                  "train.discriminator_start_step=1"],
+    "waveglow": ["model.flows=4", "model.early_every=2", "model.layers=2", "model.channels=16"],
+    "harmonic-noise": ["model.channels=32", "model.layers=2", "model.harmonics=40", "model.pitch_channels=16",
+                       "model.pitch_layers=1", "train.adversarial_weight=1", "train.discriminator_channels=4",
+                       "train.discriminator_segment_samples=2048"],
+}
+
+
+@pytest.mark.parametrize("model", sorted(FAMILY_TINY))
+def test_every_family_trains_on_gta_mels_over_two_gloo_ranks(mini_work, tmp_path, model):
+    """The skeleton's options reach the later families too: --gta and --gpus 2 (gloo on the CPU),
+    with the discriminators (multi-band MelGAN's from step 1, harmonic-noise's spectrogram one)."""
+    work = tmp_path / "work"
+    shutil.copytree(mini_work, work)
+    (work / "gta").mkdir(exist_ok=True)
+    for mel in (work / "mel").glob("*.npy"):  # stand-in teacher-forced mels: the recorded ones, shifted
+        np.save(work / "gta" / mel.name, np.load(mel) + 0.1)
+    job = prepare_vocoder_run(work, tmp_path / "run", model=model, overrides=[*COMMON_TINY, *FAMILY_TINY[model]],
+                              max_steps=2, gta=True)
+    summary = train_vocoder(job, gpus=2, device="cpu")
+    assert summary["world_size"] == 2 and summary["step"] == 2 and summary["ranks_in_sync"] is True
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "generator_00000002.pt")["gta"] is True
+    if model != "waveglow":
+        assert {"discriminator", "optim_d"} <= set(load_checkpoint(tmp_path / "run" / "checkpoints" /
+                                                                   "step_00000002.pt"))
+
+
 def test_gta_fine_tuning_from_a_jik876_checkpoint(mini_work, tmp_path):
     work = tmp_path / "work"
     shutil.copytree(mini_work, work)
