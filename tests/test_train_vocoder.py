@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import assert_same_run
+from conftest import assert_same_run, private_work
 from typer.testing import CliRunner
 
 from ttskit.checkpoints import jik876
@@ -105,6 +105,14 @@ def test_two_gloo_ranks_stay_in_sync_on_disjoint_data(mini_work, tmp_path):
                                           overrides=[*TINY, "train.batch_size=3"], max_steps=1), gpus=2, device="cpu")
 
 
+def add_stand_in_gta(work):
+    """WORK/gta as `--export-gta` would leave it, with stand-in teacher-forced mels: the recorded ones, shifted."""
+    (work / "gta").mkdir()
+    for mel in (work / "mel").glob("*.npy"):
+        np.save(work / "gta" / mel.name, np.load(mel) + 0.1)
+    return work
+
+
 COMMON_TINY = ["train.segment_samples=2048", "train.batch_size=2", "train.log_every=1", "train.checkpoint_every=2",
                "train.val_every=2", "train.val_utterances=1", "train.num_workers=0"]
 FAMILY_TINY = {
@@ -121,11 +129,7 @@ FAMILY_TINY = {
 def test_every_family_trains_on_gta_mels_over_two_gloo_ranks(mini_work, tmp_path, model):
     """The skeleton's options reach the later families too: --gta and --gpus 2 (gloo on the CPU),
     with the discriminators (multi-band MelGAN's from step 1, harmonic-noise's spectrogram one)."""
-    work = tmp_path / "work"
-    shutil.copytree(mini_work, work)
-    (work / "gta").mkdir(exist_ok=True)
-    for mel in (work / "mel").glob("*.npy"):  # stand-in teacher-forced mels: the recorded ones, shifted
-        np.save(work / "gta" / mel.name, np.load(mel) + 0.1)
+    work = add_stand_in_gta(private_work(mini_work, tmp_path))
     job = prepare_vocoder_run(work, tmp_path / "run", model=model, overrides=[*COMMON_TINY, *FAMILY_TINY[model]],
                               max_steps=2, gta=True)
     summary = train_vocoder(job, gpus=2, device="cpu")
@@ -137,13 +141,10 @@ def test_every_family_trains_on_gta_mels_over_two_gloo_ranks(mini_work, tmp_path
 
 
 def test_gta_fine_tuning_from_a_jik876_checkpoint(mini_work, tmp_path):
-    work = tmp_path / "work"
-    shutil.copytree(mini_work, work)
+    work = private_work(mini_work, tmp_path)
     with pytest.raises(TrainingError, match="--export-gta"):
         prepare_vocoder_run(work, tmp_path / "r0", model="hifigan-v3", overrides=TINY, gta=True)
-    (work / "gta").mkdir()
-    for mel in (work / "mel").glob("*.npy"):  # stand-in teacher-forced mels: the recorded ones, shifted
-        np.save(work / "gta" / mel.name, np.load(mel) + 0.1)
+    add_stand_in_gta(work)
     # A published-style pair: g_ (generator) and do_ (discriminators) in the reference layout.
     job = prepare_vocoder_run(work, tmp_path / "base", model="hifigan-v3", overrides=TINY, max_steps=1)
     train_vocoder(job, device="cpu")
