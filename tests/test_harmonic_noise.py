@@ -184,9 +184,10 @@ def test_given_f0_moves_the_output_pitch(mini_work, tmp_path):
 
 @pytest.mark.parametrize("frames", [1, 2, 37])
 def test_fast_harmonic_sum_equals_the_direct_one(frames):
-    """The inference path (sine recurrence, block-wise amplitude ramps) against sin() of every
-    harmonic with upsampled amplitudes, as training computes it."""
-    from ttskit.models.harmonic_noise import harmonic_sum, upsample
+    """The inference paths (sine recurrence, block-wise amplitude ramps; and the graph runtimes'
+    grouped form, with a group that divides the harmonics, one that does not and one larger than
+    all of them) against sin() of every harmonic with upsampled amplitudes, as training computes it."""
+    from ttskit.models.harmonic_noise import grouped_harmonic_sum, harmonic_sum, upsample
 
     torch.manual_seed(frames)
     generator = HarmonicNoiseGenerator(SMALL, 80, 22050, 256)
@@ -196,4 +197,7 @@ def test_fast_harmonic_sum_equals_the_direct_one(frames):
               * torch.sin(generator.harmonic_numbers[None, :, None] * phase[:, None])).sum(1)
     with torch.no_grad():
         fast = harmonic_sum(amplitudes, phase, 256)
+        grouped = [grouped_harmonic_sum(amplitudes, phase, 256, group) for group in (2, 3, SMALL.harmonics + 1)]
     assert fast.shape == direct.shape and torch.allclose(fast, direct, atol=1e-4)
+    for each in grouped:
+        assert each.shape == direct.shape and torch.allclose(each, direct, atol=1e-4)

@@ -178,7 +178,7 @@ def harmonic_sum(frame_amplitudes: torch.Tensor, phase: torch.Tensor, hop: int) 
     the sum is two broadcast accumulations per harmonic. Blocks start half a hop early (the centre
     of frame 0); the half blocks at both ends hold the edge frames' values, as `upsample` does.
     Agrees with the direct sum to float32 rounding (tested). No length is taken into a Python int,
-    so it also traces with dynamic lengths (`ttskit.models.inference_graph.HarmonicNoiseGraph`)."""
+    so it also traces with dynamic lengths (`grouped_harmonic_sum` is the form graph runtimes run faster)."""
     half = hop // 2
     edges = torch.cat([frame_amplitudes[..., :1], frame_amplitudes, frame_amplitudes[..., -1:]], -1)
     start, slope = edges[..., :-1, None], (edges[..., 1:] - edges[..., :-1])[..., None]  # (B, H, T + 1, 1)
@@ -191,6 +191,51 @@ def harmonic_sum(frame_amplitudes: torch.Tensor, phase: torch.Tensor, hop: int) 
         level.addcmul_(start[:, k], current)
         ramp.addcmul_(slope[:, k], current)
     out = (level + ramp * u).reshape(phase.shape[0], -1)
+    return out[:, half:out.shape[1] - (hop - half)]
+
+
+def _sine_ladder(sin_x: torch.Tensor, cos_x: torch.Tensor, count: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """([sin(k x)], [cos(k x)]) for k = 1..count from sin x and cos x, by the Chebyshev recurrence
+    (f(k x) = 2 cos(x) f((k-1) x) - f((k-2) x)): two products per k instead of a sin() each."""
+    sines, cosines = [sin_x], [cos_x]
+    twice_cos = 2 * cos_x
+    before_sin, before_cos = torch.zeros_like(sin_x), torch.ones_like(cos_x)
+    for _ in range(1, count):
+        sines.append(twice_cos * sines[-1] - before_sin)
+        cosines.append(twice_cos * cosines[-1] - before_cos)
+        before_sin, before_cos = sines[-2], cosines[-2]
+    return sines, cosines
+
+
+def grouped_harmonic_sum(frame_amplitudes: torch.Tensor, phase: torch.Tensor, hop: int, group: int = 10
+                         ) -> torch.Tensor:
+    """`harmonic_sum` with the harmonics in groups of `group`, for graph runtimes (ONNX Runtime):
+    harmonic k = q * group + m + 1 is sin(q G x) cos((m+1) x) + cos(q G x) sin((m+1) x), so within
+    each hop-long block the amplitudes (start + slope * u, as in `harmonic_sum`) meet the first
+    `group` harmonics' sines and cosines in ONE batched matrix product, and the group offsets
+    sin(q G x), cos(q G x) weight its rows. ~60 graph nodes instead of ~600 one-harmonic updates,
+    which a graph runtime runs as separate passes over the samples (measured on ONNX Runtime, 2
+    threads, 4 s of audio, 100 harmonics: 3-4x faster). Torch's fused in-place updates make
+    `harmonic_sum` the faster one there. Agrees with it to float32 rounding (tested)."""
+    batch, harmonics, _ = frame_amplitudes.shape
+    groups = -(-harmonics // group)
+    amplitudes = F.pad(frame_amplitudes, (0, 0, 0, groups * group - harmonics))  # silent padding harmonics
+    half = hop // 2
+    edges = torch.cat([amplitudes[..., :1], amplitudes, amplitudes[..., -1:]], -1)
+    start, slope = edges[..., :-1], edges[..., 1:] - edges[..., :-1]  # (B, H, T + 1)
+    # (B, T + 1, 2 * groups, group): each block's starts then slopes, a row per group.
+    coefficients = torch.cat([start, slope], 1).reshape(batch, 2 * groups, group, -1).permute(0, 3, 1, 2)
+    blocks = F.pad(phase, (half, hop - half)).reshape(batch, -1, hop)  # (B, T + 1, hop)
+    sines, cosines = _sine_ladder(torch.sin(blocks), torch.cos(blocks), group)
+    first = torch.cat([torch.stack(cosines, 2), torch.stack(sines, 2)], -1)  # (B, T + 1, group, 2 hop)
+    mixed = coefficients @ first  # (B, T + 1, 2 * groups, 2 hop)
+    u = (torch.arange(hop, device=phase.device, dtype=phase.dtype) + 0.5) / hop
+    with_cos = mixed[:, :, :groups, :hop] + u * mixed[:, :, groups:, :hop]  # (B, T + 1, groups, hop)
+    with_sin = mixed[:, :, :groups, hop:] + u * mixed[:, :, groups:, hop:]
+    offset_sines, offset_cosines = _sine_ladder(sines[-1], cosines[-1], groups - 1) if groups > 1 else ([], [])
+    offset_sin = torch.stack([torch.zeros_like(blocks)] + offset_sines, 2)  # sin(q G x), q = 0..groups-1
+    offset_cos = torch.stack([torch.ones_like(blocks)] + offset_cosines, 2)
+    out = (offset_sin * with_cos + offset_cos * with_sin).sum(2).reshape(batch, -1)
     return out[:, half:out.shape[1] - (hop - half)]
 
 

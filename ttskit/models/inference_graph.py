@@ -7,22 +7,23 @@ contour in Hz as an output (0 for a model that predicts no pitch, FastSpeech: th
 estimates it), so a runtime needs nothing but the graph and the front end. The
 torch backend of `Synthesizer` runs this module, and `ttskit export` exports it: both backends
 compute the same thing. `HarmonicNoiseGraph` is the harmonic-plus-noise vocoder's inference with
-its white noise as an input (so two backends can be compared sample for sample) and the STFT
-pair it filters the noise with written as matrix products over hop-sized blocks.
+its white noise as an input (so two backends can be compared sample for sample), the harmonics
+summed in groups (`grouped_harmonic_sum`: a few dozen graph nodes, not one per harmonic) and the
+STFT pair it filters the noise with written as factored DFT products (`graph_dft.RealDFT`) over
+frames cut from hop-sized blocks.
 
 Shapes: B batch, N phonemes, T frames, C channels, M mel bands, S = T * hop samples.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from ttskit.models.fastspeech2 import FastSpeech2
-from ttskit.models.harmonic_noise import LOWEST_F0, HarmonicNoiseGenerator, harmonic_sum
+from ttskit.models.graph_dft import RealDFT
+from ttskit.models.harmonic_noise import LOWEST_F0, HarmonicNoiseGenerator, grouped_harmonic_sum
 
 LOWEST_SPOKEN_F0 = 40.0  # Hz; the acoustic model's contour is clamped here (as synthesis always did)
 F0_SMOOTHING_FRAMES = 5  # a phoneme-level pitch is a staircase; the voice glides between phonemes
@@ -142,9 +143,10 @@ class HarmonicNoiseGraph(nn.Module):
     `HarmonicNoiseGenerator.forward` given the same noise (its noise reflect-padded by half an STFT
     at each end; to float rounding).
 
-    The noise's STFT and inverse STFT (centred, Hann window, the mel hop) are products with
-    fixed DFT matrices over frames cut from hop-sized blocks, which needs the STFT size to be a
-    multiple of the hop (1024 and 256 in every preset)."""
+    The noise's STFT and inverse STFT (centred, Hann window, the mel hop) are factored DFT
+    products (`graph_dft.RealDFT`) over frames cut from hop-sized blocks, which needs the STFT size
+    to be a multiple of the hop (1024 and 256 in every preset); the harmonics are summed in groups
+    (`grouped_harmonic_sum`)."""
 
     def __init__(self, generator: HarmonicNoiseGenerator) -> None:
         super().__init__()
@@ -153,19 +155,9 @@ class HarmonicNoiseGraph(nn.Module):
         if n_fft % hop:
             raise ValueError(f"the noise STFT size {n_fft} is not a multiple of the hop {hop}")
         self.n_fft, self.hop, self.ratio = n_fft, hop, n_fft // hop
-        bins = n_fft // 2 + 1
-        n = torch.arange(n_fft, dtype=torch.float64)
-        k = torch.arange(bins, dtype=torch.float64)
+        self.dft = RealDFT(n_fft)
         window = torch.hann_window(n_fft, dtype=torch.float64)
-        angle = 2 * math.pi * n[:, None] * k[None] / n_fft  # (n_fft, bins)
-        self.register_buffer("analysis", torch.cat([window[:, None] * torch.cos(angle),
-                                                    -window[:, None] * torch.sin(angle)], 1).float(), persistent=False)
-        # Inverse real DFT of a one-sided spectrum: the bins between DC and Nyquist count twice,
-        # and the imaginary parts of those two are ignored, as irfft does.
-        weight = torch.full((bins,), 2.0, dtype=torch.float64)
-        weight[0] = weight[-1] = 1.0
-        synthesis = torch.cat([weight[:, None] * torch.cos(angle.T), -weight[:, None] * torch.sin(angle.T)], 0)
-        self.register_buffer("synthesis", (synthesis * window[None] / n_fft).float(), persistent=False)
+        self.register_buffer("window", window.float(), persistent=False)
         self.register_buffer("window_power", (window ** 2).float(), persistent=False)
         self.eval()
 
@@ -176,17 +168,17 @@ class HarmonicNoiseGraph(nn.Module):
         gain, distribution, noise = g._controls(mel, f0, voiced)
         samples = mel.shape[-1] * self.hop
         phase = g._phase(f0, samples)
-        harmonics = harmonic_sum(distribution * (gain * voiced)[:, None], phase, self.hop)
+        harmonics = grouped_harmonic_sum(distribution * (gain * voiced)[:, None], phase, self.hop)
         return harmonics + self._filtered_noise(white, noise)
 
     def _filtered_noise(self, white: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
         """`white` (B, S + n_fft): the noise with half an STFT of context at each end (where the
         generator reflects its noise at the edges: noise either way, and no minimum length)."""
         half, bins = self.n_fft // 2, self.n_fft // 2 + 1
-        spectrum = _overlapping_frames(white, self.hop, self.ratio) @ self.analysis  # (B, T + 1, 2 * bins)
-        shaped = F.interpolate(response, size=spectrum.shape[1], mode="linear", align_corners=False)
+        real, imaginary = self.dft(_overlapping_frames(white, self.hop, self.ratio) * self.window)  # (B, T + 1, bins)
+        shaped = F.interpolate(response, size=real.shape[1], mode="linear", align_corners=False)
         shaped = F.interpolate(shaped.transpose(1, 2), size=bins, mode="linear", align_corners=True)
-        frames = (spectrum * torch.cat([shaped, shaped], -1)) @ self.synthesis  # (B, T + 1, n_fft), windowed
+        frames = self.dft.inverse(real * shaped, imaginary * shaped) * self.window  # (B, T + 1, n_fft)
         wave = _overlap_add(frames, self.hop, self.ratio)
         envelope = _overlap_add(self.window_power.expand(1, frames.shape[1], -1), self.hop, self.ratio)
         return (wave / envelope.clamp(min=1e-11))[:, half:wave.shape[1] - half]
