@@ -205,7 +205,7 @@ def _check_against_torch(graph: nn.Module, vocoder_graph: nn.Module, probe: tupl
 def _quantize(path: Path) -> None:
     """Dynamic int8 quantisation of the acoustic graph's weights (convolutions and matrix
     products), in place: the file shrinks ~3.6x. The vocoder keeps float32: the
-    harmonic-plus-noise graph's largest matrices are its exact DFT, and int8 there is audible."""
+    harmonic-plus-noise graph's matrix products include its DFT stages, and int8 there is audible."""
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
