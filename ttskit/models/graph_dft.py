@@ -41,9 +41,11 @@ class RealDFT(nn.Module):
         self.forward_k2 = -(-self.bins // n1)
         first = _angles(n1, n1, n1)  # (k1, n1)
         self._buffer("forward_first", torch.cat([torch.cos(first), -torch.sin(first)], 0))  # (2 N1, N1)
-        twiddle = _angles(n1, n2, n)  # (k1, n2)
-        self._buffer("forward_twiddle_cos", torch.cos(twiddle))
-        self._buffer("forward_twiddle_sin", torch.sin(twiddle))
+        # Both directions twiddle by the angle 2 pi a b / N over an (N1, N2) grid: (k1, n2) forward
+        # with its minus sign, (n1, k2) inverse with its plus sign.
+        twiddle = _angles(n1, n2, n)
+        self._buffer("twiddle_cos", torch.cos(twiddle))
+        self._buffer("twiddle_sin", torch.sin(twiddle))
         second = _angles(n2, self.forward_k2, n2)  # (n2, k2)
         cos, sin = torch.cos(second), torch.sin(second)
         self._buffer("forward_second", torch.cat([torch.cat([cos, -sin], 1), torch.cat([sin, cos], 1)], 0))
@@ -61,9 +63,6 @@ class RealDFT(nn.Module):
         first = _angles(n1, self.inverse_k1, n1)  # (n1, k1)
         cos, sin = torch.cos(first), torch.sin(first)
         self._buffer("inverse_first", torch.cat([torch.cat([cos, -sin], 1), torch.cat([sin, cos], 1)], 0))
-        twiddle = _angles(n1, n2, n)  # (n1, k2)
-        self._buffer("inverse_twiddle_cos", torch.cos(twiddle))
-        self._buffer("inverse_twiddle_sin", torch.sin(twiddle))
         second = _angles(n2, n2, n2)  # (k2, n2)
         self._buffer("inverse_second", torch.cat([torch.cos(second), -torch.sin(second)], 0))  # (2 N2, N2)
 
@@ -75,7 +74,7 @@ class RealDFT(nn.Module):
         grid = signal.reshape(*lead, self.n1, self.n2)  # [n1, n2]
         stage = self.forward_first @ grid  # (..., 2 N1, N2): [k1, n2], real rows then imaginary
         real, imaginary = stage[..., :self.n1, :], stage[..., self.n1:, :]
-        c, s = self.forward_twiddle_cos, self.forward_twiddle_sin  # times exp(-i 2 pi n2 k1 / N)
+        c, s = self.twiddle_cos, self.twiddle_sin  # times exp(-i 2 pi n2 k1 / N)
         twisted = torch.cat([real * c + imaginary * s, imaginary * c - real * s], -1)  # (..., N1, 2 N2)
         spectrum = (twisted @ self.forward_second).reshape(*lead, self.n1, 2, self.forward_k2)  # [k1, part, k2]
         rank = spectrum.dim()  # (positive axes: the ONNX exporter writes a negative one into Transpose as is)
@@ -91,7 +90,7 @@ class RealDFT(nn.Module):
         parts = (parts * self.inverse_weight).reshape(*lead, 2 * self.inverse_k1, self.n2)  # [part k1, k2]
         stage = self.inverse_first @ parts  # (..., 2 N1, N2): [n1, k2], real rows then imaginary
         real, imaginary = stage[..., :self.n1, :], stage[..., self.n1:, :]
-        c, s = self.inverse_twiddle_cos, self.inverse_twiddle_sin  # times exp(+i 2 pi n1 k2 / N)
+        c, s = self.twiddle_cos, self.twiddle_sin  # times exp(+i 2 pi n1 k2 / N)
         twisted = torch.cat([real * c - imaginary * s, real * s + imaginary * c], -1)  # (..., N1, 2 N2)
         wave = twisted @ self.inverse_second  # (..., N1, N2): the real part, [n1, n2]
         return wave.transpose(wave.dim() - 1, wave.dim() - 2).reshape(*lead, self.n)

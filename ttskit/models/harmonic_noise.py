@@ -175,22 +175,37 @@ def harmonic_sum(frame_amplitudes: torch.Tensor, phase: torch.Tensor, hop: int) 
 
     sin(k x) follows from the two before it (sin(k x) = 2 cos(x) sin((k-1) x) - sin((k-2) x)),
     and within each hop-long block between two frame centres an amplitude is start + slope * u, so
-    the sum is two broadcast accumulations per harmonic. Blocks start half a hop early (the centre
-    of frame 0); the half blocks at both ends hold the edge frames' values, as `upsample` does.
+    the sum is two broadcast accumulations per harmonic (the blocks: `_amplitude_blocks`).
     Agrees with the direct sum to float32 rounding (tested). No length is taken into a Python int,
     so it also traces with dynamic lengths (`grouped_harmonic_sum` is the form graph runtimes run faster)."""
-    half = hop // 2
-    edges = torch.cat([frame_amplitudes[..., :1], frame_amplitudes, frame_amplitudes[..., -1:]], -1)
-    start, slope = edges[..., :-1, None], (edges[..., 1:] - edges[..., :-1])[..., None]  # (B, H, T + 1, 1)
-    blocks = F.pad(phase, (half, hop - half)).reshape(phase.shape[0], -1, hop)  # (B, T + 1, hop)
-    u = (torch.arange(hop, device=phase.device, dtype=phase.dtype) + 0.5) / hop
+    start, slope, blocks, u = _amplitude_blocks(frame_amplitudes, phase, hop)
+    start, slope = start[..., None], slope[..., None]  # (B, H, T + 1, 1)
     previous, current, twice_cos = torch.zeros_like(blocks), torch.sin(blocks), 2 * torch.cos(blocks)
     level, ramp = start[:, 0] * current, slope[:, 0] * current
     for k in range(1, frame_amplitudes.shape[1]):
         previous, current = current, twice_cos * current - previous
         level.addcmul_(start[:, k], current)
         ramp.addcmul_(slope[:, k], current)
-    out = (level + ramp * u).reshape(phase.shape[0], -1)
+    return _unblock(level + ramp * u, hop)
+
+
+def _amplitude_blocks(frame_amplitudes: torch.Tensor, phase: torch.Tensor, hop: int
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The hop-long blocks between frame centres that both harmonic sums work in: (start (B, H, T + 1),
+    slope (B, H, T + 1), phase blocks (B, T + 1, hop), u (hop,)), so that within block b the
+    amplitude at sample j is start[b] + slope[b] * u[j]. Blocks start half a hop early (the centre
+    of frame 0); the half blocks at both ends hold the edge frames' values, as `upsample` does."""
+    half = hop // 2
+    edges = torch.cat([frame_amplitudes[..., :1], frame_amplitudes, frame_amplitudes[..., -1:]], -1)
+    blocks = F.pad(phase, (half, hop - half)).reshape(phase.shape[0], -1, hop)
+    u = (torch.arange(hop, device=phase.device, dtype=phase.dtype) + 0.5) / hop
+    return edges[..., :-1], edges[..., 1:] - edges[..., :-1], blocks, u
+
+
+def _unblock(blocks: torch.Tensor, hop: int) -> torch.Tensor:
+    """(B, T + 1, hop) blocks -> (B, T * hop) samples: the half blocks at both ends cut off."""
+    half = hop // 2
+    out = blocks.reshape(blocks.shape[0], -1)
     return out[:, half:out.shape[1] - (hop - half)]
 
 
@@ -220,23 +235,18 @@ def grouped_harmonic_sum(frame_amplitudes: torch.Tensor, phase: torch.Tensor, ho
     batch, harmonics, _ = frame_amplitudes.shape
     groups = -(-harmonics // group)
     amplitudes = F.pad(frame_amplitudes, (0, 0, 0, groups * group - harmonics))  # silent padding harmonics
-    half = hop // 2
-    edges = torch.cat([amplitudes[..., :1], amplitudes, amplitudes[..., -1:]], -1)
-    start, slope = edges[..., :-1], edges[..., 1:] - edges[..., :-1]  # (B, H, T + 1)
+    start, slope, blocks, u = _amplitude_blocks(amplitudes, phase, hop)
     # (B, T + 1, 2 * groups, group): each block's starts then slopes, a row per group.
     coefficients = torch.cat([start, slope], 1).reshape(batch, 2 * groups, group, -1).permute(0, 3, 1, 2)
-    blocks = F.pad(phase, (half, hop - half)).reshape(batch, -1, hop)  # (B, T + 1, hop)
     sines, cosines = _sine_ladder(torch.sin(blocks), torch.cos(blocks), group)
     first = torch.cat([torch.stack(cosines, 2), torch.stack(sines, 2)], -1)  # (B, T + 1, group, 2 hop)
     mixed = coefficients @ first  # (B, T + 1, 2 * groups, 2 hop)
-    u = (torch.arange(hop, device=phase.device, dtype=phase.dtype) + 0.5) / hop
     with_cos = mixed[:, :, :groups, :hop] + u * mixed[:, :, groups:, :hop]  # (B, T + 1, groups, hop)
     with_sin = mixed[:, :, :groups, hop:] + u * mixed[:, :, groups:, hop:]
     offset_sines, offset_cosines = _sine_ladder(sines[-1], cosines[-1], groups - 1) if groups > 1 else ([], [])
     offset_sin = torch.stack([torch.zeros_like(blocks)] + offset_sines, 2)  # sin(q G x), q = 0..groups-1
     offset_cos = torch.stack([torch.ones_like(blocks)] + offset_cosines, 2)
-    out = (offset_sin * with_cos + offset_cos * with_sin).sum(2).reshape(batch, -1)
-    return out[:, half:out.shape[1] - (hop - half)]
+    return _unblock((offset_sin * with_cos + offset_cos * with_sin).sum(2), hop)
 
 
 def multi_resolution_stft_loss(fake: torch.Tensor, real: torch.Tensor,
