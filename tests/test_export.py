@@ -125,10 +125,13 @@ def test_pitch_control_doubles_f0_at_an_octave(acoustic):
     assert torch.allclose(octave.f0, 2 * plain.f0, rtol=1e-4)
 
 
+@pytest.mark.parametrize("noise_fft,noise_hop", [(1024, 0), (512, 128)])
 @pytest.mark.parametrize("frames", [1, 3, 40])
-def test_harmonic_noise_graph_equals_the_generator_given_its_noise(frames):
+def test_harmonic_noise_graph_equals_the_generator_given_its_noise(frames, noise_fft, noise_hop):
+    """The graph against the generator, with the noise filtered at the mel hop and at a shorter one."""
     torch.manual_seed(frames)
-    config = HarmonicNoiseConfig(channels=32, layers=2, harmonics=40, pitch_channels=16, pitch_layers=1)
+    config = HarmonicNoiseConfig(channels=32, layers=2, harmonics=40, pitch_channels=16, pitch_layers=1,
+                                 noise_fft=noise_fft, noise_hop=noise_hop)
     generator = HarmonicNoiseGenerator(config, 80, 22050, 256).eval()
     mel = torch.randn(2, 80, frames) - 4
     f0 = 100 + 50 * torch.rand(2, frames)
@@ -139,8 +142,9 @@ def test_harmonic_noise_graph_equals_the_generator_given_its_noise(frames):
         white = torch.rand(2, frames * 256) * 2 - 1  # what the generator drew
         # The graph takes the noise with its edges: as the generator pads it (reflected, or zeros
         # when it is too short to reflect).
-        mode = "reflect" if frames * 256 > 512 else "constant"
-        got = HarmonicNoiseGraph(generator)(mel, f0, torch.nn.functional.pad(white[:, None], (512, 512), mode=mode)[:, 0])
+        half = noise_fft // 2
+        mode = "reflect" if frames * 256 > half else "constant"
+        got = HarmonicNoiseGraph(generator)(mel, f0, torch.nn.functional.pad(white[:, None], (half, half), mode=mode)[:, 0])
     assert got.shape == expected.shape
     assert snr_db(expected.numpy(), got.numpy()) > 80
 

@@ -201,3 +201,53 @@ def test_fast_harmonic_sum_equals_the_direct_one(frames):
     assert fast.shape == direct.shape and torch.allclose(fast, direct, atol=1e-4)
     for each in grouped:
         assert each.shape == direct.shape and torch.allclose(each, direct, atol=1e-4)
+
+
+def test_harmonic_filter_starts_as_the_identity_and_fine_tunes_from_a_run_without_one(mini_work, tmp_path):
+    """`model.filter_bands` adds a learned per-frame filter (gain and phase) on the harmonic source:
+    it starts as the identity, so `--init` a run trained without one gives the same wave at step 0,
+    then trains; a filtered generator is no --init for a run without the filter."""
+    plain = tmp_path / "plain"
+    result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(plain), "--model", "harmonic-noise",
+                                 "--max-steps", "1", "--device", "cpu", *sets(TINY)])
+    assert result.exit_code == 0, result.output
+    filtered = tmp_path / "filtered"
+    args = ["train-vocoder", str(mini_work), "-o", str(filtered), "--model", "harmonic-noise", "--init",
+            str(plain), "--device", "cpu", *sets([*TINY, "model.filter_bands=16", "model.filter_channels=8",
+                                                 "model.filter_layers=1"])]
+    result = runner.invoke(app, [*args, "--max-steps", "2"])
+    assert result.exit_code == 0, result.output
+
+    before, after = load_vocoder(plain, "cpu").generator, load_vocoder(filtered, "cpu").generator
+    assert after.config.filter_bands == 16 and before.config.filter_bands == 0
+    head = after.filter_net.head.weight
+    assert head.abs().sum() > 0  # trained away from its zero start
+    mel = torch.from_numpy(np.load(mini_work / "mel" / f"{read_manifest(mini_work, 'val')[0]['id']}.npy"))[None]
+    f0, voiced = torch.full((1, mel.shape[-1]), 150.0), torch.ones(1, mel.shape[-1])
+    with torch.no_grad():
+        torch.nn.init.zeros_(head)
+        torch.nn.init.zeros_(after.filter_net.head.bias)
+        after.load_state_dict(before.state_dict(), strict=False)
+        torch.manual_seed(3)
+        expected = before(mel, f0, voiced)
+        torch.manual_seed(3)
+        got = after(mel, f0, voiced)
+    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+
+    result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(tmp_path / "back"), "--model",
+                                 "harmonic-noise", "--init", str(filtered), "--max-steps", "1", "--device", "cpu",
+                                 *sets(TINY)])
+    assert result.exit_code != 0 and "different generator" in result.output and "filter_bands" in result.output
+
+
+def test_mel_loss_joins_the_stft_loss_when_weighted(mini_work, tmp_path):
+    """`train.mel_loss_weight`: a full-band log-mel L1 is logged and added to the step's loss."""
+    job = prepare_vocoder_run(mini_work, tmp_path / "run", model="harmonic-noise",
+                              overrides=[*TINY, "train.mel_loss_weight=2.5"], max_steps=2)
+    train_vocoder(job, device="cpu")
+    steps = [m for m in metrics(tmp_path / "run") if "stft" in m]
+    assert len(steps) == 2
+    for m in steps:
+        assert m["mel_l1"] > 0
+        expected = m["stft"] + 2.5 * m["mel_l1"] + m["f0_l1"] + m["voicing_bce"]
+        assert m["loss"] == pytest.approx(expected, rel=1e-4)

@@ -17,7 +17,7 @@ mel, or the voicing of a synthesised one. Shapes: B batch, M mel bands, T frames
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -35,18 +35,38 @@ class HarmonicNoiseConfig:
     layers: int = 8
     harmonics: int = 100
     noise_bands: int = 65
-    noise_fft: int = 1024  # the STFT the noise is filtered in (its hop is the mel hop)
+    noise_fft: int = 1024  # the STFT the noise is filtered in
+    noise_hop: int = 0  # its hop in samples (0: the mel hop)
     pitch_channels: int = 96
     pitch_layers: int = 4
+    # A learned filter on the harmonic source (0 bands: none, the shipped voice's form): per frame a
+    # gain and a phase response over `filter_bands` bands, applied in the noise's STFT.
+    filter_bands: int = 0
+    filter_channels: int = 128
+    filter_layers: int = 4
 
     def __post_init__(self) -> None:
-        for key in ("channels", "layers", "harmonics", "noise_bands", "pitch_channels", "pitch_layers"):
+        require(0 <= self.filter_bands <= self.noise_fft // 2 + 1, "model.filter_bands",
+                f"must be in [0, model.noise_fft / 2 + 1 ({self.noise_fft // 2 + 1})]")
+        for key in ("channels", "layers", "harmonics", "noise_bands", "pitch_channels", "pitch_layers",
+                    "filter_channels", "filter_layers"):
             require(getattr(self, key) >= 1, f"model.{key}", "must be at least 1")
         require(self.noise_fft >= 16 and self.noise_fft & (self.noise_fft - 1) == 0, "model.noise_fft",
                 "must be a power of two, at least 16")
+        require(0 <= self.noise_hop <= self.noise_fft // 2, "model.noise_hop",
+                f"must be in [0, model.noise_fft / 2 ({self.noise_fft // 2})] (0: the mel hop)")
         require(self.noise_bands <= self.noise_fft // 2 + 1, "model.noise_bands",
                 f"must be at most model.noise_fft / 2 + 1 ({self.noise_fft // 2 + 1})")
 
+    def takes_weights_of(self, other: object) -> bool:
+        """Whether a generator of `other` can start one of this (`--init`): the same networks, with
+        at most a harmonic filter added and the noise's STFT (no weights) changed."""
+        if not isinstance(other, HarmonicNoiseConfig):
+            return False
+        same_stft = replace(self, noise_fft=other.noise_fft, noise_hop=other.noise_hop)
+        return same_stft == other or (other.filter_bands == 0 and replace(
+            same_stft, filter_bands=0, filter_channels=other.filter_channels,
+            filter_layers=other.filter_layers) == other)
 
 PRESETS: dict[str, HarmonicNoiseConfig] = {"harmonic-noise": HarmonicNoiseConfig()}
 
@@ -96,12 +116,22 @@ class HarmonicNoiseGenerator(nn.Module):
     F0 is a continuous contour (interpolated through unvoiced frames, as `PitchTrack.f0` is);
     where F0 or voicing is None, the pitch head's estimate from the mel is used."""
 
+    # Parts that a checkpoint trained without them (`--init`) leaves at their identity start.
+    optional_parts = ("filter_net.",)
+
     def __init__(self, config: HarmonicNoiseConfig, n_mels: int, sample_rate: int, hop_length: int) -> None:
         super().__init__()
         self.config, self.sample_rate, self.hop_length = config, sample_rate, hop_length
+        self.noise_hop = config.noise_hop or hop_length
         self.controls_net = _DilatedStack(n_mels + 2, config.channels, config.layers,
                                           1 + config.harmonics + config.noise_bands)
         self.pitch = PitchEstimator(n_mels, config.pitch_channels, config.pitch_layers)
+        if config.filter_bands:
+            self.filter_net = _DilatedStack(n_mels + 2, config.filter_channels, config.filter_layers,
+                                            2 * config.filter_bands)
+            # Starts as the identity (gain 1, phase 0): a trained synthesiser gains the filter unchanged.
+            nn.init.zeros_(self.filter_net.head.weight)
+            nn.init.zeros_(self.filter_net.head.bias)
         self.register_buffer("noise_window", torch.hann_window(config.noise_fft), persistent=False)
         self.register_buffer("harmonic_numbers", torch.arange(1, config.harmonics + 1, dtype=torch.float32),
                              persistent=False)
@@ -122,13 +152,35 @@ class HarmonicNoiseGenerator(nn.Module):
         voiced = voiced.float()
         gain, distribution, noise = self._controls(mel, f0, voiced)
         samples = mel.shape[-1] * self.hop_length
-        return (self._harmonics(f0, gain, distribution, voiced, samples) + self._noise(noise, samples)).unsqueeze(1)
+        harmonics = self._harmonics(f0, gain, distribution, voiced, samples)
+        if self.config.filter_bands:
+            harmonics = self._filter(harmonics, self.filter_net(self._conditioning(mel, f0, voiced)))
+        return (harmonics + self._noise(noise, samples)).unsqueeze(1)
+
+    @staticmethod
+    def _conditioning(mel: torch.Tensor, f0: torch.Tensor, voiced: torch.Tensor) -> torch.Tensor:
+        return torch.cat([mel, torch.log(f0 / F0_REFERENCE)[:, None], voiced[:, None]], 1)
+
+    def _stft(self, wave: torch.Tensor) -> torch.Tensor:
+        n_fft = self.config.noise_fft
+        pad_mode = "reflect" if wave.shape[-1] > n_fft // 2 else "constant"
+        return torch.stft(wave, n_fft, self.noise_hop, n_fft, self.noise_window, center=True, pad_mode=pad_mode,
+                          return_complex=True)
+
+    def _istft(self, spectrum: torch.Tensor, samples: int) -> torch.Tensor:
+        n_fft = self.config.noise_fft
+        return torch.istft(spectrum, n_fft, self.noise_hop, n_fft, self.noise_window, center=True, length=samples)
+
+    def _filter(self, wave: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+        """(B, S) wave through the per-frame filter (B, 2 * bands, T): log-gains then phases."""
+        spectrum = self._stft(wave)
+        log_gain, phase = (_to_bins(part, spectrum.shape[-1], spectrum.shape[1]) for part in response.chunk(2, 1))
+        return self._istft(spectrum * torch.polar(torch.exp(log_gain.clamp(max=4.0)), phase), wave.shape[-1])
 
     def _controls(self, mel: torch.Tensor, f0: torch.Tensor,
                   voiced: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.config.harmonics
-        x = torch.cat([mel, torch.log(f0 / F0_REFERENCE)[:, None], voiced[:, None]], 1)
-        out = self.controls_net(x)
+        out = self.controls_net(self._conditioning(mel, f0, voiced))
         gain = scaled_sigmoid(out[:, 0])
         # Harmonics at or above Nyquist would alias: they get no share of the loudness.
         audible = (self.harmonic_numbers[None, :, None] * f0[:, None] < self.sample_rate / 2).float()
@@ -154,17 +206,18 @@ class HarmonicNoiseGenerator(nn.Module):
         return (upsample(frame_amplitudes, samples) * waves).sum(1)
 
     def _noise(self, response: torch.Tensor, samples: int) -> torch.Tensor:
-        n_fft, hop = self.config.noise_fft, self.hop_length
         white = torch.rand(response.shape[0], samples, device=response.device) * 2 - 1
         # Reflecting the edges needs more than half an STFT of signal; a shorter one (two frames or
-        # fewer) is zero-padded instead.
-        pad_mode = "reflect" if samples > n_fft // 2 else "constant"
-        spectrum = torch.stft(white, n_fft, hop, n_fft, self.noise_window, center=True, pad_mode=pad_mode,
-                              return_complex=True)
-        shaped = F.interpolate(response, size=spectrum.shape[-1], mode="linear", align_corners=False)
-        shaped = F.interpolate(shaped.transpose(1, 2), size=spectrum.shape[1], mode="linear",
-                               align_corners=True).transpose(1, 2)
-        return torch.istft(spectrum * shaped, n_fft, hop, n_fft, self.noise_window, center=True, length=samples)
+        # fewer) is zero-padded instead (`_stft`).
+        spectrum = self._stft(white)
+        return self._istft(spectrum * _to_bins(response, spectrum.shape[-1], spectrum.shape[1]), samples)
+
+
+def _to_bins(bands: torch.Tensor, frames: int, bins: int) -> torch.Tensor:
+    """(B, bands, T) per-frame band values -> (B, bins, frames): linear over the STFT's frames and
+    its bins (the bands spread evenly from 0 Hz to Nyquist)."""
+    by_frame = F.interpolate(bands, size=frames, mode="linear", align_corners=False)
+    return F.interpolate(by_frame.transpose(1, 2), size=bins, mode="linear", align_corners=True).transpose(1, 2)
 
 
 def harmonic_sum(frame_amplitudes: torch.Tensor, phase: torch.Tensor, hop: int) -> torch.Tensor:

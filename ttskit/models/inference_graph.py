@@ -143,17 +143,20 @@ class HarmonicNoiseGraph(nn.Module):
     `HarmonicNoiseGenerator.forward` given the same noise (its noise reflect-padded by half an STFT
     at each end; to float rounding).
 
-    The noise's STFT and inverse STFT (centred, Hann window, the mel hop) are factored DFT
+    The noise's STFT and inverse STFT (centred, Hann window, the noise hop) are factored DFT
     products (`graph_dft.RealDFT`) over frames cut from hop-sized blocks, which needs the STFT size
-    to be a multiple of the hop (1024 and 256 in every preset); the harmonics are summed in groups
-    (`grouped_harmonic_sum`)."""
+    to be a multiple of the noise hop and the noise hop to divide the mel hop (true of every preset);
+    the harmonics are summed in groups (`grouped_harmonic_sum`)."""
 
     def __init__(self, generator: HarmonicNoiseGenerator) -> None:
         super().__init__()
         self.generator = generator.eval()
-        n_fft, hop = generator.config.noise_fft, generator.hop_length
-        if n_fft % hop:
-            raise ValueError(f"the noise STFT size {n_fft} is not a multiple of the hop {hop}")
+        n_fft, hop = generator.config.noise_fft, generator.noise_hop
+        if n_fft % hop or generator.hop_length % hop:
+            raise ValueError(f"the noise STFT size {n_fft} and the mel hop {generator.hop_length} are not "
+                             f"multiples of the noise hop {hop}")
+        if generator.config.filter_bands:
+            raise ValueError("a harmonic-noise generator with a harmonic filter (model.filter_bands) does not export")
         self.n_fft, self.hop, self.ratio = n_fft, hop, n_fft // hop
         self.dft = RealDFT(n_fft)
         window = torch.hann_window(n_fft, dtype=torch.float64)
@@ -166,9 +169,9 @@ class HarmonicNoiseGraph(nn.Module):
         estimated, voiced = g.estimate_pitch(mel)
         f0 = torch.where(f0 > 0, f0.float(), estimated).clamp(min=LOWEST_F0)  # 0: not given
         gain, distribution, noise = g._controls(mel, f0, voiced)
-        samples = mel.shape[-1] * self.hop
+        samples = mel.shape[-1] * g.hop_length
         phase = g._phase(f0, samples)
-        harmonics = grouped_harmonic_sum(distribution * (gain * voiced)[:, None], phase, self.hop)
+        harmonics = grouped_harmonic_sum(distribution * (gain * voiced)[:, None], phase, g.hop_length)
         return harmonics + self._filtered_noise(white, noise)
 
     def _filtered_noise(self, white: torch.Tensor, response: torch.Tensor) -> torch.Tensor:

@@ -174,7 +174,14 @@ class SingleNetworkTrainer(GeneratorTrainer):
         """--init: the generator's weights from the checkpoint it names (ttskit's or a foreign one)."""
         if self.job.init_from is not None:
             generator, _, _ = load_generator(self.job.init_from)
-            self.net.load_state_dict(generator.state_dict())
+            loaded = self.net.load_state_dict(generator.state_dict(), strict=False)
+            # Parts the network has and the checkpoint's lacks (a harmonic filter added to a trained
+            # synthesiser) keep their own start, which is the identity; anything else must match.
+            fresh = tuple(getattr(self.net, "optional_parts", ()))
+            unmatched = loaded.unexpected_keys + [key for key in loaded.missing_keys if not key.startswith(fresh)]
+            if unmatched:
+                raise TrainingError(f"{self.job.init_from}: its generator does not fit this --model's "
+                                    f"(unmatched weights: {', '.join(unmatched[:5])})")
 
     def build_optimiser(self) -> None:
         cfg = self.job.config.train

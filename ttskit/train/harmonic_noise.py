@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ttskit.models.harmonic_noise import HarmonicNoiseGenerator, multi_resolution_stft_loss, pitch_loss
 from ttskit.models.melgan import discriminator_loss, feature_matching_loss, generator_adversarial_loss
@@ -125,12 +126,16 @@ class HarmonicNoiseTrainer(SingleNetworkTrainer):
             adversarial = generator_adversarial_loss(fake_maps, "hinge")
             features = feature_matching_loss(real_maps, fake_maps)
         stft = multi_resolution_stft_loss(fake.squeeze(1), wave.squeeze(1))
+        mel_l1 = (F.l1_loss(self.loss_mel(fake.squeeze(1)), self.loss_mel(wave.squeeze(1)))
+                  if cfg.mel_loss_weight > 0 else zero)
         f0_l1, voicing_bce = pitch_loss(log_f0.float(), voicing.float(), f0, voiced)
-        loss = (stft + cfg.pitch_loss_weight * (f0_l1 + voicing_bce)
+        loss = (stft + cfg.mel_loss_weight * mel_l1 + cfg.pitch_loss_weight * (f0_l1 + voicing_bce)
                 + cfg.adversarial_weight * adversarial + cfg.feature_loss_weight * features)
         norm, verdict_g = self.backward(loss, self.optimizer, self.net.parameters())
         verdict = "bad" if "bad" in (verdict_d, verdict_g) else verdict_g
         terms = {"loss": loss, "stft": stft, "f0_l1": f0_l1, "voicing_bce": voicing_bce}
+        if cfg.mel_loss_weight > 0:
+            terms["mel_l1"] = mel_l1
         norms = {"grad_norm": norm}
         if self.discriminator is not None:
             terms.update(loss_d=loss_d, adversarial=adversarial, feature_matching=features)

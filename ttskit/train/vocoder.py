@@ -150,7 +150,9 @@ def _check_init(init: Path, run_config: AnyVocoderRunConfig, audio: AudioConfig,
     except VocoderError as err:
         raise TrainingError(f"--init: {err}") from None
     _check_audio(init_audio, audio, resolved, work)
-    if generator.config != run_config.model:
+    takes_weights_of = getattr(run_config.model, "takes_weights_of", None)  # a config that differs in weightless ways
+    if generator.config != run_config.model and not (takes_weights_of is not None
+                                                     and takes_weights_of(generator.config)):
         raise TrainingError(f"--init: {resolved} is a different generator "
                             f"({first_difference(config_to_dict(generator.config), config_to_dict(run_config.model))});"
                             " choose the matching --model")

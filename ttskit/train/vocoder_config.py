@@ -79,6 +79,9 @@ class HarmonicNoiseTrainConfig(SegmentTrainConfig):
     grad_clip: float | None = 1.0
     # The pitch head (F0 and voicing from the mel) against YIN's tracks, beside the STFT loss.
     pitch_loss_weight: float = 1.0
+    # A full-band log-mel L1 beside the STFT loss (HiFi-GAN's): its narrow low bands weigh the
+    # fundamental, which the linear-frequency STFT loss barely sees (one bin in a thousand).
+    mel_loss_weight: float = 0.0
     num_workers: int = 1
     # Adversarial training against a light multi-resolution spectrogram discriminator
     # (`ttskit.models.spectral_discriminator`), off by default (weight 0): the STFT loss alone gets
@@ -96,6 +99,7 @@ class HarmonicNoiseTrainConfig(SegmentTrainConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.pitch_loss_weight >= 0, "train.pitch_loss_weight", "must be >= 0")
+        require(self.mel_loss_weight >= 0, "train.mel_loss_weight", "must be >= 0")
         require(self.adversarial_weight >= 0, "train.adversarial_weight", "must be >= 0")
         require(self.feature_loss_weight >= 0, "train.feature_loss_weight", "must be >= 0")
         require(self.discriminator_start_step >= 0, "train.discriminator_start_step", "must be >= 0")
