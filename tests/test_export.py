@@ -125,13 +125,14 @@ def test_pitch_control_doubles_f0_at_an_octave(acoustic):
     assert torch.allclose(octave.f0, 2 * plain.f0, rtol=1e-4)
 
 
-@pytest.mark.parametrize("noise_fft,noise_hop", [(1024, 0), (512, 128)])
+@pytest.mark.parametrize("noise_fft,noise_hop,dilation", [(1024, 0, 0), (512, 128, 1)])
 @pytest.mark.parametrize("frames", [1, 3, 40])
-def test_harmonic_noise_graph_equals_the_generator_given_its_noise(frames, noise_fft, noise_hop):
-    """The graph against the generator, with the noise filtered at the mel hop and at a shorter one."""
+def test_harmonic_noise_graph_equals_the_generator_given_its_noise(frames, noise_fft, noise_hop, dilation):
+    """The graph against the generator: the noise filtered at the mel hop, or at a shorter hop with
+    the harmonics' voicing gate dilated."""
     torch.manual_seed(frames)
     config = HarmonicNoiseConfig(channels=32, layers=2, harmonics=40, pitch_channels=16, pitch_layers=1,
-                                 noise_fft=noise_fft, noise_hop=noise_hop)
+                                 noise_fft=noise_fft, noise_hop=noise_hop, voicing_dilation=dilation)
     generator = HarmonicNoiseGenerator(config, 80, 22050, 256).eval()
     mel = torch.randn(2, 80, frames) - 4
     f0 = 100 + 50 * torch.rand(2, frames)

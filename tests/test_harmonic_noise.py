@@ -5,6 +5,7 @@ stored mel, and synthesis with the acoustic model's pitch."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -234,9 +235,16 @@ def test_harmonic_filter_starts_as_the_identity_and_fine_tunes_from_a_run_withou
         got = after(mel, f0, voiced)
     assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
 
+    # --init keeps the settings of the generator it starts from (the filter here) unless --set changes them;
+    # dropping the filter would drop trained weights.
+    kept = tmp_path / "kept"
+    result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(kept), "--init", str(filtered),
+                                 "--max-steps", "1", "--device", "cpu", *sets(TINY)])
+    assert result.exit_code == 0, result.output
+    assert load_vocoder(kept, "cpu").generator.config == after.config
     result = runner.invoke(app, ["train-vocoder", str(mini_work), "-o", str(tmp_path / "back"), "--model",
                                  "harmonic-noise", "--init", str(filtered), "--max-steps", "1", "--device", "cpu",
-                                 *sets(TINY)])
+                                 *sets([*TINY, "model.filter_bands=0"])])
     assert result.exit_code != 0 and "different generator" in result.output and "filter_bands" in result.output
 
 
@@ -251,3 +259,32 @@ def test_mel_loss_joins_the_stft_loss_when_weighted(mini_work, tmp_path):
         assert m["mel_l1"] > 0
         expected = m["stft"] + 2.5 * m["mel_l1"] + m["f0_l1"] + m["voicing_bce"]
         assert m["loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_voicing_dilation_lets_the_harmonics_sound_a_frame_beyond_the_voiced_ones():
+    audio = AudioConfig()
+    voiced = torch.tensor([[0.0, 0, 0, 1, 1, 1, 0, 0, 0, 0]])
+    plain = HarmonicNoiseGenerator(SMALL, audio.n_mels, audio.sample_rate, audio.hop_length).eval()
+    dilated = HarmonicNoiseGenerator(replace(SMALL, voicing_dilation=1), audio.n_mels, audio.sample_rate,
+                                     audio.hop_length).eval()
+    dilated.load_state_dict(plain.state_dict())
+    assert dilated.harmonic_gate(voiced).tolist() == [[0.0, 0, 1, 1, 1, 1, 1, 0, 0, 0]]
+    assert torch.equal(plain.harmonic_gate(voiced), voiced)
+    mel, f0 = torch.full((1, audio.n_mels, 10), -4.0), torch.full((1, 10), 150.0)
+    with torch.no_grad():
+        gain, distribution, _ = plain._controls(mel, f0, voiced)
+        energy = [(g._harmonics(f0, gain, distribution, voiced, 10 * 256) ** 2).reshape(10, 256).sum(1)
+                  for g in (plain, dilated)]
+    # Hop-long stretches of samples: 7 (frame 6's centre to frame 7's) is silent in the plain gate and
+    # sounds in the dilated one; 4, between voiced frames, is the same in both.
+    assert energy[0][7] == 0 and energy[1][6] > 2 * energy[0][6] and energy[1][7] > 0
+    assert torch.allclose(energy[0][4], energy[1][4])
+
+
+def test_init_takes_weights_across_weightless_settings_only():
+    base = SMALL
+    assert replace(base, noise_fft=512, noise_hop=128, voicing_dilation=1).takes_weights_of(base)
+    assert replace(base, filter_bands=8).takes_weights_of(base)
+    assert not base.takes_weights_of(replace(base, filter_bands=8))  # would drop trained weights
+    assert not replace(base, harmonics=41).takes_weights_of(base)
+    assert not replace(base, noise_bands=33).takes_weights_of(base)

@@ -37,6 +37,9 @@ class HarmonicNoiseConfig:
     noise_bands: int = 65
     noise_fft: int = 1024  # the STFT the noise is filtered in
     noise_hop: int = 0  # its hop in samples (0: the mel hop)
+    # Harmonics may sound this many frames beyond the voiced ones (their gain still learned): at a
+    # voicing boundary the gate would otherwise fade them within the last voiced frame.
+    voicing_dilation: int = 0
     pitch_channels: int = 96
     pitch_layers: int = 4
     # A learned filter on the harmonic source (0 bands: none, the shipped voice's form): per frame a
@@ -53,6 +56,7 @@ class HarmonicNoiseConfig:
             require(getattr(self, key) >= 1, f"model.{key}", "must be at least 1")
         require(self.noise_fft >= 16 and self.noise_fft & (self.noise_fft - 1) == 0, "model.noise_fft",
                 "must be a power of two, at least 16")
+        require(self.voicing_dilation >= 0, "model.voicing_dilation", "must be >= 0")
         require(0 <= self.noise_hop <= self.noise_fft // 2, "model.noise_hop",
                 f"must be in [0, model.noise_fft / 2 ({self.noise_fft // 2})] (0: the mel hop)")
         require(self.noise_bands <= self.noise_fft // 2 + 1, "model.noise_bands",
@@ -60,13 +64,16 @@ class HarmonicNoiseConfig:
 
     def takes_weights_of(self, other: object) -> bool:
         """Whether a generator of `other` can start one of this (`--init`): the same networks, with
-        at most a harmonic filter added and the noise's STFT (no weights) changed."""
+        at most a harmonic filter added and weightless settings (the noise's STFT, the voicing
+        dilation) changed."""
         if not isinstance(other, HarmonicNoiseConfig):
             return False
-        same_stft = replace(self, noise_fft=other.noise_fft, noise_hop=other.noise_hop)
-        return same_stft == other or (other.filter_bands == 0 and replace(
-            same_stft, filter_bands=0, filter_channels=other.filter_channels,
+        weightless_as_other = replace(self, noise_fft=other.noise_fft, noise_hop=other.noise_hop,
+                                      voicing_dilation=other.voicing_dilation)
+        return weightless_as_other == other or (other.filter_bands == 0 and replace(
+            weightless_as_other, filter_bands=0, filter_channels=other.filter_channels,
             filter_layers=other.filter_layers) == other)
+
 
 PRESETS: dict[str, HarmonicNoiseConfig] = {"harmonic-noise": HarmonicNoiseConfig()}
 
@@ -190,6 +197,11 @@ class HarmonicNoiseGenerator(nn.Module):
         noise = scaled_sigmoid(out[:, 1 + h:] - 5.0)
         return gain, distribution, noise
 
+    def harmonic_gate(self, voiced: torch.Tensor) -> torch.Tensor:
+        """(B, T) voicing -> where the harmonics sound: the voicing, dilated by `voicing_dilation` frames."""
+        d = self.config.voicing_dilation
+        return F.max_pool1d(voiced[:, None], 2 * d + 1, 1, d)[:, 0] if d else voiced
+
     def _phase(self, f0: torch.Tensor, samples: int) -> torch.Tensor:
         f0_samples = upsample(f0[:, None], samples)[:, 0]
         # float64 running sum: a float32 one loses the phase's fractional part after a few seconds.
@@ -198,7 +210,7 @@ class HarmonicNoiseGenerator(nn.Module):
 
     def _harmonics(self, f0: torch.Tensor, gain: torch.Tensor, distribution: torch.Tensor, voiced: torch.Tensor,
                    samples: int) -> torch.Tensor:
-        frame_amplitudes = distribution * (gain * voiced)[:, None]
+        frame_amplitudes = distribution * (gain * self.harmonic_gate(voiced))[:, None]
         phase = self._phase(f0, samples)
         if not torch.is_grad_enabled() and self.hop_length % 2 == 0:
             return harmonic_sum(frame_amplitudes, phase, self.hop_length)

@@ -171,7 +171,8 @@ class HarmonicNoiseGraph(nn.Module):
         gain, distribution, noise = g._controls(mel, f0, voiced)
         samples = mel.shape[-1] * g.hop_length
         phase = g._phase(f0, samples)
-        harmonics = grouped_harmonic_sum(distribution * (gain * voiced)[:, None], phase, g.hop_length)
+        harmonics = grouped_harmonic_sum(distribution * (gain * g.harmonic_gate(voiced))[:, None], phase,
+                                         g.hop_length)
         return harmonics + self._filtered_noise(white, noise)
 
     def _filtered_noise(self, white: torch.Tensor, response: torch.Tensor) -> torch.Tensor:

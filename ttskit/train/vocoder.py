@@ -10,6 +10,7 @@ synthesis loads; `generator_best.pt` is the one with the lowest validation mel L
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,7 @@ def prepare_vocoder_run(work: Path, run: Path, *, model: str | None = None, conf
     def check_state(state: dict[str, Any], source: Path) -> None:
         _check_audio(config_from_dict(AudioConfig, state["audio"], source=str(source)), audio, source, work)
 
-    preset = VOCODER_PRESETS[chosen]
+    preset = _with_init_settings(VOCODER_PRESETS[chosen], init) if init is not None else VOCODER_PRESETS[chosen]
     run_config, previous, state = resolve_run_config(run, resume, type(preset), preset, config_path, overrides,
                                                      check_state, preset_given=model is not None)
     gta = gta or bool(state.get("gta"))
@@ -134,6 +135,20 @@ def _init_family(init: Path) -> str | None:
     except VocoderError:
         return None
     return _family_of_section(config_to_dict(generator.config)) if hasattr(generator, "config") else None
+
+
+def _with_init_settings(preset: AnyVocoderRunConfig, init: Path) -> AnyVocoderRunConfig:
+    """The preset with the model settings of the generator --init starts from, where that family has
+    settings without weights (`takes_weights_of`): fine-tuning a generator keeps its noise STFT and
+    voicing gate unless --config/--set change them, rather than falling back to the preset's."""
+    if not hasattr(preset.model, "takes_weights_of"):
+        return preset
+    try:
+        generator, _, _ = load_generator(init)
+    except VocoderError:
+        return preset  # `_check_init` says why
+    config = getattr(generator, "config", None)
+    return dataclasses.replace(preset, model=config) if type(config) is type(preset.model) else preset
 
 
 def _check_audio(theirs: AudioConfig, ours: AudioConfig, source: Path, work: Path) -> None:
