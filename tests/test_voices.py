@@ -31,8 +31,8 @@ HELD_OUT = [
     "No, I said he was shot in the lumbar region.",
     "Washing your car to make it rain doesn't work.",
 ]
-# Measured on the shipped voice (2026-12-06, the annealed vocoder): 7-8 word errors in these 57
-# words in three runs (the noise branch draws new noise each time; 11 with the vocoder before it);
+# Measured on the shipped voice (2026-12-06, the refined vocoder): 4-8 word errors in these 57
+# words in three runs (the noise branch draws new noise each time; 7-8 with the vocoder before it);
 # the bound leaves room for 12 more (a broken front end or mismatched weights gives 60-100 %).
 WER_BOUND = 0.35
 

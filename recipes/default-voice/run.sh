@@ -21,6 +21,7 @@ ANNEAL_RATE=${ANNEAL_RATE:-1e-4}
 REFINE_STEPS=${REFINE_STEPS:-8000}      # then at ANNEAL_RATE with sharper noise and a mel loss (0: no refining)
 REFINE_NOISE=${REFINE_NOISE:-512/128}   # the noise's STFT size / hop in that stage
 REFINE_MEL_WEIGHT=${REFINE_MEL_WEIGHT:-1.0}
+REFINE_DILATION=${REFINE_DILATION:-2}   # frames the harmonics may sound beyond the voiced ones
 MAKE_CORPUS="$SHARED/corpus/make_corpus.py"
 [ -f "$MAKE_CORPUS" ] || { echo "no $MAKE_CORPUS: set SHARED" >&2; exit 2; }
 (( TRAIN_LINES <= 10000 )) || { echo "TRAIN_LINES must stay within the training lines 1-10,000" >&2; exit 2; }
@@ -69,14 +70,15 @@ if (( ANNEAL_STEPS > 0 )); then
 fi
 if (( REFINE_STEPS > 0 )); then
     # The noise filtered in a 1024-point STFT at the mel hop smears its envelope over ~46 ms (bursts,
-    # onsets); a shorter STFT at a finer hop (no new weights) sharpens it, and a log-mel L1 beside
-    # the STFT loss weighs the fundamental, which the linear-frequency loss barely sees
-    # (docs/vocoder-candidates.md has the measurements).
-    stage "refine the vocoder: $REFINE_STEPS steps at $ANNEAL_RATE, noise STFT $REFINE_NOISE, mel loss x$REFINE_MEL_WEIGHT"
+    # onsets); a shorter STFT at a finer hop (no new weights) sharpens it; a log-mel L1 beside the
+    # STFT loss weighs the fundamental, which the linear-frequency loss barely sees; and harmonics
+    # that may sound past the last voiced frame stop fading out inside it (docs/vocoder-candidates.md).
+    stage "refine the vocoder: $REFINE_STEPS steps at $ANNEAL_RATE, noise STFT $REFINE_NOISE, mel loss x$REFINE_MEL_WEIGHT, voicing dilation $REFINE_DILATION"
     resume_refine=(--init "$VOCODER"); [ -d vocoder-refine/checkpoints ] && resume_refine=(--resume)
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ttskit train-vocoder work -o vocoder-refine --model harmonic-noise --device cpu \
         --max-steps "$REFINE_STEPS" --set train.learning_rate="$ANNEAL_RATE" --set model.noise_fft="${REFINE_NOISE%/*}" \
-        --set model.noise_hop="${REFINE_NOISE#*/}" --set train.mel_loss_weight="$REFINE_MEL_WEIGHT" \
+        --set model.noise_hop="${REFINE_NOISE#*/}" --set model.voicing_dilation="$REFINE_DILATION" \
+        --set train.mel_loss_weight="$REFINE_MEL_WEIGHT" \
         --set train.checkpoint_every=1000 --set train.val_every=1000 --set train.num_workers=0 "${resume_refine[@]}" \
         > vocoder-refine.log 2>&1 || { echo "train-vocoder (refine) failed: see $OUT/vocoder-refine.log" >&2; exit 1; }
     VOCODER="vocoder-refine/checkpoints/generator_$(printf %08d "$REFINE_STEPS").pt"
@@ -100,7 +102,7 @@ ttskit pack-voice "$ACOUSTIC" "$VOCODER" -o voice --name joe \
     --description "US English male (Piper's en_US-joe-medium as the reader), trained on 2 CPU cores by ttskit" \
     --licence "CC0-1.0 (the weights)" \
     --data "sentences.txt lines 1-$TRAIN_LINES read by Piper en_US-joe-medium (a VITS voice trained on CC0 recordings of a US male), 22050 Hz" \
-    --training "PIPER_PYTHON=... bash recipes/default-voice/run.sh (ACOUSTIC_STEPS=$ACOUSTIC_STEPS VOCODER_STEPS=$VOCODER_STEPS, then ANNEAL_STEPS=$ANNEAL_STEPS at ANNEAL_RATE=$ANNEAL_RATE, then REFINE_STEPS=$REFINE_STEPS with REFINE_NOISE=$REFINE_NOISE REFINE_MEL_WEIGHT=$REFINE_MEL_WEIGHT)" \
+    --training "PIPER_PYTHON=... bash recipes/default-voice/run.sh (ACOUSTIC_STEPS=$ACOUSTIC_STEPS VOCODER_STEPS=$VOCODER_STEPS, then ANNEAL_STEPS=$ANNEAL_STEPS at ANNEAL_RATE=$ANNEAL_RATE, then REFINE_STEPS=$REFINE_STEPS with REFINE_NOISE=$REFINE_NOISE REFINE_MEL_WEIGHT=$REFINE_MEL_WEIGHT REFINE_DILATION=$REFINE_DILATION)" \
     --scores recordings=eval_recordings.json --scores copy-synthesis=eval_copy.json --scores voice=eval_voice.json \
     --scores-note "100 held-out sentences (sentences.txt lines 10,001-10,100, never trained on) read by the same Piper voice; WER by pocketsphinx, MOS predicted by DistillMOS"
 stage "done: $OUT/voice (copy it to ttskit/voices/joe to ship it)"
