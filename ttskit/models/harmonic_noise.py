@@ -225,11 +225,16 @@ class HarmonicNoiseGenerator(nn.Module):
         return self._istft(spectrum * _to_bins(response, spectrum.shape[-1], spectrum.shape[1]), samples)
 
 
-def _to_bins(bands: torch.Tensor, frames: int, bins: int) -> torch.Tensor:
-    """(B, bands, T) per-frame band values -> (B, bins, frames): linear over the STFT's frames and
-    its bins (the bands spread evenly from 0 Hz to Nyquist)."""
+def band_response(bands: torch.Tensor, frames: int, bins: int) -> torch.Tensor:
+    """(B, bands, T) per-frame band values -> (B, frames, bins): linear over the STFT's frames and
+    its bins (the bands spread evenly from 0 Hz to Nyquist). The exported graph uses it as it is."""
     by_frame = F.interpolate(bands, size=frames, mode="linear", align_corners=False)
-    return F.interpolate(by_frame.transpose(1, 2), size=bins, mode="linear", align_corners=True).transpose(1, 2)
+    return F.interpolate(by_frame.transpose(1, 2), size=bins, mode="linear", align_corners=True)
+
+
+def _to_bins(bands: torch.Tensor, frames: int, bins: int) -> torch.Tensor:
+    """`band_response` in torch.stft's layout, (B, bins, frames)."""
+    return band_response(bands, frames, bins).transpose(1, 2)
 
 
 def harmonic_sum(frame_amplitudes: torch.Tensor, phase: torch.Tensor, hop: int) -> torch.Tensor:

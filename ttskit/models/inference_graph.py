@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from ttskit.models.fastspeech2 import FastSpeech2
 from ttskit.models.graph_dft import RealDFT
-from ttskit.models.harmonic_noise import LOWEST_F0, HarmonicNoiseGenerator, grouped_harmonic_sum
+from ttskit.models.harmonic_noise import LOWEST_F0, HarmonicNoiseGenerator, band_response, grouped_harmonic_sum
 
 LOWEST_SPOKEN_F0 = 40.0  # Hz; the acoustic model's contour is clamped here (as synthesis always did)
 F0_SMOOTHING_FRAMES = 5  # a phoneme-level pitch is a staircase; the voice glides between phonemes
@@ -180,8 +180,7 @@ class HarmonicNoiseGraph(nn.Module):
         generator reflects its noise at the edges: noise either way, and no minimum length)."""
         half, bins = self.n_fft // 2, self.n_fft // 2 + 1
         real, imaginary = self.dft(_overlapping_frames(white, self.hop, self.ratio) * self.window)  # (B, T + 1, bins)
-        shaped = F.interpolate(response, size=real.shape[1], mode="linear", align_corners=False)
-        shaped = F.interpolate(shaped.transpose(1, 2), size=bins, mode="linear", align_corners=True)
+        shaped = band_response(response, real.shape[1], bins)
         frames = self.dft.inverse(real * shaped, imaginary * shaped) * self.window  # (B, T + 1, n_fft)
         wave = _overlap_add(frames, self.hop, self.ratio)
         envelope = _overlap_add(self.window_power.expand(1, frames.shape[1], -1), self.hop, self.ratio)
