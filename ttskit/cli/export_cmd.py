@@ -22,7 +22,7 @@ def export(
                                                          "jik876 g_ file.")] = None,
     name: Annotated[Optional[str], typer.Option(help="The exported voice's name (default: the voice's, or the "
                                                      "folder's).")] = None,
-    quantize: Annotated[bool, typer.Option("--quantize", help="Store the acoustic model's matrix products in int8 "
+    quantize: Annotated[bool, typer.Option("--quantize", help="Run the acoustic model's frame-level convolutions in int8 "
                                                               "(smaller, faster; its cost is in docs/deploy.md).")] = False,
 ) -> None:
     """Export a voice to ONNX (opset 17): acoustic.onnx (every control an input), vocoder.onnx and

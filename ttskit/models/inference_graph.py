@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ttskit.models.fastspeech2 import FastSpeech2
+from ttskit.models.fastspeech2 import FastSpeech2, zero_padding
 from ttskit.models.graph_dft import RealDFT
 from ttskit.models.harmonic_noise import LOWEST_F0, HarmonicNoiseGenerator, band_response, grouped_harmonic_sum
 
@@ -96,10 +96,10 @@ class AcousticGraph(nn.Module):
         inside = torch.clamp(phoneme, max=phonemes.shape[1] - 1)
         if m.feature_level == "phoneme":
             x, predicted_pitch = self._variances(x, phoneme_mask, ratio, pitch_shift, energy_scale, energy_shift)
-            frames = gather_frames(x, inside).masked_fill(frame_mask.unsqueeze(-1), 0.0)
+            frames = zero_padding(gather_frames(x, inside), frame_mask.unsqueeze(-1))
             normalised = torch.gather(predicted_pitch * ratio + pitch_shift, 1, torch.gather(inside, 1, held))
         else:
-            frames = gather_frames(x, inside).masked_fill(frame_mask.unsqueeze(-1), 0.0)
+            frames = zero_padding(gather_frames(x, inside), frame_mask.unsqueeze(-1))
             frames, predicted_pitch = self._variances(frames, frame_mask, ratio, pitch_shift, energy_scale, energy_shift)
             normalised = torch.gather(predicted_pitch * ratio + pitch_shift, 1, held)
         hidden = m.decoder(frames, frame_mask)
