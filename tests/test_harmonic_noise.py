@@ -188,17 +188,29 @@ def test_fast_harmonic_sum_equals_the_direct_one(frames):
     """The inference paths (sine recurrence, block-wise amplitude ramps; and the graph runtimes'
     grouped form, with a group that divides the harmonics, one that does not and one larger than
     all of them) against sin() of every harmonic with upsampled amplitudes, as training computes it."""
-    from ttskit.models.harmonic_noise import grouped_harmonic_sum, harmonic_sum, upsample
+    from ttskit.models.harmonic_noise import (
+        _phase_in_blocks,
+        grouped_harmonic_sum,
+        harmonic_sum,
+        phase_blocks,
+        upsample,
+    )
 
     torch.manual_seed(frames)
     generator = HarmonicNoiseGenerator(SMALL, 80, 22050, 256)
     amplitudes = torch.rand(2, SMALL.harmonics, frames) / SMALL.harmonics
-    phase = generator._phase(80 + 300 * torch.rand(2, frames), frames * 256)
+    f0 = 80 + 300 * torch.rand(2, frames)
+    phase = generator._phase(f0, frames * 256)
     direct = (upsample(amplitudes, frames * 256)
               * torch.sin(generator.harmonic_numbers[None, :, None] * phase[:, None])).sum(1)
+    # The graph's closed-form phase blocks agree with the running sum on every sample (as angles).
+    closed_form = phase_blocks(f0, 256, 22050).reshape(2, -1)[:, 128:-128]
+    assert torch.allclose(torch.polar(torch.ones_like(phase), closed_form),
+                          torch.polar(torch.ones_like(phase), phase), atol=1e-4)
     with torch.no_grad():
         fast = harmonic_sum(amplitudes, phase, 256)
-        grouped = [grouped_harmonic_sum(amplitudes, phase, 256, group) for group in (2, 3, SMALL.harmonics + 1)]
+        grouped = [grouped_harmonic_sum(amplitudes, blocks, 256, group) for group in (2, 3, SMALL.harmonics + 1)
+                   for blocks in (_phase_in_blocks(phase, 256), phase_blocks(f0, 256, 22050))]
     assert fast.shape == direct.shape and torch.allclose(fast, direct, atol=1e-4)
     for each in grouped:
         assert each.shape == direct.shape and torch.allclose(each, direct, atol=1e-4)

@@ -22,6 +22,7 @@ REFINE_STEPS=${REFINE_STEPS:-8000}      # then at ANNEAL_RATE with sharper noise
 REFINE_NOISE=${REFINE_NOISE:-512/128}   # the noise's STFT size / hop in that stage
 REFINE_MEL_WEIGHT=${REFINE_MEL_WEIGHT:-1.0}
 REFINE_DILATION=${REFINE_DILATION:-2}   # frames the harmonics may sound beyond the voiced ones
+GTA_STEPS=${GTA_STEPS:-8000}            # last, on the finished acoustic model's teacher-forced mels (0: none)
 MAKE_CORPUS="$SHARED/corpus/make_corpus.py"
 [ -f "$MAKE_CORPUS" ] || { echo "no $MAKE_CORPUS: set SHARED" >&2; exit 2; }
 (( TRAIN_LINES <= 10000 )) || { echo "TRAIN_LINES must stay within the training lines 1-10,000" >&2; exit 2; }
@@ -86,9 +87,22 @@ fi
 stage "train-acoustic alone to step $ACOUSTIC_STEPS, both cores"
 kill -INT "$acoustic_pid" 2>/dev/null || true  # it saves its step and exits (or has finished already)
 wait "$acoustic_pid" || true
-ttskit train-acoustic work -o acoustic --device cpu --max-steps "$ACOUSTIC_STEPS" --resume >> acoustic.log 2>&1 \
-    || { echo "train-acoustic failed: see $OUT/acoustic.log" >&2; exit 1; }
+export_gta=(); (( GTA_STEPS > 0 )) && export_gta=(--export-gta)  # its teacher-forced mels, for the vocoder
+ttskit train-acoustic work -o acoustic --device cpu --max-steps "$ACOUSTIC_STEPS" --resume "${export_gta[@]}" \
+    >> acoustic.log 2>&1 || { echo "train-acoustic failed: see $OUT/acoustic.log" >&2; exit 1; }
 ACOUSTIC="acoustic/checkpoints/step_$(printf %08d "$ACOUSTIC_STEPS").pt"
+if (( GTA_STEPS > 0 )); then
+    # The vocoder has only heard recorded mels; the acoustic model's are smoother. A last stage on
+    # its teacher-forced mels (same frames as the recordings, so the targets are the recorded
+    # waves) teaches the vocoder the mels it will be given (docs/vocoder-candidates.md).
+    stage "fine-tune the vocoder on the acoustic model's teacher-forced mels: $GTA_STEPS steps at $ANNEAL_RATE, both cores"
+    resume_gta=(--init "$VOCODER"); [ -d vocoder-gta/checkpoints ] && resume_gta=(--resume)
+    ttskit train-vocoder work -o vocoder-gta --model harmonic-noise --device cpu --gta --max-steps "$GTA_STEPS" \
+        --set train.learning_rate="$ANNEAL_RATE" --set train.mel_loss_weight="$REFINE_MEL_WEIGHT" \
+        --set train.checkpoint_every=2000 --set train.val_every=2000 --set train.num_workers=0 "${resume_gta[@]}" \
+        > vocoder-gta.log 2>&1 || { echo "train-vocoder (gta) failed: see $OUT/vocoder-gta.log" >&2; exit 1; }
+    VOCODER="vocoder-gta/checkpoints/generator_$(printf %08d "$GTA_STEPS").pt"
+fi
 
 stage "eval on the held-out sentences: the recordings, copy-synthesis, the whole voice"
 ttskit eval --ref heldout/metadata.csv --hyp heldout/wavs --json eval_recordings.json
@@ -102,7 +116,7 @@ ttskit pack-voice "$ACOUSTIC" "$VOCODER" -o voice --name joe \
     --description "US English male (Piper's en_US-joe-medium as the reader), trained on 2 CPU cores by ttskit" \
     --licence "CC0-1.0 (the weights)" \
     --data "sentences.txt lines 1-$TRAIN_LINES read by Piper en_US-joe-medium (a VITS voice trained on CC0 recordings of a US male), 22050 Hz" \
-    --training "PIPER_PYTHON=... bash recipes/default-voice/run.sh (ACOUSTIC_STEPS=$ACOUSTIC_STEPS VOCODER_STEPS=$VOCODER_STEPS, then ANNEAL_STEPS=$ANNEAL_STEPS at ANNEAL_RATE=$ANNEAL_RATE, then REFINE_STEPS=$REFINE_STEPS with REFINE_NOISE=$REFINE_NOISE REFINE_MEL_WEIGHT=$REFINE_MEL_WEIGHT REFINE_DILATION=$REFINE_DILATION)" \
+    --training "PIPER_PYTHON=... bash recipes/default-voice/run.sh (ACOUSTIC_STEPS=$ACOUSTIC_STEPS VOCODER_STEPS=$VOCODER_STEPS, then ANNEAL_STEPS=$ANNEAL_STEPS at ANNEAL_RATE=$ANNEAL_RATE, then REFINE_STEPS=$REFINE_STEPS with REFINE_NOISE=$REFINE_NOISE REFINE_MEL_WEIGHT=$REFINE_MEL_WEIGHT REFINE_DILATION=$REFINE_DILATION, then GTA_STEPS=$GTA_STEPS on teacher-forced mels)" \
     --scores recordings=eval_recordings.json --scores copy-synthesis=eval_copy.json --scores voice=eval_voice.json \
     --scores-note "100 held-out sentences (sentences.txt lines 10,001-10,100, never trained on) read by the same Piper voice; WER by pocketsphinx, MOS predicted by DistillMOS"
 stage "done: $OUT/voice (copy it to ttskit/voices/joe to ship it)"

@@ -9,7 +9,7 @@ torch backend of `Synthesizer` runs this module, and `ttskit export` exports it:
 compute the same thing. `HarmonicNoiseGraph` is the harmonic-plus-noise vocoder's inference with
 its white noise as an input (so two backends can be compared sample for sample), the harmonics
 summed in groups (`grouped_harmonic_sum`: a few dozen graph nodes, not one per harmonic) and the
-STFT pair it filters the noise with written as factored DFT products (`graph_dft.RealDFT`) over
+STFT pair it filters the noise with written as factored DFT products (`graph_dft.BandFilter`) over
 frames cut from hop-sized blocks.
 
 Shapes: B batch, N phonemes, T frames, C channels, M mel bands, S = T * hop samples.
@@ -22,8 +22,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from ttskit.models.fastspeech2 import FastSpeech2, zero_padding
-from ttskit.models.graph_dft import RealDFT
-from ttskit.models.harmonic_noise import LOWEST_F0, HarmonicNoiseGenerator, band_response, grouped_harmonic_sum
+from ttskit.models.graph_dft import BandFilter
+from ttskit.models.harmonic_noise import (
+    LOWEST_F0,
+    HarmonicNoiseGenerator,
+    bands_at_frames,
+    grouped_harmonic_sum,
+    phase_blocks,
+)
 
 LOWEST_SPOKEN_F0 = 40.0  # Hz; the acoustic model's contour is clamped here (as synthesis always did)
 F0_SMOOTHING_FRAMES = 5  # a phoneme-level pitch is a staircase; the voice glides between phonemes
@@ -144,7 +150,7 @@ class HarmonicNoiseGraph(nn.Module):
     at each end; to float rounding).
 
     The noise's STFT and inverse STFT (centred, Hann window, the noise hop) are factored DFT
-    products (`graph_dft.RealDFT`) over frames cut from hop-sized blocks, which needs the STFT size
+    products (`graph_dft.BandFilter`) over frames cut from hop-sized blocks, which needs the STFT size
     to be a multiple of the noise hop and the noise hop to divide the mel hop (true of every preset);
     the harmonics are summed in groups (`grouped_harmonic_sum`)."""
 
@@ -158,7 +164,7 @@ class HarmonicNoiseGraph(nn.Module):
         if generator.config.filter_bands:
             raise ValueError("a harmonic-noise generator with a harmonic filter (model.filter_bands) does not export")
         self.n_fft, self.hop, self.ratio = n_fft, hop, n_fft // hop
-        self.dft = RealDFT(n_fft)
+        self.filter = BandFilter(n_fft, generator.config.noise_bands)
         window = torch.hann_window(n_fft, dtype=torch.float64)
         self.register_buffer("window", window.float(), persistent=False)
         self.register_buffer("window_power", (window ** 2).float(), persistent=False)
@@ -169,19 +175,17 @@ class HarmonicNoiseGraph(nn.Module):
         estimated, voiced = g.estimate_pitch(mel)
         f0 = torch.where(f0 > 0, f0.float(), estimated).clamp(min=LOWEST_F0)  # 0: not given
         gain, distribution, noise = g._controls(mel, f0, voiced)
-        samples = mel.shape[-1] * g.hop_length
-        phase = g._phase(f0, samples)
-        harmonics = grouped_harmonic_sum(distribution * (gain * g.harmonic_gate(voiced))[:, None], phase,
-                                         g.hop_length)
+        harmonics = grouped_harmonic_sum(distribution * (gain * g.harmonic_gate(voiced))[:, None],
+                                         phase_blocks(f0, g.hop_length, g.sample_rate), g.hop_length)
         return harmonics + self._filtered_noise(white, noise)
 
     def _filtered_noise(self, white: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
         """`white` (B, S + n_fft): the noise with half an STFT of context at each end (where the
         generator reflects its noise at the edges: noise either way, and no minimum length)."""
-        half, bins = self.n_fft // 2, self.n_fft // 2 + 1
-        real, imaginary = self.dft(_overlapping_frames(white, self.hop, self.ratio) * self.window)  # (B, T + 1, bins)
-        shaped = band_response(response, real.shape[1], bins)
-        frames = self.dft.inverse(real * shaped, imaginary * shaped) * self.window  # (B, T + 1, n_fft)
+        half = self.n_fft // 2
+        frames = _overlapping_frames(white, self.hop, self.ratio) * self.window  # (B, STFT frames, n_fft)
+        gains = bands_at_frames(response, frames.shape[1]).transpose(1, 2)  # (B, STFT frames, bands)
+        frames = self.filter(frames, gains) * self.window
         wave = _overlap_add(frames, self.hop, self.ratio)
         envelope = _overlap_add(self.window_power.expand(1, frames.shape[1], -1), self.hop, self.ratio)
         return (wave / envelope.clamp(min=1e-11))[:, half:wave.shape[1] - half]
