@@ -154,6 +154,7 @@ def test_vocoder_fine_tuning_from_the_shipped_voice(mini_work, tmp_path):
                                  "train.num_workers=0", "--set", "train.log_every=1"])
     assert result.exit_code == 0, result.output
     assert "fine-tuning" in result.output
+    assert "mel_loss_weight: 1.0" in (run / "config.yaml").read_text()  # fine-tuning weighs the mel loss
     start = load_checkpoint(find_voice().vocoder)["generator"]
     tuned = load_checkpoint(run / "checkpoints" / "generator_00000002.pt")
     assert tuned["architecture"] == "harmonic-noise"
@@ -182,7 +183,7 @@ def test_acoustic_fine_tuning_from_the_shipped_voice(mini_work, tmp_path):
                     if '"mel_l1"' in line)
 
     assert first_mel_l1(tuned) < 0.5 * first_mel_l1(fresh)
-    assert "learning_rate: 0.0005" in (tuned / "config.yaml").read_text()
+    assert "learning_rate: 0.001\n" in (tuned / "config.yaml").read_text()
     out = tmp_path / "tuned.wav"
     result = runner.invoke(app, ["synth", "Hello there.", "-o", str(out), "--acoustic", str(tuned), "--vocoder",
                                  str(find_voice().vocoder)])

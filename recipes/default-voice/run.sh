@@ -60,12 +60,14 @@ VOCODER="vocoder/checkpoints/generator_$(printf %08d "$VOCODER_STEPS").pt"
 if (( ANNEAL_STEPS > 0 )); then
     # The constant rate that gets the vocoder there fast leaves it noisy (its validation loss
     # wanders by 10 % from one check to the next); a short second run from its last generator at a
-    # lower rate settles it (docs/vocoder-candidates.md has the comparison).
+    # lower rate settles it (docs/vocoder-candidates.md has the comparison). Without the mel loss
+    # that --init adds by default: the shipped voice was annealed on the STFT loss alone.
     stage "anneal the vocoder: $ANNEAL_STEPS steps at $ANNEAL_RATE from its last generator, still beside train-acoustic"
     resume_anneal=(--init "$VOCODER"); [ -d vocoder-anneal/checkpoints ] && resume_anneal=(--resume)
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ttskit train-vocoder work -o vocoder-anneal --model harmonic-noise --device cpu \
         --max-steps "$ANNEAL_STEPS" --set train.learning_rate="$ANNEAL_RATE" --set train.checkpoint_every=1000 \
-        --set train.val_every=1000 --set train.num_workers=0 "${resume_anneal[@]}" > vocoder-anneal.log 2>&1 \
+        --set train.val_every=1000 --set train.num_workers=0 "${resume_anneal[@]}" \
+        --set train.mel_loss_weight=0 > vocoder-anneal.log 2>&1 \
         || { echo "train-vocoder (anneal) failed: see $OUT/vocoder-anneal.log" >&2; exit 1; }
     VOCODER="vocoder-anneal/checkpoints/generator_$(printf %08d "$ANNEAL_STEPS").pt"
 fi
