@@ -245,14 +245,14 @@ def _check_quantized(graph: nn.Module, probe: tuple[torch.Tensor, ...], path: Pa
     return round(_agreement("acoustic.onnx int8 mel", expected[0], got[0], INT8_MEL_SNR_DB), 1)
 
 
-def _quantize(path: Path, calibration: list[dict[str, np.ndarray]]) -> list[str]:
+def _quantize(path: Path, calibration: list[dict[str, np.ndarray]]) -> None:
     """Static int8 quantisation (QDQ: int8 weights per output channel, uint8 activations scaled
     by their ranges on the calibration batches) of the acoustic graph's frame-level convolutions
-    (decoder and post-net), in place; returns the quantised nodes. ONNX Runtime runs them as
-    int8 convolutions (VNNI/AMX where the CPU has them: ~4x a float32 one, measured). The
-    encoder and the variance predictors stay float32, so the durations are exactly the float
-    graph's (checked after). The vocoder keeps float32: the harmonic-plus-noise graph's matrix
-    products include its DFT stages, and int8 there is audible."""
+    (decoder and post-net), in place. ONNX Runtime runs them as int8 convolutions (VNNI/AMX where
+    the CPU has them: ~4x a float32 one, measured). The encoder and the variance predictors stay
+    float32, so the durations are exactly the float graph's (checked after). The vocoder keeps
+    float32: the harmonic-plus-noise graph's matrix products include its DFT stages, and int8
+    there is audible."""
     import logging
 
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -268,7 +268,6 @@ def _quantize(path: Path, calibration: list[dict[str, np.ndarray]]) -> list[str]
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                     nodes_to_quantize=nodes, calibrate_method=CalibrationMethod.MinMax)
     quantized.replace(path)
-    return nodes
 
 
 def _card(model: Any, vocoder_audio: Any, vocoder_described: dict[str, Any], name: str, voice: Voice | None,
