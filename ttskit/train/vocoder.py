@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from ttskit.checkpoints import jik876
@@ -73,8 +74,10 @@ def prepare_vocoder_run(work: Path, run: Path, *, model: str | None = None, conf
     hifigan-v1 when a fresh run names none; on resume it may only name the run's own (and naming
     none resumes the run's own family, as naming none with --init takes the family of the generator
     it starts from)."""
-    chosen = model or (_run_family(run) if resume else None) or (_init_family(init) if init else None) \
-        or "hifigan-v1"
+    # The --init generator, read once for its family, its settings and the checks (None: unreadable,
+    # which `_check_init` reports).
+    init_generator = _read_init(init) if init is not None else None
+    chosen = model or (_run_family(run) if resume else None) or _init_family(init_generator) or "hifigan-v1"
     if chosen not in VOCODER_PRESETS:
         raise TrainingError(f"unknown vocoder model {chosen!r} (choose from {', '.join(VOCODER_PRESETS)})")
     require_work_files(work, VOCODER_FILES)
@@ -84,7 +87,7 @@ def prepare_vocoder_run(work: Path, run: Path, *, model: str | None = None, conf
     def check_state(state: dict[str, Any], source: Path) -> None:
         _check_audio(config_from_dict(AudioConfig, state["audio"], source=str(source)), audio, source, work)
 
-    preset = _with_init_settings(VOCODER_PRESETS[chosen], init) if init is not None else VOCODER_PRESETS[chosen]
+    preset = _with_init_settings(VOCODER_PRESETS[chosen], init_generator)
     run_config, previous, state = resolve_run_config(run, resume, type(preset), preset, config_path, overrides,
                                                      check_state, preset_given=model is not None)
     gta = gta or bool(state.get("gta"))
@@ -99,7 +102,7 @@ def prepare_vocoder_run(work: Path, run: Path, *, model: str | None = None, conf
         raise TrainingError(f"train.segment_samples {cfg.segment_samples} is not a multiple of the hop "
                             f"({audio.hop_length})")
     if init is not None and previous is None:
-        _check_init(init, run_config, audio, work)
+        _check_init(init, init_generator, run_config, audio, work)
     if gta:
         _check_gta(work)
     rows = read_manifest(work, "train") + read_manifest(work, "val")
@@ -128,13 +131,22 @@ def _run_family(run: Path) -> str | None:
     return _family_of_section(model) if model is not None else None
 
 
-def _init_family(init: Path) -> str | None:
-    """The family of the generator --init names (None: HiFi-GAN, or unreadable: `_check_init` says why)."""
+LoadedInit = tuple[nn.Module, AudioConfig, Path]  # what `load_generator` gives for --init
+
+
+def _read_init(init: Path) -> LoadedInit | None:
+    """(generator, its audio config, resolved path) of --init, or None when it cannot be read."""
     try:
-        generator, _, _, _ = load_generator_and_state(init)
+        return load_generator(init)
     except VocoderError:
         return None
-    return _family_of_section(config_to_dict(generator.config)) if hasattr(generator, "config") else None
+
+
+def _init_family(init: LoadedInit | None) -> str | None:
+    """The family of the --init generator (None: none given, HiFi-GAN, or unreadable)."""
+    if init is None or not hasattr(init[0], "config"):
+        return None
+    return _family_of_section(config_to_dict(init[0].config))
 
 
 # A generator fine-tuned to a new voice learns its F0 range, and the fundamental weighs little in
@@ -143,18 +155,15 @@ def _init_family(init: Path) -> str | None:
 FINE_TUNE_MEL_LOSS_WEIGHT = 1.0
 
 
-def _with_init_settings(preset: AnyVocoderRunConfig, init: Path) -> AnyVocoderRunConfig:
+def _with_init_settings(preset: AnyVocoderRunConfig, init: LoadedInit | None
+                        ) -> AnyVocoderRunConfig:
     """The preset with the model settings of the generator --init starts from, where that family has
     settings without weights (`takes_weights_of`): fine-tuning a generator keeps its noise STFT and
     voicing gate unless --config/--set change them, rather than falling back to the preset's. A
     harmonic-plus-noise fine-tuning also weighs the mel loss (`FINE_TUNE_MEL_LOSS_WEIGHT`)."""
-    if not hasattr(preset.model, "takes_weights_of"):
-        return preset
-    try:
-        generator, _, _ = load_generator(init)
-    except VocoderError:
-        return preset  # `_check_init` says why
-    config = getattr(generator, "config", None)
+    if init is None or not hasattr(preset.model, "takes_weights_of"):
+        return preset  # no --init, or an unreadable one (`_check_init` says why)
+    config = getattr(init[0], "config", None)
     if type(config) is not type(preset.model):
         return preset
     tuned = dataclasses.replace(preset, model=config)
@@ -172,11 +181,14 @@ def _check_audio(theirs: AudioConfig, ours: AudioConfig, source: Path, work: Pat
                             "preprocess with its audio settings or start from scratch")
 
 
-def _check_init(init: Path, run_config: AnyVocoderRunConfig, audio: AudioConfig, work: Path) -> None:
-    try:
-        generator, init_audio, resolved = load_generator(init)
-    except VocoderError as err:
-        raise TrainingError(f"--init: {err}") from None
+def _check_init(init: Path, loaded: LoadedInit | None, run_config: AnyVocoderRunConfig,
+                audio: AudioConfig, work: Path) -> None:
+    if loaded is None:  # unreadable: read it again for the reason
+        try:
+            loaded = load_generator(init)
+        except VocoderError as err:
+            raise TrainingError(f"--init: {err}") from None
+    generator, init_audio, resolved = loaded
     _check_audio(init_audio, audio, resolved, work)
     takes_weights_of = getattr(run_config.model, "takes_weights_of", None)  # a config that differs in weightless ways
     if generator.config != run_config.model and not (takes_weights_of is not None
