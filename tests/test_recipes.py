@@ -112,3 +112,76 @@ def test_fine_tune_recipe_measures_the_curve(tmp_path, mini_corpus):
     alone = [line.split("|")[3].strip() for line in curve.stdout.splitlines() if line.startswith("| 10 clips | 0.9 |")]
     assert alone == ["acoustic model through Griffin-Lim", "vocoder, copy-synthesis"]
     assert (tmp_path / "curve.png").stat().st_size > 10_000
+
+
+# A stand-in for shared/corpus/make_corpus.py (which needs Piper and minutes per clip): the same
+# options, the embedded corpus' clips as the "reader", and a log of what the recipe asked for.
+STAND_IN_MAKE_CORPUS = '''
+import argparse, json, sys
+from pathlib import Path
+import soundfile as sf
+parser = argparse.ArgumentParser()
+for option in ("--out", "--voices", "--piper-python"):
+    parser.add_argument(option, required=True)
+for option in ("--count", "--offset", "--jobs"):
+    parser.add_argument(option, type=int, required=True)
+args = parser.parse_args()
+with open(Path(__file__).with_name("calls.jsonl"), "a") as log:
+    log.write(json.dumps(vars(args)) + "\\n")
+source = Path({source!r})
+lines = (source / "metadata.csv").read_text().splitlines()
+# Training lines read the corpus from its start, held-out lines (offset 10,000 on) from its end.
+lines = lines[:args.count] if args.offset < 10000 else lines[-args.count:]
+out = Path(args.out)
+(out / "wavs").mkdir(parents=True, exist_ok=True)
+for line in lines:
+    wave, rate = sf.read(source / "wavs" / (line.split("|")[0] + ".flac"))
+    sf.write(out / "wavs" / (line.split("|")[0] + ".wav"), wave, rate)
+(out / "metadata.csv").write_text("\\n".join(lines) + "\\n")
+'''
+
+HARMONIC_NOISE_TINY = ["model.channels=16", "model.layers=2", "model.harmonics=20", "model.pitch_channels=8",
+                       "model.pitch_layers=1", "train.segment_samples=2048", "train.batch_size=2",
+                       "train.val_utterances=1"]
+
+
+def test_default_voice_recipe_builds_a_voice(tmp_path, mini_corpus):
+    """recipes/default-voice end to end at tiny sizes: its corpus from make_corpus.py (a stand-in
+    here) within the training lines and the held-out lines, every stage (vocoder, anneal, refine,
+    acoustic, teacher-forced vocoder), the three scorings, and a packed voice that speaks."""
+    shared = tmp_path / "shared"
+    (shared / "corpus").mkdir(parents=True)
+    (shared / "corpus" / "make_corpus.py").write_text(STAND_IN_MAKE_CORPUS.format(source=str(mini_corpus)))
+    out = tmp_path / "default-voice"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "SHARED": str(shared), "PIPER_PYTHON": sys.executable, "TRAIN_LINES": "12", "HELDOUT": "3",
+           "ACOUSTIC_STEPS": "3", "VOCODER_STEPS": "2", "ANNEAL_STEPS": "2", "REFINE_STEPS": "2", "GTA_STEPS": "2",
+           "ACOUSTIC_OPTIONS": " ".join(f"--set {value}" for value in ACOUSTIC_TINY),
+           "VOCODER_OPTIONS": " ".join(f"--set {value}" for value in HARMONIC_NOISE_TINY)}
+    result = subprocess.run(["bash", str(RECIPES / "default-voice" / "run.sh"), str(out)], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    calls = [json.loads(line) for line in (shared / "corpus" / "calls.jsonl").read_text().splitlines()]
+    assert [(c["count"], c["offset"], c["voices"]) for c in calls] == [(12, 0, "piper-joe"), (3, 10000, "piper-joe")]
+    assert all(c["piper_python"] == sys.executable for c in calls)
+    # Each vocoder stage started from the last one's generator, the last on teacher-forced mels.
+    assert any((out / "work" / "gta").glob("*.npy"))
+    for stage in ("vocoder-anneal", "vocoder-refine", "vocoder-gta"):
+        assert (out / stage / "checkpoints" / "generator_00000002.pt").exists(), stage
+    refine = yaml.safe_load((out / "vocoder-refine" / "config.yaml").read_text())
+    assert (refine["model"]["noise_fft"], refine["model"]["noise_hop"], refine["model"]["voicing_dilation"]) \
+        == (512, 128, 2)
+    for name in ("recordings", "copy", "voice"):
+        scores = json.loads((out / f"eval_{name}.json").read_text())
+        assert len(scores["utterances"]) == 3, name
+
+    card = json.loads((out / "voice" / "voice.json").read_text())
+    assert card["name"] == "joe" and set(card["scores"]) == {"recordings", "copy-synthesis", "voice"}
+    assert "lines 1-12 read by Piper" in card["data"] and "10,001-10,003" in card["scores_note"]
+    spoken = subprocess.run([str(Path(sys.executable).parent / "ttskit"), "synth", "Hello there.", "--voice",
+                             str(out / "voice"), "-o", str(tmp_path / "hello.wav"), "--device", "cpu"],
+                            capture_output=True, text=True, timeout=300)
+    assert spoken.returncode == 0, spoken.stderr[-3000:]
+    wave, rate = sf.read(tmp_path / "hello.wav")
+    assert rate == 22050 and len(wave) > 0  # three steps of training: it speaks, not well

