@@ -354,11 +354,12 @@ def grouped_harmonic_sum(frame_amplitudes: torch.Tensor, blocks: torch.Tensor, h
 
 
 def multi_resolution_stft_loss(fake: torch.Tensor, real: torch.Tensor,
-                               sizes: tuple[int | tuple[int, int, int], ...] = (2048, 1024, 512, 256, 128)
-                               ) -> torch.Tensor:
-    """Spectral convergence + log-magnitude L1, averaged over STFT resolutions (Yamamoto et al.,
-    2020): the whole training signal of the harmonic-plus-noise vocoder. (..., S) waves; a size is
-    an FFT length (hop a quarter of it, window as long) or (FFT length, hop, window length)."""
+                               sizes: tuple[int | tuple[int, int, int], ...] = (2048, 1024, 512, 256, 128),
+                               convergence_weight: float = 1.0) -> torch.Tensor:
+    """Spectral convergence (x `convergence_weight`) + log-magnitude L1, averaged over STFT
+    resolutions (Yamamoto et al., 2020): the whole training signal of the harmonic-plus-noise
+    vocoder. (..., S) waves; a size is an FFT length (hop a quarter of it, window as long) or (FFT
+    length, hop, window length)."""
     total = fake.new_zeros(())
     fake, real = fake.reshape(-1, fake.shape[-1]), real.reshape(-1, real.shape[-1])
     for size in sizes:
@@ -366,7 +367,7 @@ def multi_resolution_stft_loss(fake: torch.Tensor, real: torch.Tensor,
         window = torch.hann_window(win, device=fake.device)
         s_fake = torch.stft(fake, n_fft, hop, win, window, return_complex=True).abs()
         s_real = torch.stft(real, n_fft, hop, win, window, return_complex=True).abs()
-        total = total + torch.linalg.norm(s_real - s_fake) / torch.linalg.norm(s_real).clamp(min=1e-7)
+        total = total + convergence_weight * torch.linalg.norm(s_real - s_fake) / torch.linalg.norm(s_real).clamp(min=1e-7)
         total = total + F.l1_loss(torch.log(s_fake + 1e-5), torch.log(s_real + 1e-5))
     return total / len(sizes)
 

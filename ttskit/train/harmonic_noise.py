@@ -125,7 +125,8 @@ class HarmonicNoiseTrainer(SingleNetworkTrainer):
                 real_maps, fake_maps = halves(self.judge(torch.cat([real, generated])))
             adversarial = generator_adversarial_loss(fake_maps, "hinge")
             features = feature_matching_loss(real_maps, fake_maps)
-        stft = multi_resolution_stft_loss(fake.squeeze(1), wave.squeeze(1))
+        stft = multi_resolution_stft_loss(fake.squeeze(1), wave.squeeze(1),
+                                          convergence_weight=cfg.stft_convergence_weight)
         mel_l1 = (F.l1_loss(self.loss_mel(fake.squeeze(1)), self.loss_mel(wave.squeeze(1)))
                   if cfg.mel_loss_weight > 0 else zero)
         f0_l1, voicing_bce = pitch_loss(log_f0.float(), voicing.float(), f0, voiced)

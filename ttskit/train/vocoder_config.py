@@ -82,6 +82,11 @@ class HarmonicNoiseTrainConfig(SegmentTrainConfig):
     # A full-band log-mel L1 beside the STFT loss (HiFi-GAN's): its narrow low bands weigh the
     # fundamental, which the linear-frequency STFT loss barely sees (one bin in a thousand).
     mel_loss_weight: float = 0.0
+    # The STFT loss's spectral convergence term (a squared error of magnitudes). Against noise it
+    # is biased: two independent noises of one level are closest in squared error when the
+    # generated one is pi/4 as loud, so it teaches a quieter noise branch than the recordings
+    # have; the log-magnitude term (an L1 of logs) has no such bias.
+    stft_convergence_weight: float = 1.0
     num_workers: int = 1
     # Adversarial training against a light multi-resolution spectrogram discriminator
     # (`ttskit.models.spectral_discriminator`), off by default (weight 0): the STFT loss alone gets
@@ -100,6 +105,7 @@ class HarmonicNoiseTrainConfig(SegmentTrainConfig):
         super().__post_init__()
         require(self.pitch_loss_weight >= 0, "train.pitch_loss_weight", "must be >= 0")
         require(self.mel_loss_weight >= 0, "train.mel_loss_weight", "must be >= 0")
+        require(self.stft_convergence_weight >= 0, "train.stft_convergence_weight", "must be >= 0")
         require(self.adversarial_weight >= 0, "train.adversarial_weight", "must be >= 0")
         require(self.feature_loss_weight >= 0, "train.feature_loss_weight", "must be >= 0")
         require(self.discriminator_start_step >= 0, "train.discriminator_start_step", "must be >= 0")
