@@ -20,7 +20,12 @@ from ttskit.checkpoints.vocoder import load_vocoder
 from ttskit.cli import app
 from ttskit.config import AudioConfig
 from ttskit.data.frame_pitch import ensure_frame_pitch
-from ttskit.models.harmonic_noise import HarmonicNoiseConfig, HarmonicNoiseGenerator, multi_resolution_stft_loss
+from ttskit.models.harmonic_noise import (
+    HarmonicNoiseConfig,
+    HarmonicNoiseGenerator,
+    conv_as_matmul,
+    multi_resolution_stft_loss,
+)
 from ttskit.models.vocoder import SourceFilterVocoder
 from ttskit.train.vocoder import prepare_vocoder_run, train_vocoder
 from ttskit.work import frame_pitch_path, load_work_config, read_manifest
@@ -232,6 +237,40 @@ def test_fast_harmonic_sum_equals_the_direct_one(frames):
     for each in grouped:
         assert each.shape == direct.shape and torch.allclose(each, direct, atol=1e-4)
 
+
+
+@pytest.mark.parametrize("taps, dilation, padding", [(3, 1, 1), (3, 4, 4), (3, 8, 8), (1, 1, 0), (5, 2, 3)])
+def test_convolution_as_one_matrix_product_equals_the_convolution(taps, dilation, padding):
+    torch.manual_seed(0)
+    layer = torch.nn.Conv1d(24, 16, taps, padding=padding, dilation=dilation)
+    for frames in (1, 7, 130):
+        if frames + 2 * padding - dilation * (taps - 1) < 1:
+            continue  # no output frame: the convolution itself refuses
+        x = torch.randn(2, 24, frames)
+        with torch.no_grad():
+            assert torch.allclose(conv_as_matmul(layer, x), layer(x), atol=1e-5), frames
+
+
+def test_inference_on_a_cpu_takes_the_matrix_product_path_with_the_same_result():
+    """Without gradients on a CPU the generator's convolutions run as matrix products (no per-length
+    kernel building); with gradients (training), and in an exported graph, as Conv1d."""
+    torch.manual_seed(0)
+    generator = HarmonicNoiseGenerator(SMALL, n_mels=80, sample_rate=22050, hop_length=256).eval()
+    mel, f0, voiced = torch.randn(1, 80, 40) - 4, torch.full((1, 40), 140.0), torch.ones(1, 40)
+    calls = []
+    original = torch.nn.Conv1d.forward
+    torch.nn.Conv1d.forward = lambda self, x: calls.append(1) or original(self, x)
+    try:
+        torch.manual_seed(1)
+        with torch.no_grad():
+            fast = generator(mel, f0, voiced)
+        assert not calls
+        torch.manual_seed(1)
+        trained_path = generator(mel, f0, voiced).detach()
+        assert calls
+    finally:
+        torch.nn.Conv1d.forward = original
+    assert torch.allclose(fast, trained_path, atol=1e-4)
 
 def test_harmonic_filter_starts_as_the_identity_and_fine_tunes_from_a_run_without_one(mini_work, tmp_path):
     """`model.filter_bands` adds a learned per-frame filter (gain and phase) on the harmonic source:
