@@ -133,3 +133,13 @@ def test_the_cli_starts_without_torch():
     code = "import sys, ttskit.cli; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"
+
+
+def test_speaking_with_the_default_voice_loads_neither_scipy_signal_nor_numba():
+    """Cold start (`ttskit synth "Hello." -o x.wav` as a fresh process) pays every import on the way:
+    scipy.signal took ~0.7 s (a Kaiser window for PQMF filters, now numpy's) and numba ~0.2 s (the
+    training-time length regulator; synthesis regulates length in torch)."""
+    code = ("import sys; from ttskit.synthesis.synthesizer import Synthesizer; Synthesizer.default().tts('Hello.'); "
+            "print(sorted(m for m in ('scipy.signal', 'numba') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

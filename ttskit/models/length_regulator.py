@@ -10,14 +10,24 @@ below is the pure-torch reference that tests hold the kernel to.
 
 from __future__ import annotations
 
-import numba
+from functools import cache
+from typing import Any
+
 import numpy as np
 import torch
 
 PADDING = -1  # index of a padded frame
 
 
-@numba.njit(cache=True)
+@cache
+def _kernel() -> Any:
+    """The numba-compiled `_frame_to_phoneme`, made on first use: importing numba costs ~0.2 s, which
+    synthesis (whose graph regulates length in torch, `inference_graph.frames_of`) need not pay."""
+    import numba
+
+    return numba.njit(cache=True)(_frame_to_phoneme)
+
+
 def _frame_to_phoneme(durations: np.ndarray, max_len: int) -> tuple[np.ndarray, np.ndarray]:
     batch, phonemes = durations.shape
     index = np.full((batch, max_len), PADDING, dtype=np.int64)
@@ -42,7 +52,7 @@ def frame_to_phoneme_index(durations: torch.Tensor, max_len: int | None = None) 
     counts = durations.detach().to("cpu", torch.int64).clamp(min=0).numpy()
     if max_len is None:
         max_len = int(counts.sum(axis=1).max()) if counts.size else 0
-    index, lengths = _frame_to_phoneme(np.ascontiguousarray(counts), int(max_len))
+    index, lengths = _kernel()(np.ascontiguousarray(counts), int(max_len))
     return (torch.from_numpy(index).to(durations.device, non_blocking=True),
             torch.from_numpy(lengths).to(durations.device, non_blocking=True))
 

@@ -16,7 +16,6 @@ import math
 
 import numpy as np
 import torch
-from scipy.signal.windows import kaiser
 from torch import nn
 from torch.nn import functional as F
 
@@ -27,7 +26,9 @@ def prototype_filter(taps: int, cutoff: float, beta: float) -> np.ndarray:
         raise ValueError(f"the PQMF needs an even number of taps (got {taps})")
     n = np.arange(taps + 1) - taps / 2
     ideal = cutoff * np.sinc(cutoff * n)  # sin(pi c n) / (pi n), with its limit c at n = 0
-    return ideal * kaiser(taps + 1, beta)
+    # numpy's Kaiser window is scipy's (symmetric); scipy.signal costs ~0.7 s to import, on every
+    # cold start that loads a vocoder.
+    return ideal * np.kaiser(taps + 1, beta)
 
 
 class PQMF(nn.Module):
