@@ -23,6 +23,7 @@ from ttskit.models.harmonic_noise import HarmonicNoiseConfig, HarmonicNoiseGener
 from ttskit.models.inference_graph import AcousticGraph, HarmonicNoiseGraph
 from ttskit.synthesis import Synthesizer
 from ttskit.synthesis.engines import acoustic_graph
+from ttskit.synthesis.onnx_backend import load_onnx_voice
 from ttskit.synthesis.voices import SHIPPED, VoiceError, find_voice
 
 onnx = pytest.importorskip("onnx")
@@ -196,6 +197,38 @@ def test_export_round_trips_through_onnx_runtime(acoustic, harmonic_noise, tmp_p
     assert got.shape == expected.shape  # the same durations
     assert snr_db(expected, got) >= 40
 
+
+
+def test_onnx_vocoder_runs_utterances_side_by_side_with_the_waves_of_one_at_a_time(acoustic, harmonic_noise,
+                                                                                   tmp_path):
+    """`Synthesizer.tts_many` on the ONNX backend vocodes a batch's utterances on as many
+    single-threaded runs as it has threads; the noise is drawn in order, so each wave is the one a
+    call of its own would make."""
+    out = _export(tmp_path, "--acoustic", str(acoustic), "--vocoder", str(harmonic_noise))
+    synth = Synthesizer.from_voice(out)
+    sentences = synth.sentences(["Cats sat on the mat.", "Dogs did not.", "A bird flew over the old house."])
+    frames = synth.engine(*_engine_inputs(sentences))
+    mels = [frames.mel[row, :, :n] for row, n in enumerate(frames.frames)]
+    f0s = [frames.f0[row, :n] for row, n in enumerate(frames.frames)]
+    vocoder = load_onnx_voice(find_voice(str(out)), threads=2)[2]  # two threads whatever the machine has
+    vocoder.noise = np.random.default_rng(5)
+    alone = [vocoder(mel, f0)[0] for mel, f0 in zip(mels, f0s)]
+    vocoder.noise = np.random.default_rng(5)
+    side_by_side = vocoder.each(mels, f0s)
+    assert "_single_threaded" in vars(vocoder) and vocoder.workers == 2  # the parallel path ran
+    assert [len(w) for w in side_by_side] == [len(w) for w in alone] == [n * 256 for n in frames.frames]
+    for got, expected in zip(side_by_side, alone):
+        assert snr_db(expected.numpy(), got.numpy()) >= 60
+
+
+def _engine_inputs(sentences):
+    lengths = np.array([len(s.ids) for s in sentences])
+    phonemes = np.zeros((len(sentences), lengths.max()), np.int64)
+    for row, sentence in enumerate(sentences):
+        phonemes[row, :lengths[row]] = sentence.ids
+    count = len(sentences)
+    return (phonemes, lengths, np.zeros(count, np.int64), np.ones(count, np.float32), np.zeros(count, np.float32),
+            np.ones(count, np.float32))
 
 class _TorchNoise:
     """The noise the torch vocoder draws (torch.rand, reflected at the edges by its STFT), as the

@@ -70,6 +70,13 @@ class Vocoder(ABC):
         """(F0 (T,), voicing (T,)) of a recording for copy-synthesis, or None where F0 is not used."""
         return None
 
+    def each(self, mels: list[torch.Tensor], f0s: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        """One wave (T * hop_length,) per utterance, in order: (n_mels, T) mels of their own lengths
+        (no padding reaches an utterance's end) and their F0 (T,) or None. One after the other here
+        (torch's eager ops take Python's lock, so utterances side by side gain nothing: measured);
+        a backend that can run them side by side overrides it."""
+        return [self(mel, f0)[0] for mel, f0 in zip(mels, f0s)]
+
 
 def _batched(mel: torch.Tensor, n_mels: int, source: str) -> torch.Tensor:
     if mel.dim() == 2:

@@ -226,14 +226,15 @@ class Synthesizer:
         mels = out.mel
         if max(frames) == 0:
             waves = torch.zeros(len(batch), 0)
-        elif self.vocoder.uses_f0:
-            waves = [self.vocoder(mels[row, :, :n], out.f0[row, :n])[0] if n else torch.zeros(0)
-                     for row, n in enumerate(frames)]
-        elif isinstance(self.vocoder, GriffinLimVocoder) or self.device.type == "cpu":
+        elif self.vocoder.uses_f0 or isinstance(self.vocoder, GriffinLimVocoder) or self.device.type == "cpu":
             # One utterance at a time: no compute on padding, and nothing of the padding reaches an
             # utterance's last samples. A CPU gains nothing from batching the vocoder (measured:
             # batched V3 ran at half the speed of V3 alone); a GPU does, below.
-            waves = [self.vocoder(mels[row, :, :n])[0] if n else torch.zeros(0) for row, n in enumerate(frames)]
+            spoken = [row for row, n in enumerate(frames) if n]
+            made = dict(zip(spoken, self.vocoder.each(
+                [mels[row, :, :frames[row]] for row in spoken],
+                [out.f0[row, :frames[row]] if self.vocoder.uses_f0 else None for row in spoken])))
+            waves = [made.get(row, torch.zeros(0)) for row in range(len(batch))]
         else:
             waves = self.vocoder(mels)
         hop = self.acoustic.audio.hop_length
