@@ -7,8 +7,9 @@ what `ttskit export --quantize` costs.
 The shipped voice is exported twice into a temporary folder (float32, and int8 acoustic weights)
 by `ttskit.deploy.onnx_export.export_voice`, then every backend speaks the same held-out
 sentences through `Synthesizer.tts_many` (the front end, length-sorted batches of 16 for the
-acoustic model, one vocoder call per sentence: what `ttskit synth --text-file` does). Each figure
-is the best of --repeats runs, with the same thread count for torch and ONNX Runtime.
+acoustic model, then the vocoder per sentence: what `ttskit synth --text-file` does). Each figure
+is the best of --repeats runs, taken in turns across the backends, with the same thread count for
+torch and ONNX Runtime.
 
 Agreement: the share of sentences whose frame count (the durations) equals torch's, and the mel's
 SNR against torch's on the same batches. With --wer, pocketsphinx's word error rate on each
@@ -39,15 +40,20 @@ def read_sentences(path: Path, offset: int, count: int) -> list[str]:
     return [line for line in lines[offset:offset + count] if line]
 
 
-def speed(synth, sentences: list[str], repeats: int) -> dict[str, float]:
-    synth.tts("Warm up, twice over.")
-    best = None
+def speed(backends: dict, sentences: list[str], repeats: int) -> dict[str, dict[str, float]]:
+    """Each backend's best of `repeats` runs of `tts_many`, the runs taken in turns (torch, onnx,
+    int8, torch, ...) so that a slow spell of a shared machine falls on every backend alike."""
+    for synth in backends.values():
+        synth.tts("Warm up, twice over.")
+    best: dict[str, dict[str, float]] = {}
     for _ in range(repeats):
-        waves = synth.tts_many(sentences)
-        if best is None or synth.timing.compute_s < best["compute_s"]:
+        for label, synth in backends.items():
+            waves = synth.tts_many(sentences)
             t = synth.timing
-            best = {"compute_s": t.compute_s, "text_s": t.text_s, "acoustic_s": t.acoustic_s,
-                    "vocoder_s": t.vocoder_s, "audio_s": sum(len(w) for w in waves if w is not None) / synth.sample_rate}
+            if label not in best or t.compute_s < best[label]["compute_s"]:
+                best[label] = {"compute_s": t.compute_s, "text_s": t.text_s, "acoustic_s": t.acoustic_s,
+                               "vocoder_s": t.vocoder_s,
+                               "audio_s": sum(len(w) for w in waves if w is not None) / synth.sample_rate}
     return best
 
 
@@ -138,7 +144,7 @@ def main() -> None:
             backends[label] = Synthesizer.from_voice(out)
             sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(out.glob("*.onnx")))
             print(f"{label}: {sizes}")
-        figures = {label: speed(synth, sentences, args.repeats) for label, synth in backends.items()}
+        figures = speed(backends, sentences, args.repeats)
         reference = acoustic_outputs(backends["torch"], sentences)
         rows = []
         base = figures["torch"]

@@ -215,11 +215,28 @@ def test_onnx_vocoder_runs_utterances_side_by_side_with_the_waves_of_one_at_a_ti
     alone = [vocoder(mel, f0)[0] for mel, f0 in zip(mels, f0s)]
     vocoder.noise = np.random.default_rng(5)
     side_by_side = vocoder.each(mels, f0s)
-    assert "_single_threaded" in vars(vocoder) and vocoder.workers == 2  # the parallel path ran
+    assert "_session" in vars(vocoder.side_by_side) and vocoder.side_by_side.workers == 2  # it ran side by side
     assert [len(w) for w in side_by_side] == [len(w) for w in alone] == [n * 256 for n in frames.frames]
     for got, expected in zip(side_by_side, alone):
         assert snr_db(expected.numpy(), got.numpy()) >= 60
 
+
+
+def test_onnx_acoustic_runs_a_batch_in_parts_side_by_side_with_the_whole_batchs_output(acoustic, hifigan,
+                                                                                      tmp_path):
+    out = _export(tmp_path, "--acoustic", str(acoustic), "--vocoder", str(hifigan))
+    voice = find_voice(str(out))
+    whole, parts = load_onnx_voice(voice, threads=1)[1], load_onnx_voice(voice, threads=2)[1]
+    synth = Synthesizer.from_voice(out)
+    texts = ["Cats sat.", "Dogs did not sit on the mat at all.", "A bird flew.", "The old house stood there.",
+             "Rain.", "Nobody knew where the little road went after the bridge."]
+    inputs = _engine_inputs(synth.sentences(texts))
+    expected, got = whole(*inputs), parts(*inputs)
+    assert "_session" in vars(parts.side_by_side)  # two parts of three, side by side
+    assert got.frames == expected.frames and got.mel.shape == expected.mel.shape
+    assert torch.allclose(got.mel, expected.mel, atol=1e-4)  # the mel floor past each length too
+    for row, n in enumerate(expected.frames):
+        assert torch.allclose(got.f0[row, :n], expected.f0[row, :n], atol=1e-3)
 
 def _engine_inputs(sentences):
     lengths = np.array([len(s.ids) for s in sentences])
