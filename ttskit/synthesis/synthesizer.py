@@ -227,9 +227,10 @@ class Synthesizer:
         if max(frames) == 0:
             waves = torch.zeros(len(batch), 0)
         elif self.vocoder.uses_f0 or isinstance(self.vocoder, GriffinLimVocoder) or self.device.type == "cpu":
-            # One utterance at a time: no compute on padding, and nothing of the padding reaches an
-            # utterance's last samples. A CPU gains nothing from batching the vocoder (measured:
-            # batched V3 ran at half the speed of V3 alone); a GPU does, below.
+            # One call per utterance (`Vocoder.each`: side by side where the backend can): no
+            # compute on padding, and nothing of the padding reaches an utterance's last samples. A
+            # CPU gains nothing from batching the vocoder (measured: batched V3 ran at half the speed
+            # of V3 alone); a GPU does, below.
             spoken = [row for row, n in enumerate(frames) if n]
             made = dict(zip(spoken, self.vocoder.each(
                 [mels[row, :, :frames[row]] for row in spoken],
