@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import shutil
 
 import numpy as np
@@ -95,6 +97,29 @@ def test_two_gloo_ranks_stay_in_sync_on_disjoint_data(mini_work, tmp_path):
     assert summary["world_size"] == 2 and summary["step"] == 3
     assert summary["ranks_in_sync"] is True and summary["ranks_data_disjoint"] is True
 
+
+
+def _abort_rank_1_as_it_exits(rank):
+    if rank.rank == 1:
+        atexit.register(os.abort)  # after its work, the barrier and its mark: in the teardown
+
+
+def _abort_rank_1_at_once(rank):
+    if rank.rank == 1:
+        os.abort()
+
+
+def test_a_rank_that_aborts_in_its_teardown_after_the_work_is_done_only_warns():
+    """gloo can abort a rank as it leaves the group (std::terminate in its threads); when every
+    rank had finished its work that is a warning, while a rank that dies before is an error."""
+    from torch.multiprocessing import ProcessExitedException
+
+    from ttskit.skeleton.distributed import launch
+
+    with pytest.warns(RuntimeWarning, match="after every rank's work was done"):
+        launch(_abort_rank_1_as_it_exits, (), 2, "cpu")
+    with pytest.raises(ProcessExitedException):
+        launch(_abort_rank_1_at_once, (), 2, "cpu")
 
 def test_poisoned_batch_trips_the_nan_guard(mini_work, tmp_path):
     work = tmp_path / "work"

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -65,11 +68,13 @@ def _setup(local_rank: int, world_size: int, device_kind: str, rank: int | None 
     return Rank(rank, world_size, local_rank, device)
 
 
-def _run_and_leave(function: Callable[..., Any], rank: Rank, args: tuple) -> None:
+def _run_and_leave(function: Callable[..., Any], rank: Rank, args: tuple,
+                   done: Callable[[], None] | None = None) -> None:
     """Run, then leave the group together: a rank that destroys its gloo group while another
     still has messages in flight can die in C++ ("terminate called without an active
     exception"; 1 run in 3 before this barrier). After an error there is no barrier, since the
-    other ranks may be inside a collective that will never complete."""
+    other ranks may be inside a collective that will never complete. `done` runs once every
+    rank's work is over (after the barrier), before the group is left."""
     try:
         function(rank, *args)
     except BaseException:
@@ -78,12 +83,17 @@ def _run_and_leave(function: Callable[..., Any], rank: Rank, args: tuple) -> Non
         raise
     if dist.is_initialized():
         dist.barrier()
+        if done is not None:
+            done()
         dist.destroy_process_group()
 
 
 def _spawned(local_rank: int, world_size: int, device_kind: str, function: Callable[..., Any],
-             args: tuple) -> None:
-    _run_and_leave(function, _setup(local_rank, world_size, device_kind), args)
+             args: tuple, marks: str) -> None:
+    def done() -> None:
+        Path(marks, f"rank{local_rank}.done").touch()
+
+    _run_and_leave(function, _setup(local_rank, world_size, device_kind), args, done)
 
 
 def launch(function: Callable[..., Any], args: tuple, gpus: int, device_kind: str) -> None:
@@ -99,4 +109,14 @@ def launch(function: Callable[..., Any], args: tuple, gpus: int, device_kind: st
         return
     os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
     os.environ.setdefault("MASTER_PORT", str(_free_port()))
-    mp.spawn(_spawned, args=(gpus, device_kind, function, args), nprocs=gpus, join=True)
+    with tempfile.TemporaryDirectory(prefix="ttskit-ranks-") as marks:
+        try:
+            mp.spawn(_spawned, args=(gpus, device_kind, function, args, marks), nprocs=gpus, join=True)
+        except mp.ProcessExitedException as died:
+            # Even after the barrier gloo's threads can abort a rank as it leaves the group (once
+            # in ~50 runs of the test suite). A rank whose mark is written had finished its work
+            # and every other rank had too: the run is complete, so only say so.
+            if not all(Path(marks, f"rank{r}.done").exists() for r in range(gpus)):
+                raise
+            warnings.warn(f"{died} while leaving the process group, after every rank's work was done",
+                          RuntimeWarning, stacklevel=2)
