@@ -329,6 +329,22 @@ def test_mel_loss_joins_the_stft_loss_when_weighted(mini_work, tmp_path):
         assert m["loss"] == pytest.approx(expected, rel=1e-4)
 
 
+
+def test_stft_convergence_weight_scales_that_term_of_the_logged_stft_loss(mini_work, tmp_path):
+    """`train.stft_convergence_weight` through `train-vocoder`: the first step (same seed, same
+    batch, same weights in every run) logs an STFT loss linear in the weight, its convergence
+    term positive."""
+    first_step = {}
+    for weight in (0.0, 1.0, 2.0):
+        run = tmp_path / f"w{weight}"
+        job = prepare_vocoder_run(mini_work, run, model="harmonic-noise",
+                                  overrides=[*TINY, f"train.stft_convergence_weight={weight}"], max_steps=1)
+        train_vocoder(job, device="cpu")
+        first_step[weight] = next(m for m in metrics(run) if "stft" in m)["stft"]
+    convergence = first_step[1.0] - first_step[0.0]
+    assert convergence > 0
+    assert first_step[2.0] == pytest.approx(first_step[0.0] + 2 * convergence, rel=1e-4)
+
 def test_voicing_dilation_lets_the_harmonics_sound_a_frame_beyond_the_voiced_ones():
     audio = AudioConfig()
     voiced = torch.tensor([[0.0, 0, 0, 1, 1, 1, 0, 0, 0, 0]])
