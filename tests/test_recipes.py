@@ -121,10 +121,12 @@ import argparse, json, sys
 from pathlib import Path
 import soundfile as sf
 parser = argparse.ArgumentParser()
-for option in ("--out", "--voices", "--piper-python"):
+for option in ("--out", "--voices"):
     parser.add_argument(option, required=True)
+parser.add_argument("--piper-python")
 for option in ("--count", "--offset", "--jobs"):
     parser.add_argument(option, type=int, required=True)
+parser.add_argument("--sample-rate", type=int)
 args = parser.parse_args()
 with open(Path(__file__).with_name("calls.jsonl"), "a") as log:
     log.write(json.dumps(vars(args)) + "\\n")
@@ -185,3 +187,44 @@ def test_default_voice_recipe_builds_a_voice(tmp_path, mini_corpus):
     assert spoken.returncode == 0, spoken.stderr[-3000:]
     wave, rate = sf.read(tmp_path / "hello.wav")
     assert rate == 22050 and len(wave) > 0  # three steps of training: it speaks, not well
+
+
+def test_slt_voice_recipe_fine_tunes_a_voice_from_the_default(tmp_path, mini_corpus):
+    """recipes/slt-voice end to end with a few steps per stage: its corpus from make_corpus.py (a
+    stand-in here) by the HTS voice at 22,050 Hz within the training lines and the held-out lines,
+    both models fine-tuned from the shipped voice (full size: --init), the anneal, the teacher-forced
+    stage, the three scorings, and a float16 voice that speaks."""
+    shared = tmp_path / "shared"
+    (shared / "corpus").mkdir(parents=True)
+    (shared / "corpus" / "make_corpus.py").write_text(STAND_IN_MAKE_CORPUS.format(source=str(mini_corpus)))
+    out = tmp_path / "slt-voice"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "SHARED": str(shared), "TRAIN_LINES": "12", "HELDOUT": "3",
+           "ACOUSTIC_STEPS": "2", "VOCODER_STEPS": "2", "ANNEAL_STEPS": "2", "GTA_STEPS": "2",
+           "ACOUSTIC_OPTIONS": "--set train.max_frames_per_batch=1500 --set train.val_every=1",
+           "VOCODER_OPTIONS": "--set train.segment_samples=2048 --set train.batch_size=2 --set train.val_utterances=1"}
+    result = subprocess.run(["bash", str(RECIPES / "slt-voice" / "run.sh"), str(out)], env=env,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    calls = [json.loads(line) for line in (shared / "corpus" / "calls.jsonl").read_text().splitlines()]
+    assert [(c["count"], c["offset"], c["voices"], c["sample_rate"]) for c in calls] \
+        == [(12, 0, "hts-slt", 22050), (3, 10000, "hts-slt", 22050)]
+    assert "fine-tuning" in (out / "acoustic.log").read_text() and "fine-tuning" in (out / "vocoder.log").read_text()
+    assert any((out / "work" / "gta").glob("*.npy"))
+    for stage in ("vocoder", "vocoder-anneal", "vocoder-gta"):
+        assert (out / stage / "checkpoints" / "generator_00000002.pt").exists(), stage
+    anneal = yaml.safe_load((out / "vocoder-anneal" / "config.yaml").read_text())
+    assert anneal["train"]["learning_rate"] == 1e-4 and anneal["model"]["voicing_dilation"] == 2  # joe's settings kept
+    for name in ("recordings", "copy", "voice"):
+        assert len(json.loads((out / f"eval_{name}.json").read_text())["utterances"]) == 3, name
+
+    card = json.loads((out / "voice" / "voice.json").read_text())
+    assert card["name"] == "slt" and card["weights"] == "float16"
+    assert set(card["scores"]) == {"recordings", "copy-synthesis", "voice"} and "lines 1-12 read by hts-slt" in card["data"]
+    spoken = subprocess.run([str(Path(sys.executable).parent / "ttskit"), "synth", "Hello there.", "--voice",
+                             str(out / "voice"), "-o", str(tmp_path / "hello.wav"), "--device", "cpu"],
+                            capture_output=True, text=True, timeout=300)
+    assert spoken.returncode == 0, spoken.stderr[-3000:]
+    wave, rate = sf.read(tmp_path / "hello.wav")
+    assert rate == 22050 and len(wave) > 0

@@ -68,6 +68,9 @@ def pack_voice(
         "--scores", help="LABEL=FILE: the summary of a `ttskit eval --json` file for the model card; repeatable.")
     ] = None,
     scores_note: Annotated[str, typer.Option(help="What the scores were measured on.")] = "",
+    half: Annotated[bool, typer.Option(
+        "--half", help="Store the weights as float16: half the size, run in float32 as trained (score it after: "
+                       "`ttskit eval --synth --acoustic OUT/acoustic.pt --vocoder OUT/vocoder.pt`).")] = False,
 ) -> None:
     """Pack an acoustic model and a vocoder into a voice folder with a model card (voice.json,
     MODEL_CARD.md): what `ttskit synth --voice FOLDER` and the shipped voices are.
@@ -78,6 +81,7 @@ def pack_voice(
 
     with user_errors():
         voice = pack(acoustic, vocoder, output, name, description=description, licence=licence, data=data,
-                     training=training, scores=_read_scores(scores or []), scores_note=scores_note)
+                     training=training, scores=_read_scores(scores or []), scores_note=scores_note,
+                     half=half)
         err_console.print(f"[green]voice {voice.name!r}[/] -> {voice.folder} ({voice.size_bytes / 1e6:.1f} MB)",
                           highlight=False, soft_wrap=True)

@@ -28,6 +28,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
+import torch
+
 from ttskit.audio.io import check_output_folder
 from ttskit.checkpoints.acoustic import is_acoustic_checkpoint
 from ttskit.checkpoints.formats import VOCODER_GENERATOR_FORMAT
@@ -143,6 +145,18 @@ def acoustic_for_inference(state: dict[str, Any]) -> dict[str, Any]:
     return {key: state[key] for key in ACOUSTIC_KEYS if key in state}
 
 
+def half_weights(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict with its float32 tensors stored as float16 (others as they are). Loading copies
+    them into the model's float32 parameters (`load_state_dict` converts), so a voice packed this
+    way runs in float32 at half the size on disk; the rounding (11 significant bits) is measured
+    per voice on its held-out scores (docs/synth.md)."""
+    too_large = [key for key, t in weights.items() if t.dtype == torch.float32 and t.numel()
+                 and float(t.abs().max()) > torch.finfo(torch.float16).max]
+    if too_large:
+        raise VoiceError(f"weights too large for float16 ({', '.join(too_large[:3])}); pack without --half")
+    return {key: t.half() if t.dtype == torch.float32 else t for key, t in weights.items()}
+
+
 def model_card(card: dict[str, Any]) -> str:
     """MODEL_CARD.md from voice.json's facts."""
     lines = [f"# Voice `{card['name']}`", "", card.get("description", ""), "",
@@ -150,6 +164,7 @@ def model_card(card: dict[str, Any]) -> str:
     facts = [("language", card.get("language")), ("speakers", ", ".join(card.get("speakers", []))),
              ("sample rate", f"{card.get('sample_rate')} Hz"), ("licence", card.get("licence")),
              ("acoustic model", card.get("acoustic_model")), ("vocoder", card.get("vocoder_model")),
+             ("weights", card.get("weights")),
              ("data", card.get("data")), ("made", card.get("made"))]
     lines += [f"| {key} | {value} |" for key, value in facts if value]
     if card.get("training"):
@@ -164,10 +179,12 @@ def model_card(card: dict[str, Any]) -> str:
 
 def pack_voice(acoustic: Path, vocoder: Path, out: Path, name: str, *, description: str = "",
                licence: str = "", language: str = "en-US", data: str = "", training: str = "",
-               scores: dict[str, dict[str, Any]] | None = None, scores_note: str = "") -> Voice:
+               scores: dict[str, dict[str, Any]] | None = None, scores_note: str = "",
+               half: bool = False) -> Voice:
     """Pack the acoustic model and vocoder behind two runs (or checkpoints) into the voice folder
     `out`, which must not exist yet or be empty: a voice is written whole (into a temporary folder
-    beside it, renamed at the end) or not at all."""
+    beside it, renamed at the end) or not at all. `half`: store the weights as float16, half the
+    size (`half_weights`); they are loaded into float32 models and run as trained."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise VoiceError(f"{out} exists and is not empty; pack-voice writes a new folder and replaces nothing")
     check_output_folder(out.parent if out.parent != Path("") else Path("."))
@@ -191,12 +208,17 @@ def pack_voice(acoustic: Path, vocoder: Path, out: Path, name: str, *, descripti
             "acoustic": ACOUSTIC_FILE, "vocoder": VOCODER_FILE,
             "acoustic_model": f"{state['format']} step {state.get('step')}",
             "vocoder_model": f"{vocoder_state.get('architecture', 'hifigan')} step {vocoder_state.get('step')}",
+            "weights": "float16" if half else "float32",
             "training": training, "scores": scores or {}, "scores_note": scores_note, "made": date.today().isoformat()}
+    acoustic_state, vocoder_state = acoustic_for_inference(state), dict(vocoder_state)
+    if half:
+        acoustic_state["model"] = half_weights(acoustic_state["model"])
+        vocoder_state["generator"] = half_weights(vocoder_state["generator"])
     staging = out.parent / f".{out.name}.packing-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        save_checkpoint(staging / ACOUSTIC_FILE, acoustic_for_inference(state))
+        save_checkpoint(staging / ACOUSTIC_FILE, acoustic_state)
         save_checkpoint(staging / VOCODER_FILE, vocoder_state)
         (staging / VOICE_FILE).write_text(json.dumps(card, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         (staging / CARD_FILE).write_text(model_card(card), encoding="utf-8")
