@@ -74,6 +74,8 @@ def evaluate(
                                                    "jik876 g_ file, or griffin-lim (--synth's default).")] = None,
     speaker: Annotated[str | None, typer.Option(help="--synth: speaker name or id (default: each utterance's own "
                                                      "speaker when METADATA names it, else the first).")] = None,
+    sharpen: Annotated[float, typer.Option(help="--synth: mel sharpening before the vocoder, as `ttskit synth "
+                                                "--sharpen` (1: the mel as predicted).")] = 1.0,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="--synth/--vocoder-only: keep the audio made "
                                                                     "here (default: a temporary folder).")] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Score only the first N utterances.")] = None,
@@ -100,6 +102,7 @@ def evaluate(
     import tempfile
 
     from ttskit.evaluation.evaluate import evaluate as run
+    from ttskit.synthesis.postfilter import check_sharpening
     from ttskit.evaluation.evaluate import (
         pair,
         read_side,
@@ -110,6 +113,9 @@ def evaluate(
     with user_errors(ValueError), tempfile.TemporaryDirectory(prefix="ttskit-eval-") as tmp:
         if synth and vocoder_only:
             raise UserError("--synth and --vocoder-only are two different evaluations: give one")
+        if sharpen != 1.0 and not synth:
+            raise UserError("--sharpen acts on the acoustic model's mels: it goes with --synth")
+        check_sharpening(sharpen)
         if synth or vocoder_only:
             if metadata is None:
                 raise UserError(f"{'--synth' if synth else '--vocoder-only'} needs the METADATA file to score against")
@@ -140,7 +146,7 @@ def evaluate(
 
                     hyps, warnings = synthesize_items(list(refs.values()), made_in, acoustic, vocoder or "griffin-lim",
                                                       speaker, device, lambda n: progress.advance(task, n),
-                                                      precision)
+                                                      precision, sharpen)
                     for warning in warnings:
                         err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
                 else:

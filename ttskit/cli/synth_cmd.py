@@ -50,6 +50,9 @@ def synthesize(
     speed: Annotated[float, typer.Option(help="x faster (2 = twice as fast, about half the frames).")] = 1.0,
     pitch: Annotated[float, typer.Option(help="Pitch shift in semitones (+ higher).")] = 0.0,
     energy: Annotated[float, typer.Option(help="x the frame energy (> 1 louder, more emphatic).")] = 1.0,
+    sharpen: Annotated[Optional[float], typer.Option(
+        help="Global-variance compensation: x each mel band's deviation from its mean over the sentence "
+             "before the vocoder (1: as predicted; default: the voice's own setting, else 1).")] = None,
     text_file: Annotated[Optional[Path], typer.Option(
         "--text-file", exists=True, dir_okay=False, help="One utterance per line (`id|text` or text); "
                                                          "writes -o DIR/<id>.wav, in length-sorted batches.")] = None,
@@ -69,8 +72,11 @@ def synthesize(
     """
     from ttskit.audio.io import check_output, check_output_folder, save_wav
     from ttskit.synthesis import Synthesizer
+    from ttskit.synthesis.postfilter import check_sharpening
 
     with user_errors():
+        if sharpen is not None:
+            check_sharpening(sharpen)  # before any model is loaded
         if (text is None) == (text_file is None):
             raise UserError("give the text to say, or --text-file FILE (not both)")
         # Checked before any model is loaded: a bad -o costs nothing and replaces nothing.
@@ -94,6 +100,8 @@ def synthesize(
             raise UserError("--backend picks how a voice folder runs; --acoustic RUN runs in torch")
         synth = (Synthesizer.from_voice(voice, device, precision, backend) if acoustic is None
                  else Synthesizer.from_checkpoints(acoustic, vocoder or "griffin-lim", device, precision))
+        if sharpen is not None:
+            synth.sharpen = check_sharpening(sharpen)
         warn_about_precision(precision, synth.device)
         for note in synth.vocoder.notes:
             err_console.print(f"[dim]note:[/] {note}", highlight=False, soft_wrap=True)

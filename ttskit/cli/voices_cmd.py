@@ -71,6 +71,9 @@ def pack_voice(
     half: Annotated[bool, typer.Option(
         "--half", help="Store the weights as float16: half the size, run in float32 as trained (score it after: "
                        "`ttskit eval --synth --acoustic OUT/acoustic.pt --vocoder OUT/vocoder.pt`).")] = False,
+    sharpen: Annotated[float, typer.Option(
+        help="The mel sharpening (global-variance factor) synthesis applies with this voice, as `ttskit synth "
+             "--sharpen` (measure it with `ttskit eval --synth --sharpen`).")] = 1.0,
 ) -> None:
     """Pack an acoustic model and a vocoder into a voice folder with a model card (voice.json,
     MODEL_CARD.md): what `ttskit synth --voice FOLDER` and the shipped voices are.
@@ -82,6 +85,6 @@ def pack_voice(
     with user_errors():
         voice = pack(acoustic, vocoder, output, name, description=description, licence=licence, data=data,
                      training=training, scores=_read_scores(scores or []), scores_note=scores_note,
-                     half=half)
+                     half=half, sharpen=sharpen)
         err_console.print(f"[green]voice {voice.name!r}[/] -> {voice.folder} ({voice.size_bytes / 1e6:.1f} MB)",
                           highlight=False, soft_wrap=True)

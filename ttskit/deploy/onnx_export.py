@@ -285,5 +285,6 @@ def _card(model: Any, vocoder_audio: Any, vocoder_described: dict[str, Any], nam
                            "inputs": list(ACOUSTIC_INPUTS), "outputs": list(ACOUSTIC_OUTPUTS)},
         "vocoder_model": {**vocoder_described, "inputs": list(vocoder_inputs), "outputs": ["wave"]},
         "controls": {"speed": "x faster (2: half the frames)", "pitch": "semitones", "energy": "x the frame energy"},
+        "synthesis": source_card.get("synthesis", {}),  # the voice's mel sharpening, applied outside the graphs
         "export_check": checks,
     }

@@ -15,15 +15,19 @@ Progress = Callable[[int], None]  # called with how many utterances were just fi
 
 def synthesize_items(items: list[Item], out: Path, acoustic: Path, vocoder: str, speaker: str | None = None,
                      device: str | None = None, on_done: Progress | None = None,
-                     precision: InferencePrecision = "fp32") -> tuple[dict[str, Item], list[str]]:
+                     precision: InferencePrecision = "fp32", sharpen: float = 1.0
+                     ) -> tuple[dict[str, Item], list[str]]:
     """Speak each item's transcript free-running (durations, pitch and energy all predicted), as a
-    user would hear it. Returns the written items and the synthesiser's warnings."""
+    user would hear it (`sharpen`: `Synthesizer.sharpen`). Returns the written items and the
+    synthesiser's warnings."""
     from ttskit.synthesis import Synthesizer
+    from ttskit.synthesis.postfilter import check_sharpening
 
     missing = [item.id for item in items if not item.text]
     if missing:
         raise EvaluationError(f"--synth needs transcripts; none for {', '.join(missing[:5])} (a metadata file gives them)")
     synth = Synthesizer.from_checkpoints(acoustic, vocoder, device, precision)
+    synth.sharpen = check_sharpening(sharpen)
     written: dict[str, Item] = {}
     warnings: list[str] = []
     # Each utterance in its own speaker's voice when the model knows it (a multi-speaker WORK

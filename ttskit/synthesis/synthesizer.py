@@ -38,6 +38,7 @@ from ttskit.models.vocoder import GRIFFIN_LIM, GriffinLimVocoder, Vocoder, Vocod
 from ttskit.runtime import InferencePrecision, default_device
 from ttskit.synthesis.engines import AcousticEngine, acoustic_engine, engine_notes, unsupported_controls
 from ttskit.synthesis.joining import Joiner
+from ttskit.synthesis.postfilter import check_sharpening, sharpen_mel
 from ttskit.synthesis.sentences import split_sentences
 from ttskit.synthesis.voices import Backend, Voice, find_voice
 from ttskit.text.frontend import PAUSE_SYMBOLS, WORD_BOUNDARY
@@ -94,10 +95,14 @@ class Synthesizer:
     voice: Voice | None = None  # the packed voice it was loaded from, if any
     engine: AcousticEngine | None = None  # None: the acoustic model in torch
     backend: str = "torch"
+    # Global-variance compensation of the predicted mel before the vocoder (`postfilter`); a packed
+    # voice brings the factor it was scored with (`from_voice`), 1 leaves the mel as predicted.
+    sharpen: float = 1.0
 
     def __post_init__(self) -> None:
         if self.engine is None:
             self.engine = acoustic_engine(self.acoustic, self.device)
+        self.sharpen = check_sharpening(self.sharpen)
 
     @classmethod
     def default(cls, device: str | torch.device | None = None, precision: InferencePrecision = "fp32") -> Synthesizer:
@@ -118,9 +123,10 @@ class Synthesizer:
                 raise SynthesisError(f"--precision {precision} applies to the torch backend; an exported voice "
                                      "runs in the arithmetic it was exported in")
             acoustic, engine, vocoder = load_onnx_voice(voice)
-            return cls(acoustic, vocoder, torch.device("cpu"), voice=voice, engine=engine, backend="onnx")
+            return cls(acoustic, vocoder, torch.device("cpu"), voice=voice, engine=engine, backend="onnx",
+                       sharpen=voice.sharpen)
         synth = cls.from_checkpoints(voice.acoustic, voice.vocoder, device, precision)
-        synth.voice = voice
+        synth.voice, synth.sharpen = voice, voice.sharpen
         return synth
 
     @classmethod
@@ -224,6 +230,10 @@ class Synthesizer:
         vocoding = time.perf_counter()
         self.timing.acoustic_s += vocoding - started
         mels = out.mel
+        if self.sharpen != 1.0:
+            mels = mels.clone()  # the engine's output may be an inference-mode tensor
+            for row, count in enumerate(frames):
+                mels[row, :, :count] = sharpen_mel(mels[row, :, :count], self.sharpen)
         if max(frames) == 0:
             waves = torch.zeros(len(batch), 0)
         elif self.vocoder.uses_f0 or isinstance(self.vocoder, GriffinLimVocoder) or self.device.type == "cpu":

@@ -38,6 +38,7 @@ from ttskit.checkpoints.store import load_checkpoint, save_checkpoint
 from ttskit.checkpoints.vocoder import load_generator_and_state
 from ttskit.config import AudioConfig, config_from_dict, mel_mismatches
 from ttskit.errors import TtskitError
+from ttskit.synthesis.postfilter import check_sharpening
 
 VOICE_FORMAT = "ttskit-voice-1"
 VOICE_FILE = "voice.json"
@@ -72,6 +73,11 @@ class Voice:
     @property
     def vocoder(self) -> Path:
         return self.folder / self.card.get("vocoder", VOCODER_FILE)
+
+    @property
+    def sharpen(self) -> float:
+        """The global-variance factor the voice was scored with (`postfilter`; 1: none)."""
+        return float((self.card.get("synthesis") or {}).get("sharpen", 1.0))
 
     @property
     def size_bytes(self) -> int:
@@ -165,6 +171,7 @@ def model_card(card: dict[str, Any]) -> str:
              ("sample rate", f"{card.get('sample_rate')} Hz"), ("licence", card.get("licence")),
              ("acoustic model", card.get("acoustic_model")), ("vocoder", card.get("vocoder_model")),
              ("weights", card.get("weights")),
+             ("mel sharpening (synthesis)", (card.get("synthesis") or {}).get("sharpen")),
              ("data", card.get("data")), ("made", card.get("made"))]
     lines += [f"| {key} | {value} |" for key, value in facts if value]
     if card.get("training"):
@@ -180,11 +187,13 @@ def model_card(card: dict[str, Any]) -> str:
 def pack_voice(acoustic: Path, vocoder: Path, out: Path, name: str, *, description: str = "",
                licence: str = "", language: str = "en-US", data: str = "", training: str = "",
                scores: dict[str, dict[str, Any]] | None = None, scores_note: str = "",
-               half: bool = False) -> Voice:
+               half: bool = False, sharpen: float = 1.0) -> Voice:
     """Pack the acoustic model and vocoder behind two runs (or checkpoints) into the voice folder
     `out`, which must not exist yet or be empty: a voice is written whole (into a temporary folder
     beside it, renamed at the end) or not at all. `half`: store the weights as float16, half the
-    size (`half_weights`); they are loaded into float32 models and run as trained."""
+    size (`half_weights`); they are loaded into float32 models and run as trained. `sharpen`: the
+    global-variance factor synthesis applies to the voice's mels (`postfilter`), recorded in voice.json."""
+    sharpen = check_sharpening(sharpen)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise VoiceError(f"{out} exists and is not empty; pack-voice writes a new folder and replaces nothing")
     check_output_folder(out.parent if out.parent != Path("") else Path("."))
@@ -208,7 +217,7 @@ def pack_voice(acoustic: Path, vocoder: Path, out: Path, name: str, *, descripti
             "acoustic": ACOUSTIC_FILE, "vocoder": VOCODER_FILE,
             "acoustic_model": f"{state['format']} step {state.get('step')}",
             "vocoder_model": f"{vocoder_state.get('architecture', 'hifigan')} step {vocoder_state.get('step')}",
-            "weights": "float16" if half else "float32",
+            "weights": "float16" if half else "float32", "synthesis": {"sharpen": sharpen},
             "training": training, "scores": scores or {}, "scores_note": scores_note, "made": date.today().isoformat()}
     acoustic_state, vocoder_state = acoustic_for_inference(state), dict(vocoder_state)
     if half:
