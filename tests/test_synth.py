@@ -80,6 +80,14 @@ def test_joiner_fades_and_levels():
     # 18 dB quieter; lifted by the 6 dB the leveller allows.
     gain = speech_level(second, rate) / speech_level(soft, rate)
     assert gain == pytest.approx(2.0, rel=0.02)
+    # A sentence that would pass full scale (here levelled up by 6 dB) is scaled down, not clipped.
+    hot = Joiner(rate)
+    hot.piece(loud, "One.", False)
+    peaky = 0.4 * np.sin(2 * np.pi * 220 * t)
+    peaky[rate // 2] = 0.9  # one spike: levelled x2 it would reach 1.8
+    limited = hot.piece(peaky, "Two.", True)
+    assert np.abs(limited).max() == pytest.approx(0.99, abs=1e-6)
+    assert limited[1000] / peaky[1000] == pytest.approx(limited[rate // 2] / peaky[rate // 2], rel=1e-5)  # one gain
 
 
 def test_sentence_splitting_keeps_abbreviations_and_cuts_long_sentences():

@@ -25,6 +25,7 @@ REFINE_NOISE=${REFINE_NOISE:-512/128}   # the noise's STFT size / hop in that st
 REFINE_MEL_WEIGHT=${REFINE_MEL_WEIGHT:-1.0}
 REFINE_DILATION=${REFINE_DILATION:-2}   # frames the harmonics may sound beyond the voiced ones
 GTA_STEPS=${GTA_STEPS:-8000}            # last, on the finished acoustic model's teacher-forced mels (0: none)
+SHARPEN=${SHARPEN:-1.3}                 # the voice's mel sharpening at synthesis (1: none; docs/synth.md)
 HELDOUT=${HELDOUT:-100}
 HELDOUT_LAST=$((10000 + HELDOUT)); HELDOUT_LAST="${HELDOUT_LAST:0:-3},${HELDOUT_LAST: -3}"  # 10,100
 read -r -a acoustic_options <<< "${ACOUSTIC_OPTIONS:-}"
@@ -118,15 +119,15 @@ stage "eval on the held-out sentences: the recordings, copy-synthesis, the whole
 ttskit eval --ref heldout/metadata.csv --hyp heldout/wavs --json eval_recordings.json
 ttskit eval --vocoder-only --vocoder "$VOCODER" heldout/metadata.csv -o copy --device cpu --json eval_copy.json
 ttskit eval --synth --acoustic "$ACOUSTIC" --vocoder "$VOCODER" heldout/metadata.csv -o synth --device cpu \
-    --json eval_voice.json
+    --sharpen "$SHARPEN" --json eval_voice.json
 
 stage "pack-voice"
 rm -rf voice  # this recipe's own output of an earlier run
-ttskit pack-voice "$ACOUSTIC" "$VOCODER" -o voice --name joe \
+ttskit pack-voice "$ACOUSTIC" "$VOCODER" -o voice --name joe --sharpen "$SHARPEN" \
     --description "US English male (Piper's en_US-joe-medium as the reader), trained on 2 CPU cores by ttskit" \
     --licence "CC0-1.0 (the weights)" \
     --data "sentences.txt lines 1-$TRAIN_LINES read by Piper en_US-joe-medium (a VITS voice trained on CC0 recordings of a US male), 22050 Hz" \
-    --training "PIPER_PYTHON=... bash recipes/default-voice/run.sh (ACOUSTIC_STEPS=$ACOUSTIC_STEPS VOCODER_STEPS=$VOCODER_STEPS, then ANNEAL_STEPS=$ANNEAL_STEPS at ANNEAL_RATE=$ANNEAL_RATE, then REFINE_STEPS=$REFINE_STEPS with REFINE_NOISE=$REFINE_NOISE REFINE_MEL_WEIGHT=$REFINE_MEL_WEIGHT REFINE_DILATION=$REFINE_DILATION, then GTA_STEPS=$GTA_STEPS on teacher-forced mels)" \
+    --training "PIPER_PYTHON=... bash recipes/default-voice/run.sh (ACOUSTIC_STEPS=$ACOUSTIC_STEPS VOCODER_STEPS=$VOCODER_STEPS, then ANNEAL_STEPS=$ANNEAL_STEPS at ANNEAL_RATE=$ANNEAL_RATE, then REFINE_STEPS=$REFINE_STEPS with REFINE_NOISE=$REFINE_NOISE REFINE_MEL_WEIGHT=$REFINE_MEL_WEIGHT REFINE_DILATION=$REFINE_DILATION, then GTA_STEPS=$GTA_STEPS on teacher-forced mels; synthesis sharpens the mel x$SHARPEN)" \
     --scores recordings=eval_recordings.json --scores copy-synthesis=eval_copy.json --scores voice=eval_voice.json \
     --scores-note "$HELDOUT held-out sentences (sentences.txt lines 10,001-$HELDOUT_LAST, never trained on) read by the same Piper voice; WER by pocketsphinx, MOS predicted by DistillMOS"
 stage "done: $OUT/voice (copy it to ttskit/voices/joe to ship it)"

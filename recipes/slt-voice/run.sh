@@ -21,9 +21,10 @@ INIT=${INIT:-default}                   # the shipped voice both models start fr
 TRAIN_LINES=${TRAIN_LINES:-2000}        # sentences.txt lines 1..TRAIN_LINES (of the training lines 1-10,000)
 ACOUSTIC_STEPS=${ACOUSTIC_STEPS:-3000}
 VOCODER_STEPS=${VOCODER_STEPS:-6000}    # at the harmonic-noise rate (1e-3), beside the acoustic model
-ANNEAL_STEPS=${ANNEAL_STEPS:-1500}      # then at ANNEAL_RATE, still beside it (0: none)
+ANNEAL_STEPS=${ANNEAL_STEPS:-3000}      # then at ANNEAL_RATE, still beside it (0: none)
 ANNEAL_RATE=${ANNEAL_RATE:-1e-4}
 GTA_STEPS=${GTA_STEPS:-6000}            # last, on the acoustic model's teacher-forced mels, at ANNEAL_RATE (0: none)
+SHARPEN=${SHARPEN:-1.0}                 # the voice's mel sharpening at synthesis (1: none; docs/synth.md)
 HELDOUT=${HELDOUT:-100}
 HELDOUT_LAST=$((10000 + HELDOUT)); HELDOUT_LAST="${HELDOUT_LAST:0:-3},${HELDOUT_LAST: -3}"  # 10,100
 read -r -a acoustic_options <<< "${ACOUSTIC_OPTIONS:-}"
@@ -96,15 +97,15 @@ stage "eval on the held-out sentences: the recordings, copy-synthesis, the whole
 [ -f eval_recordings.json ] || ttskit eval --ref heldout/metadata.csv --hyp heldout/wavs --json eval_recordings.json
 ttskit eval --vocoder-only --vocoder "$VOCODER" heldout/metadata.csv -o copy --device cpu --json eval_copy.json
 ttskit eval --synth --acoustic "$ACOUSTIC" --vocoder "$VOCODER" heldout/metadata.csv -o synth --device cpu \
-    --json eval_voice.json
+    --sharpen "$SHARPEN" --json eval_voice.json
 
 stage "pack-voice (float16 weights: half the size)"
 rm -rf voice  # this recipe's own output of an earlier run
-ttskit pack-voice "$ACOUSTIC" "$VOCODER" -o voice --name "$NAME" --half \
+ttskit pack-voice "$ACOUSTIC" "$VOCODER" -o voice --name "$NAME" --half --sharpen "$SHARPEN" \
     --description "US English female (festival's HTS voice cmu_us_slt_arctic_hts as the reader), fine-tuned from joe on 2 CPU cores by ttskit" \
     --licence "free to use, modify and distribute (the reader's CMU ARCTIC/festvox licence; joe's weights CC0-1.0)" \
     --data "sentences.txt lines 1-$TRAIN_LINES read by $VOICE, 22050 Hz" \
-    --training "bash recipes/slt-voice/run.sh (from $INIT: ACOUSTIC_STEPS=$ACOUSTIC_STEPS beside VOCODER_STEPS=$VOCODER_STEPS, ANNEAL_STEPS=$ANNEAL_STEPS at ANNEAL_RATE=$ANNEAL_RATE, then GTA_STEPS=$GTA_STEPS on teacher-forced mels)" \
+    --training "bash recipes/slt-voice/run.sh (from $INIT: ACOUSTIC_STEPS=$ACOUSTIC_STEPS beside VOCODER_STEPS=$VOCODER_STEPS, ANNEAL_STEPS=$ANNEAL_STEPS at ANNEAL_RATE=$ANNEAL_RATE, then GTA_STEPS=$GTA_STEPS on teacher-forced mels; synthesis sharpens the mel x$SHARPEN)" \
     --scores recordings=eval_recordings.json --scores copy-synthesis=eval_copy.json --scores voice=eval_voice.json \
     --scores-note "$HELDOUT held-out sentences (sentences.txt lines 10,001-$HELDOUT_LAST, never trained on) read by the same $VOICE voice; WER by pocketsphinx, MOS predicted by DistillMOS"
 stage "done: $OUT/voice (copy it to ttskit/voices/$NAME to ship it)"

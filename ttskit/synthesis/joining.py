@@ -3,7 +3,8 @@
 Each sentence gets short raised-cosine fades at both ends (the vocoder's first and last samples
 need not start or end at zero), a pause after it that depends on how it ends, and a gain that
 moves its speech level towards the level of the sentences before it (at most +-6 dB), so a
-sentence the model renders louder or softer does not jump out. `Joiner` works sentence by
+sentence the model renders louder or softer does not jump out; a sentence that would still pass
+full scale is scaled down to a peak of 0.99 instead of being clipped. `Joiner` works sentence by
 sentence, so streaming output is exactly what the whole-file output would be.
 """
 
@@ -15,6 +16,7 @@ FADE_S = 0.005
 PAUSE_S = {".": 0.30, "!": 0.30, "?": 0.35, ";": 0.25, ":": 0.25, ",": 0.15}
 DEFAULT_PAUSE_S = 0.25
 MAX_GAIN_DB = 6.0
+PEAK_LIMIT = 0.99  # a sentence that would pass full scale is scaled down to this rather than clipped
 
 
 def speech_level(wave: np.ndarray, rate: int) -> float:
@@ -48,6 +50,9 @@ class Joiner:
             else:
                 gain_db = np.clip(20 * np.log10(self.reference / level), -MAX_GAIN_DB, MAX_GAIN_DB)
                 wave *= np.float32(10 ** (gain_db / 20))
+        peak = float(np.abs(wave).max()) if len(wave) else 0.0
+        if peak > PEAK_LIMIT:  # clipping crackles; a sentence a little softer does not
+            wave *= np.float32(PEAK_LIMIT / peak)
         fade = min(int(FADE_S * self.rate), len(wave) // 2)
         if fade > 0:
             ramp = (0.5 - 0.5 * np.cos(np.linspace(0, np.pi, fade, dtype=np.float32)))

@@ -3,8 +3,9 @@
 time is smaller than the recordings' (over-smoothing: muffled, buzzy speech). Scaling each band's
 deviation from its mean over the utterance restores some of it before the vocoder hears it.
 
-Measured on the shipped voice `joe` (docs/synth.md): DistillMOS of held-out sentences rises by
-~0.2 at a factor of 1.2-1.3 and falls past 1.5, where the contrast turns into artefacts."""
+Measured on the shipped voice `joe` (docs/synth.md): the predicted MOS of sentences it was not
+trained on rises by ~0.4 at a factor of 1.3 with the word error rate unchanged; past ~1.45 words
+suffer and past ~1.6 the MOS falls again."""
 
 from __future__ import annotations
 
@@ -29,8 +30,13 @@ def check_sharpening(factor: float) -> float:
 
 
 def sharpen_mel(mel: torch.Tensor, factor: float) -> torch.Tensor:
-    """(M, T) log-mel with each band's deviation from its mean over T scaled by `factor`."""
+    """(M, T) log-mel with each band's deviation from its mean over T scaled by `factor`, then each
+    frame moved back to its own loudness (log of its summed mel magnitudes): the spectra gain
+    contrast, the loudness contour stays the model's. Scaling alone also scales the loudness
+    contour and pushes loud frames past full scale (measured on joe at 1.2: 32 of 40 sentences
+    peaked above 1, predicted MOS 3.33 against 3.50 with the loudness kept, the same WER)."""
     if factor == 1.0 or mel.shape[-1] == 0:
         return mel
     mean = mel.mean(-1, keepdim=True)
-    return mean + factor * (mel - mean)
+    sharp = mean + factor * (mel - mean)
+    return sharp + (torch.logsumexp(mel, 0, keepdim=True) - torch.logsumexp(sharp, 0, keepdim=True))
