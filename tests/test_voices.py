@@ -32,10 +32,12 @@ HELD_OUT = [
     "No, I said he was shot in the lumbar region.",
     "Washing your car to make it rain doesn't work.",
 ]
-# Measured on the shipped voice (2026-12-06, the refined vocoder): 4-8 word errors in these 57
-# words in three runs (the noise branch draws new noise each time; 7-8 with the vocoder before it);
-# the bound leaves room for 12 more (a broken front end or mismatched weights gives 60-100 %).
-WER_BOUND = 0.35
+# Word errors in these 57 words, measured in three runs each (the noise branch draws new noise each
+# time): joe 3-7 (2026-12-07, sharpened; 4-8 before), slt 10-11 (whose recordings pocketsphinx also
+# gets entirely right). Each bound leaves room for 10-12 more; a broken front end or mismatched
+# weights gives 60-100 %.
+WER_BOUNDS = {"joe": 0.35, "slt": 0.40}
+SECOND_VOICE = "slt"
 
 
 @pytest.fixture(scope="module")
@@ -59,17 +61,34 @@ def test_the_default_voice_is_shipped_and_listed():
     assert f"{DEFAULT_VOICE} (default)" in result.output and "CC0" in result.output and "22050 Hz" in result.output
 
 
-def test_the_shipped_voice_is_intelligible(default_voice):
+@pytest.mark.parametrize("name", sorted(WER_BOUNDS))
+def test_the_shipped_voice_is_intelligible(name):
     """A guard against a broken front end, mismatched weights or a vocoder regression: the offline
-    recogniser understands the shipped voice on held-out sentences."""
+    recogniser understands each shipped voice on held-out sentences."""
+    voice = Synthesizer.from_voice(name, device="cpu")
     recognizer = Recognizer()
     errors = words = 0
     for sentence in HELD_OUT:
-        audio = default_voice.tts(sentence)
+        audio = voice.tts(sentence)
         assert np.isfinite(audio).all() and 0.05 < np.abs(audio).max() <= 1.0
-        wrong, total = recognizer.word_errors(audio, default_voice.sample_rate, sentence)
+        wrong, total = recognizer.word_errors(audio, voice.sample_rate, sentence)
         errors, words = errors + wrong, words + total
-    assert errors / words <= WER_BOUND, (errors, words)
+    assert errors / words <= WER_BOUNDS[name], (errors, words)
+
+
+def test_the_second_voice_is_listed_and_speaks_from_the_cli(tmp_path):
+    """`slt`, fine-tuned from joe (recipes/slt-voice), ships in float16 with its mel sharpening."""
+    voice = find_voice(SECOND_VOICE)
+    assert voice.card["weights"] == "float16" and voice.sharpen == 1.3
+    assert {t.dtype for t in load_checkpoint(voice.vocoder)["generator"].values()} == {torch.float16}
+    for key in ("licence", "data", "training", "scores"):
+        assert voice.card.get(key), key
+    listed = runner.invoke(app, ["voices"])
+    assert listed.exit_code == 0 and SECOND_VOICE in listed.output and "9.9 MB" in listed.output
+    out = tmp_path / "slt.wav"
+    result = runner.invoke(app, ["synth", "Good morning.", "-o", str(out), "--voice", SECOND_VOICE, "--verbose"])
+    assert result.exit_code == 0, result.output
+    assert f"voice '{SECOND_VOICE}'" in result.output and sf.info(str(out)).samplerate == 22050
 
 
 def test_synth_with_no_model_options_uses_the_default_voice(tmp_path):
@@ -155,7 +174,7 @@ def test_pack_voice_half_stores_float16_weights_that_speak_as_trained(tmp_path):
     voice = find_voice()
     folder = tmp_path / "half"
     result = runner.invoke(app, ["pack-voice", str(voice.acoustic), str(voice.vocoder), "-o", str(folder),
-                                 "--name", "half", "--half"])
+                                 "--name", "half", "--half", "--sharpen", str(voice.sharpen)])
     assert result.exit_code == 0, result.output
     assert json.loads((folder / "voice.json").read_text())["weights"] == "float16"
     acoustic, vocoder = load_checkpoint(folder / "acoustic.pt"), load_checkpoint(folder / "vocoder.pt")
@@ -164,7 +183,7 @@ def test_pack_voice_half_stores_float16_weights_that_speak_as_trained(tmp_path):
     for part in ("acoustic.pt", "vocoder.pt"):
         assert (folder / part).stat().st_size < 0.55 * (voice.folder / part).stat().st_size
     full, half = Synthesizer.from_voice(device="cpu"), Synthesizer.from_voice(folder, device="cpu")
-    assert {p.dtype for p in half.acoustic.model.parameters()} == {torch.float32}
+    assert {p.dtype for p in half.acoustic.model.parameters()} == {torch.float32} and half.sharpen == full.sharpen
     text = "The children played in the park."
     waves = []
     for synthesizer, seed in ((full, 0), (half, 0), (full, 1)):

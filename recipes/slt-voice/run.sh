@@ -23,8 +23,8 @@ ACOUSTIC_STEPS=${ACOUSTIC_STEPS:-3000}
 VOCODER_STEPS=${VOCODER_STEPS:-6000}    # at the harmonic-noise rate (1e-3), beside the acoustic model
 ANNEAL_STEPS=${ANNEAL_STEPS:-3000}      # then at ANNEAL_RATE, still beside it (0: none)
 ANNEAL_RATE=${ANNEAL_RATE:-1e-4}
-GTA_STEPS=${GTA_STEPS:-6000}            # last, on the acoustic model's teacher-forced mels, at ANNEAL_RATE (0: none)
-SHARPEN=${SHARPEN:-1.0}                 # the voice's mel sharpening at synthesis (1: none; docs/synth.md)
+GTA_STEPS=${GTA_STEPS:-12000}           # last, on the acoustic model's teacher-forced mels, at ANNEAL_RATE (0: none)
+SHARPEN=${SHARPEN:-1.3}                 # the voice's mel sharpening at synthesis (1: none; docs/synth.md)
 HELDOUT=${HELDOUT:-100}
 HELDOUT_LAST=$((10000 + HELDOUT)); HELDOUT_LAST="${HELDOUT_LAST:0:-3},${HELDOUT_LAST: -3}"  # 10,100
 read -r -a acoustic_options <<< "${ACOUSTIC_OPTIONS:-}"
