@@ -27,15 +27,8 @@ REFINE_DILATION=${REFINE_DILATION:-2}   # frames the harmonics may sound beyond 
 GTA_STEPS=${GTA_STEPS:-8000}            # last, on the finished acoustic model's teacher-forced mels (0: none)
 SHARPEN=${SHARPEN:-1.3}                 # the voice's mel sharpening at synthesis (1: none; docs/synth.md)
 HELDOUT=${HELDOUT:-100}
-HELDOUT_LAST=$((10000 + HELDOUT)); HELDOUT_LAST="${HELDOUT_LAST:0:-3},${HELDOUT_LAST: -3}"  # 10,100
-read -r -a acoustic_options <<< "${ACOUSTIC_OPTIONS:-}"
-read -r -a vocoder_options <<< "${VOCODER_OPTIONS:-}"
-MAKE_CORPUS="$SHARED/corpus/make_corpus.py"
-[ -f "$MAKE_CORPUS" ] || { echo "no $MAKE_CORPUS: set SHARED" >&2; exit 2; }
-(( TRAIN_LINES <= 10000 )) || { echo "TRAIN_LINES must stay within the training lines 1-10,000" >&2; exit 2; }
-
-mkdir -p "$OUT" && cd "$OUT"
-stage() { echo "== $(date +%H:%M:%S) $*" >&2; }
+# shellcheck source=../voice-common.sh
+source "$(dirname "$0")/../voice-common.sh"  # checks, option arrays, HELDOUT_LAST, cd "$OUT", stage
 
 corpus() {  # corpus DIR COUNT OFFSET
     if [ "$(find "$1/wavs" -name '*.wav' 2>/dev/null | wc -l)" -ne "$2" ]; then

@@ -26,15 +26,8 @@ ANNEAL_RATE=${ANNEAL_RATE:-1e-4}
 GTA_STEPS=${GTA_STEPS:-12000}           # last, on the acoustic model's teacher-forced mels, at ANNEAL_RATE (0: none)
 SHARPEN=${SHARPEN:-1.3}                 # the voice's mel sharpening at synthesis (1: none; docs/synth.md)
 HELDOUT=${HELDOUT:-100}
-HELDOUT_LAST=$((10000 + HELDOUT)); HELDOUT_LAST="${HELDOUT_LAST:0:-3},${HELDOUT_LAST: -3}"  # 10,100
-read -r -a acoustic_options <<< "${ACOUSTIC_OPTIONS:-}"
-read -r -a vocoder_options <<< "${VOCODER_OPTIONS:-}"
-MAKE_CORPUS="$SHARED/corpus/make_corpus.py"
-[ -f "$MAKE_CORPUS" ] || { echo "no $MAKE_CORPUS: set SHARED" >&2; exit 2; }
-(( TRAIN_LINES <= 10000 )) || { echo "TRAIN_LINES must stay within the training lines 1-10,000" >&2; exit 2; }
-
-mkdir -p "$OUT" && cd "$OUT"
-stage() { echo "== $(date +%H:%M:%S) $*" >&2; }
+# shellcheck source=../voice-common.sh
+source "$(dirname "$0")/../voice-common.sh"  # checks, option arrays, HELDOUT_LAST, cd "$OUT", stage
 step_file() { printf '%s/checkpoints/%s_%08d.pt' "$1" "$2" "$3"; }  # RUN PREFIX STEP
 
 corpus() {  # corpus DIR COUNT OFFSET (at the shipped voice's 22,050 Hz)
