@@ -79,6 +79,12 @@ def test_sharpen_on_the_cli_and_in_a_packed_voice(tmp_path):
     assert "mel sharpening (synthesis) | 1.2" in (folder / "MODEL_CARD.md").read_text()
     assert Synthesizer.from_voice(folder, device="cpu").sharpen == 1.2
     assert Synthesizer.from_voice(voice.name, device="cpu").sharpen == voice.sharpen
+    card = json.loads((folder / "voice.json").read_text())
+    card["synthesis"]["sharpen"] = 9
+    (folder / "voice.json").write_text(json.dumps(card))
+    broken = runner.invoke(app, ["synth", "Hello.", "-o", str(tmp_path / "y.wav"), "--voice", str(folder)])
+    assert broken.exit_code != 0 and "synthesis.sharpen 9 is not usable" in broken.output
+    assert not (tmp_path / "y.wav").exists()
     metadata = tmp_path / "metadata.csv"
     metadata.write_text("a|Hello.\n")
     misplaced = runner.invoke(app, ["eval", "--ref", str(tmp_path), "--hyp", str(tmp_path), "--sharpen", "1.2"])

@@ -77,7 +77,11 @@ class Voice:
     @property
     def sharpen(self) -> float:
         """The global-variance factor the voice was scored with (`postfilter`; 1: none)."""
-        return float((self.card.get("synthesis") or {}).get("sharpen", 1.0))
+        value = (self.card.get("synthesis") or {}).get("sharpen", 1.0)
+        try:
+            return check_sharpening(value)
+        except (TypeError, ValueError) as err:  # SharpeningError is a ValueError
+            raise VoiceError(f"{self.folder}: its card's synthesis.sharpen {value!r} is not usable ({err})") from None
 
     @property
     def size_bytes(self) -> int:
