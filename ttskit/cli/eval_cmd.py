@@ -102,13 +102,13 @@ def evaluate(
     import tempfile
 
     from ttskit.evaluation.evaluate import evaluate as run
-    from ttskit.synthesis.postfilter import check_sharpening
     from ttskit.evaluation.evaluate import (
         pair,
         read_side,
         summarise,
         write_json,
     )
+    from ttskit.synthesis.postfilter import check_sharpening
 
     with user_errors(ValueError), tempfile.TemporaryDirectory(prefix="ttskit-eval-") as tmp:
         if synth and vocoder_only:
