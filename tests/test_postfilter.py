@@ -1,5 +1,5 @@
-"""Mel sharpening (global-variance compensation): each band's deviation from its utterance mean is
-scaled, the vocoder hears the sharpened mel on the user's path (synth, eval, a packed voice's own
+"""Mel sharpening: the mel's fine detail over time and over bands is scaled and each frame keeps
+its loudness, the vocoder hears the sharpened mel on the user's path (synth, eval, a packed voice's own
 setting, an exported voice's card), and a bad factor is refused before anything is made."""
 
 from __future__ import annotations
@@ -13,21 +13,38 @@ from typer.testing import CliRunner
 
 from ttskit.cli import app
 from ttskit.synthesis import Synthesizer
-from ttskit.synthesis.postfilter import SharpeningError, check_sharpening, sharpen_mel
+from ttskit.synthesis.postfilter import (
+    DETAIL_BANDS,
+    DETAIL_FRAMES,
+    SharpeningError,
+    check_sharpening,
+    moving_average,
+    sharpen_mel,
+)
 from ttskit.synthesis.voices import find_voice
 
 runner = CliRunner()
 
 
-def test_sharpen_scales_each_bands_deviation_and_keeps_each_frames_loudness():
-    mel = torch.randn(4, 50) * torch.arange(1, 5)[:, None] - 5.0
+def test_sharpen_scales_the_fine_detail_and_keeps_each_frames_loudness():
+    torch.manual_seed(0)
+    mel = torch.randn(80, 60) - 5.0
     sharp = sharpen_mel(mel, 1.5)
-    mean = mel.mean(-1, keepdim=True)
-    scaled = mean + 1.5 * (mel - mean)
-    shift = sharp - scaled  # the same for every band of a frame: only the frame's loudness moved back
+
+    def detail(m):  # the residuals sharpening scales: over 5 frames and over 9 bands
+        return (m - moving_average(m, DETAIL_FRAMES)) + (m - moving_average(m.T, DETAIL_BANDS).T)
+
+    shift = sharp - (mel + 0.5 * detail(mel))  # the same for every band of a frame: the loudness moved back
     assert torch.allclose(shift, shift[:1].expand_as(shift), atol=1e-5)
     assert torch.allclose(torch.logsumexp(sharp, 0), torch.logsumexp(mel, 0), atol=1e-5)
-    assert torch.equal(sharpen_mel(mel, 1.0), mel) and sharpen_mel(mel[:, :0], 2.0).shape == (4, 0)
+    assert detail(sharp).std() > 1.4 * detail(mel).std()
+    # What has no detail stays: a constant mel, and a slope over time or over bands away from the edges.
+    flat = torch.full((80, 30), -4.0)
+    assert torch.allclose(sharpen_mel(flat, 2.0), flat, atol=1e-5)
+    slope = -6.0 + 0.05 * torch.arange(30.0)[None].expand(80, 30)
+    assert torch.allclose(sharpen_mel(slope, 2.0)[:, 3:-3], slope[:, 3:-3], atol=1e-4)
+    assert torch.equal(sharpen_mel(mel, 1.0), mel) and sharpen_mel(mel[:, :0], 2.0).shape == (80, 0)
+    assert sharpen_mel(mel[:, :1], 1.5).shape == (80, 1)  # shorter than the moving average
     for bad in (0.0, -1.0, 3.5, float("nan")):
         with pytest.raises(SharpeningError, match="must be above 0"):
             check_sharpening(bad)

@@ -1,19 +1,28 @@
-"""Global-variance compensation of the acoustic model's mel (Toda and Tokuda, 2007; Silén et al.,
-2012): a model trained on an L1/L2 loss predicts each frame's expected mel, whose variation over
-time is smaller than the recordings' (over-smoothing: muffled, buzzy speech). Scaling each band's
-deviation from its mean over the utterance restores some of it before the vocoder hears it.
+"""Mel sharpening: the fine detail of the acoustic model's mel, restored before the vocoder.
 
-Measured on the shipped voice `joe` (docs/synth.md): the predicted MOS of sentences it was not
-trained on rises by ~0.4 at a factor of 1.3 with the word error rate unchanged; past ~1.45 words
-suffer and past ~1.6 the MOS falls again."""
+A model trained on an L1 (or L2) loss predicts each frame's expected mel, and averaging takes out
+what varies from frame to frame and from band to band (over-smoothing: muffled, buzzy speech).
+Measured on the shipped voice `joe` (100 of its training sentences, free-running against their
+recordings): each band's variance over a sentence is the recordings' (1.01x), but the detail
+within 5 frames (the mel minus its 5-frame moving average) is 1.24x larger in the recordings and
+the detail within 9 bands 1.27x. `sharpen_mel` scales both details by one factor and moves each
+frame back to its own loudness, in the spirit of statistical synthesis' global-variance
+compensation (Toda and Tokuda, 2007) and of formant-enhancing postfilters, at the scales where
+the model smooths.
+
+Measured on joe (docs/synth.md): the predicted MOS of sentences it was not trained on rises by
+~0.6 at a factor of 1.5 with the word error rate unchanged; past ~1.6 words suffer."""
 
 from __future__ import annotations
 
 import torch
+from torch.nn import functional as F
 
 from ttskit.errors import TtskitError
 
 LARGEST_SHARPENING = 3.0
+DETAIL_FRAMES = 5  # the moving average over time whose residual is the temporal detail
+DETAIL_BANDS = 9  # the moving average over mel bands whose residual is the spectral detail
 
 
 class SharpeningError(TtskitError, ValueError):
@@ -21,7 +30,7 @@ class SharpeningError(TtskitError, ValueError):
 
 
 def check_sharpening(factor: float) -> float:
-    """`factor` as a float, or SharpeningError: 1 is no change, above 1 more contrast, below 1 less."""
+    """`factor` as a float, or SharpeningError: 1 is no change, above 1 more detail, below 1 less."""
     factor = float(factor)
     if not 0.0 < factor <= LARGEST_SHARPENING:  # also refuses NaN
         raise SharpeningError(f"sharpen {factor}: must be above 0 and at most {LARGEST_SHARPENING:g} "
@@ -29,14 +38,24 @@ def check_sharpening(factor: float) -> float:
     return factor
 
 
+def moving_average(rows: torch.Tensor, width: int) -> torch.Tensor:
+    """(R, N) -> (R, N): each row's centred moving average over `width` values, edges repeated."""
+    kernel = torch.full((1, 1, width), 1.0 / width, dtype=rows.dtype, device=rows.device)
+    padded = F.pad(rows[:, None], (width // 2, width // 2), mode="replicate")
+    return F.conv1d(padded, kernel)[:, 0]
+
+
 def sharpen_mel(mel: torch.Tensor, factor: float) -> torch.Tensor:
-    """(M, T) log-mel with each band's deviation from its mean over T scaled by `factor`, then each
-    frame moved back to its own loudness (log of its summed mel magnitudes): the spectra gain
-    contrast, the loudness contour stays the model's. Scaling alone also scales the loudness
-    contour and pushes loud frames past full scale (measured on joe at 1.2: 32 of 40 sentences
-    peaked above 1, predicted MOS 3.33 against 3.50 with the loudness kept, the same WER)."""
+    """(M, T) log-mel with its temporal detail (the residual of a `DETAIL_FRAMES` moving average
+    over time) and its spectral detail (of a `DETAIL_BANDS` moving average over bands) scaled by
+    `factor`, then each frame moved back to its own loudness (the log of its summed mel
+    magnitudes): the detail grows, the loudness contour stays the model's. An earlier form scaled
+    each band's whole deviation from its sentence mean (x1.3 on joe: predicted MOS 3.58 where this
+    form gives 3.74 at x1.5, the same WER, 40 sentences); without the loudness step it pushed 32
+    of 40 sentences past full scale."""
     if factor == 1.0 or mel.shape[-1] == 0:
         return mel
-    mean = mel.mean(-1, keepdim=True)
-    sharp = mean + factor * (mel - mean)
+    temporal = mel - moving_average(mel, DETAIL_FRAMES)
+    spectral = mel - moving_average(mel.T, DETAIL_BANDS).T
+    sharp = mel + (factor - 1.0) * (temporal + spectral)
     return sharp + (torch.logsumexp(mel, 0, keepdim=True) - torch.logsumexp(sharp, 0, keepdim=True))
