@@ -102,7 +102,5 @@ def test_sharpen_on_the_cli_and_in_a_packed_voice(tmp_path):
     broken = runner.invoke(app, ["synth", "Hello.", "-o", str(tmp_path / "y.wav"), "--voice", str(folder)])
     assert broken.exit_code != 0 and "synthesis.sharpen 9 is not usable" in broken.output
     assert not (tmp_path / "y.wav").exists()
-    metadata = tmp_path / "metadata.csv"
-    metadata.write_text("a|Hello.\n")
     misplaced = runner.invoke(app, ["eval", "--ref", str(tmp_path), "--hyp", str(tmp_path), "--sharpen", "1.2"])
     assert misplaced.exit_code != 0 and "goes with --synth" in misplaced.output

@@ -51,8 +51,8 @@ def synthesize(
     pitch: Annotated[float, typer.Option(help="Pitch shift in semitones (+ higher).")] = 0.0,
     energy: Annotated[float, typer.Option(help="x the frame energy (> 1 louder, more emphatic).")] = 1.0,
     sharpen: Annotated[Optional[float], typer.Option(
-        help="Global-variance compensation: x each mel band's deviation from its mean over the sentence "
-             "before the vocoder (1: as predicted; default: the voice's own setting, else 1).")] = None,
+        help="Mel sharpening before the vocoder: x the mel's fine detail over frames and bands, each frame's "
+             "loudness kept (1: as predicted; default: the voice's own setting, else 1).")] = None,
     text_file: Annotated[Optional[Path], typer.Option(
         "--text-file", exists=True, dir_okay=False, help="One utterance per line (`id|text` or text); "
                                                          "writes -o DIR/<id>.wav, in length-sorted batches.")] = None,
@@ -98,10 +98,9 @@ def synthesize(
             raise UserError("--vocoder goes with --acoustic RUN; a voice brings its own vocoder")
         if backend != "auto" and acoustic is not None:
             raise UserError("--backend picks how a voice folder runs; --acoustic RUN runs in torch")
-        synth = (Synthesizer.from_voice(voice, device, precision, backend) if acoustic is None
-                 else Synthesizer.from_checkpoints(acoustic, vocoder or "griffin-lim", device, precision))
-        if sharpen is not None:
-            synth.sharpen = check_sharpening(sharpen)
+        synth = (Synthesizer.from_voice(voice, device, precision, backend, sharpen) if acoustic is None
+                 else Synthesizer.from_checkpoints(acoustic, vocoder or "griffin-lim", device, precision,
+                                                   1.0 if sharpen is None else sharpen))
         warn_about_precision(precision, synth.device)
         for note in synth.vocoder.notes:
             err_console.print(f"[dim]note:[/] {note}", highlight=False, soft_wrap=True)

@@ -72,7 +72,7 @@ def pack_voice(
         "--half", help="Store the weights as float16: half the size, run in float32 as trained (score it after: "
                        "`ttskit eval --synth --acoustic OUT/acoustic.pt --vocoder OUT/vocoder.pt`).")] = False,
     sharpen: Annotated[float, typer.Option(
-        help="The mel sharpening (global-variance factor) synthesis applies with this voice, as `ttskit synth "
+        help="The mel sharpening factor synthesis applies with this voice, as `ttskit synth "
              "--sharpen` (measure it with `ttskit eval --synth --sharpen`).")] = 1.0,
 ) -> None:
     """Pack an acoustic model and a vocoder into a voice folder with a model card (voice.json,

@@ -21,13 +21,11 @@ def synthesize_items(items: list[Item], out: Path, acoustic: Path, vocoder: str,
     user would hear it (`sharpen`: `Synthesizer.sharpen`). Returns the written items and the
     synthesiser's warnings."""
     from ttskit.synthesis import Synthesizer
-    from ttskit.synthesis.postfilter import check_sharpening
 
     missing = [item.id for item in items if not item.text]
     if missing:
         raise EvaluationError(f"--synth needs transcripts; none for {', '.join(missing[:5])} (a metadata file gives them)")
-    synth = Synthesizer.from_checkpoints(acoustic, vocoder, device, precision)
-    synth.sharpen = check_sharpening(sharpen)
+    synth = Synthesizer.from_checkpoints(acoustic, vocoder, device, precision, sharpen)
     written: dict[str, Item] = {}
     warnings: list[str] = []
     # Each utterance in its own speaker's voice when the model knows it (a multi-speaker WORK

@@ -95,8 +95,8 @@ class Synthesizer:
     voice: Voice | None = None  # the packed voice it was loaded from, if any
     engine: AcousticEngine | None = None  # None: the acoustic model in torch
     backend: str = "torch"
-    # Global-variance compensation of the predicted mel before the vocoder (`postfilter`); a packed
-    # voice brings the factor it was scored with (`from_voice`), 1 leaves the mel as predicted.
+    # Mel sharpening before the vocoder (`postfilter`); a packed voice brings the factor it was
+    # scored with (`from_voice`), 1 leaves the mel as predicted.
     sharpen: float = 1.0
 
     def __post_init__(self) -> None:
@@ -111,11 +111,13 @@ class Synthesizer:
 
     @classmethod
     def from_voice(cls, name: str | Path | None = None, device: str | torch.device | None = None,
-                   precision: InferencePrecision = "fp32", backend: Backend = "auto") -> Synthesizer:
+                   precision: InferencePrecision = "fp32", backend: Backend = "auto",
+                   sharpen: float | None = None) -> Synthesizer:
         """A shipped voice by name (None: the default), a voice folder made by `ttskit pack-voice`, or
         one made by `ttskit export` (run on ONNX Runtime). `backend`: torch, onnx, or auto (what
-        the voice has; torch where it has both)."""
+        the voice has; torch where it has both). `sharpen`: the mel sharpening (None: the voice's own)."""
         voice = find_voice(name, backend)
+        sharpen = voice.sharpen if sharpen is None else sharpen
         if voice.backend == "onnx":
             from ttskit.synthesis.onnx_backend import load_onnx_voice
 
@@ -124,20 +126,21 @@ class Synthesizer:
                                      "runs in the arithmetic it was exported in")
             acoustic, engine, vocoder = load_onnx_voice(voice)
             return cls(acoustic, vocoder, torch.device("cpu"), voice=voice, engine=engine, backend="onnx",
-                       sharpen=voice.sharpen)
-        synth = cls.from_checkpoints(voice.acoustic, voice.vocoder, device, precision)
-        synth.voice, synth.sharpen = voice, voice.sharpen
+                       sharpen=sharpen)
+        synth = cls.from_checkpoints(voice.acoustic, voice.vocoder, device, precision, sharpen)
+        synth.voice = voice
         return synth
 
     @classmethod
     def from_checkpoints(cls, acoustic: str | Path, vocoder: str | Path = GRIFFIN_LIM,
                          device: str | torch.device | None = None,
-                         precision: InferencePrecision = "fp32") -> Synthesizer:
+                         precision: InferencePrecision = "fp32", sharpen: float = 1.0) -> Synthesizer:
         """`acoustic`: a train-acoustic checkpoint or run folder. `vocoder`: a train-vocoder run or
         checkpoint, a jik876/hifi-gan g_ file, or "griffin-lim". `precision`: the neural vocoder's
         ("bf16": about twice as fast on hardware with bfloat16 arithmetic). The acoustic model
         stays in float32: it is a tenth of the time, and its durations are rounded to whole frames,
-        where bfloat16's 8-bit mantissa would move phoneme boundaries."""
+        where bfloat16's 8-bit mantissa would move phoneme boundaries. `sharpen`: the mel
+        sharpening (`postfilter`; 1: none)."""
         device = default_device(device)
         model = load_acoustic(Path(acoustic), device)
         if str(vocoder) == GRIFFIN_LIM and precision != "fp32":
@@ -145,7 +148,7 @@ class Synthesizer:
         voice = GriffinLimVocoder(model.audio, device) if str(vocoder) == GRIFFIN_LIM \
             else load_vocoder(Path(vocoder), device, precision)
         voice.check_mel_config(model.audio, f"the acoustic model {model.source}")
-        return cls(model, voice, device)
+        return cls(model, voice, device, sharpen=sharpen)
 
     @property
     def sample_rate(self) -> int:

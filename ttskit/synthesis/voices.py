@@ -76,7 +76,7 @@ class Voice:
 
     @property
     def sharpen(self) -> float:
-        """The global-variance factor the voice was scored with (`postfilter`; 1: none)."""
+        """The mel sharpening factor the voice was scored with (`postfilter`; 1: none)."""
         value = (self.card.get("synthesis") or {}).get("sharpen", 1.0)
         try:
             return check_sharpening(value)
@@ -196,7 +196,7 @@ def pack_voice(acoustic: Path, vocoder: Path, out: Path, name: str, *, descripti
     `out`, which must not exist yet or be empty: a voice is written whole (into a temporary folder
     beside it, renamed at the end) or not at all. `half`: store the weights as float16, half the
     size (`half_weights`); they are loaded into float32 models and run as trained. `sharpen`: the
-    global-variance factor synthesis applies to the voice's mels (`postfilter`), recorded in voice.json."""
+    mel sharpening factor synthesis applies with the voice (`postfilter`), recorded in voice.json."""
     sharpen = check_sharpening(sharpen)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise VoiceError(f"{out} exists and is not empty; pack-voice writes a new folder and replaces nothing")
