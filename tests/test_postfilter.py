@@ -31,7 +31,7 @@ def test_sharpen_scales_the_fine_detail_and_keeps_each_frames_loudness():
     mel = torch.randn(80, 60) - 5.0
     sharp = sharpen_mel(mel, 1.5)
 
-    def detail(m):  # the residuals sharpening scales: over 5 frames and over 9 bands
+    def detail(m):  # the residuals sharpening scales: over DETAIL_FRAMES frames and DETAIL_BANDS bands
         return (m - moving_average(m, DETAIL_FRAMES)) + (m - moving_average(m.T, DETAIL_BANDS).T)
 
     shift = sharp - (mel + 0.5 * detail(mel))  # the same for every band of a frame: the loudness moved back
@@ -41,8 +41,8 @@ def test_sharpen_scales_the_fine_detail_and_keeps_each_frames_loudness():
     # What has no detail stays: a constant mel, and a slope over time or over bands away from the edges.
     flat = torch.full((80, 30), -4.0)
     assert torch.allclose(sharpen_mel(flat, 2.0), flat, atol=1e-5)
-    slope = -6.0 + 0.05 * torch.arange(30.0)[None].expand(80, 30)
-    assert torch.allclose(sharpen_mel(slope, 2.0)[:, 3:-3], slope[:, 3:-3], atol=1e-4)
+    slope, edge = -6.0 + 0.05 * torch.arange(30.0)[None].expand(80, 30), DETAIL_FRAMES // 2
+    assert torch.allclose(sharpen_mel(slope, 2.0)[:, edge:-edge], slope[:, edge:-edge], atol=1e-4)
     assert torch.equal(sharpen_mel(mel, 1.0), mel) and sharpen_mel(mel[:, :0], 2.0).shape == (80, 0)
     assert sharpen_mel(mel[:, :1], 1.5).shape == (80, 1)  # shorter than the moving average
     for bad in (0.0, -1.0, 3.5, float("nan")):

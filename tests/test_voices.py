@@ -79,7 +79,7 @@ def test_the_shipped_voice_is_intelligible(name):
 def test_the_second_voice_is_listed_and_speaks_from_the_cli(tmp_path):
     """`slt`, fine-tuned from joe (recipes/slt-voice), ships in float16 with its mel sharpening."""
     voice = find_voice(SECOND_VOICE)
-    assert voice.card["weights"] == "float16" and voice.sharpen == 1.2
+    assert voice.card["weights"] == "float16" and voice.sharpen == 1.1
     assert {t.dtype for t in load_checkpoint(voice.vocoder)["generator"].values()} == {torch.float16}
     for key in ("licence", "data", "training", "scores"):
         assert voice.card.get(key), key

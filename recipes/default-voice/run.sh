@@ -25,7 +25,7 @@ REFINE_NOISE=${REFINE_NOISE:-512/128}   # the noise's STFT size / hop in that st
 REFINE_MEL_WEIGHT=${REFINE_MEL_WEIGHT:-1.0}
 REFINE_DILATION=${REFINE_DILATION:-2}   # frames the harmonics may sound beyond the voiced ones
 GTA_STEPS=${GTA_STEPS:-8000}            # last, on the finished acoustic model's teacher-forced mels (0: none)
-SHARPEN=${SHARPEN:-1.5}                 # the voice's mel sharpening at synthesis (1: none; docs/synth.md)
+SHARPEN=${SHARPEN:-1.4}                 # the voice's mel sharpening at synthesis (1: none; docs/synth.md)
 HELDOUT=${HELDOUT:-100}
 # shellcheck source=../voice-common.sh
 source "$(dirname "$0")/../voice-common.sh"  # checks, option arrays, HELDOUT_LAST, cd "$OUT", stage

@@ -24,7 +24,7 @@ VOCODER_STEPS=${VOCODER_STEPS:-6000}    # at the harmonic-noise rate (1e-3), bes
 ANNEAL_STEPS=${ANNEAL_STEPS:-3000}      # then at ANNEAL_RATE, still beside it (0: none)
 ANNEAL_RATE=${ANNEAL_RATE:-1e-4}
 GTA_STEPS=${GTA_STEPS:-12000}           # last, on the acoustic model's teacher-forced mels, at ANNEAL_RATE (0: none)
-SHARPEN=${SHARPEN:-1.2}                 # the voice's mel sharpening at synthesis (1: none; docs/synth.md)
+SHARPEN=${SHARPEN:-1.1}                 # the voice's mel sharpening at synthesis (1: none; docs/synth.md)
 HELDOUT=${HELDOUT:-100}
 # shellcheck source=../voice-common.sh
 source "$(dirname "$0")/../voice-common.sh"  # checks, option arrays, HELDOUT_LAST, cd "$OUT", stage
