@@ -11,9 +11,10 @@ by one factor and moves each frame back to its own loudness, in the spirit of st
 synthesis' global-variance compensation (Toda and Tokuda, 2007) and of formant-enhancing
 postfilters, at the scales where the models smooth.
 
-The factor is chosen by ear's proxies, not to restore those statistics: on joe (docs/synth.md),
-held-out sentences' predicted MOS rises most up to ~1.4 (3.09 -> 3.81 on 190 development
-sentences) for ~1.1x the word errors, and words suffer more past it."""
+The factor is chosen on listening proxies (predicted MOS, a recogniser's word errors), not to
+restore those statistics: on joe (docs/synth.md), held-out sentences' predicted MOS rises most up
+to ~1.4 (3.09 -> 3.81 on 190 development sentences) for ~1.1x the word errors, and words suffer
+more past it."""
 
 from __future__ import annotations
 
