@@ -52,11 +52,16 @@ def gather_frames(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return torch.gather(values, 1, index.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
 
 
+def moving_average(rows: torch.Tensor, width: int) -> torch.Tensor:
+    """(R, N) -> (R, N): each row's centred moving average over `width` values, edges repeated."""
+    kernel = torch.full((1, 1, width), 1.0 / width, dtype=rows.dtype, device=rows.device)
+    padded = F.pad(rows[:, None], (width // 2, width // 2), mode="replicate")
+    return F.conv1d(padded, kernel)[:, 0]
+
+
 def smooth_log(hz: torch.Tensor, frames: int = F0_SMOOTHING_FRAMES) -> torch.Tensor:
     """(B, T) Hz, averaged in the log domain over `frames` (edges held)."""
-    kernel = torch.full((1, 1, frames), 1.0 / frames, device=hz.device)
-    padded = F.pad(torch.log(hz).unsqueeze(1), (frames // 2, frames // 2), mode="replicate")
-    return torch.exp(F.conv1d(padded, kernel)).squeeze(1)
+    return torch.exp(moving_average(torch.log(hz), frames))
 
 
 class AcousticGraph(nn.Module):

@@ -19,9 +19,9 @@ more past it."""
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
 from ttskit.errors import TtskitError
+from ttskit.models.inference_graph import moving_average
 
 LARGEST_SHARPENING = 3.0
 DETAIL_FRAMES = 9  # the moving average over time whose residual is the temporal detail
@@ -39,13 +39,6 @@ def check_sharpening(factor: float) -> float:
         raise SharpeningError(f"sharpen {factor}: must be above 0 and at most {LARGEST_SHARPENING:g} "
                               "(1 leaves the mel as predicted)")
     return factor
-
-
-def moving_average(rows: torch.Tensor, width: int) -> torch.Tensor:
-    """(R, N) -> (R, N): each row's centred moving average over `width` values, edges repeated."""
-    kernel = torch.full((1, 1, width), 1.0 / width, dtype=rows.dtype, device=rows.device)
-    padded = F.pad(rows[:, None], (width // 2, width // 2), mode="replicate")
-    return F.conv1d(padded, kernel)[:, 0]
 
 
 def sharpen_mel(mel: torch.Tensor, factor: float) -> torch.Tensor:
