@@ -95,6 +95,57 @@ def test_exported_attention_equals_the_fused_kernel_where_it_counts():
 
 
 
+def _convolution_weight_ranks(model) -> list[int]:
+    weights = {initializer.name: len(initializer.dims) for initializer in model.graph.initializer}
+    weights |= {node.output[0]: len(node.attribute[0].t.dims) for node in model.graph.node if node.op_type == "Constant"}
+    return [weights[node.input[1]] for node in model.graph.node if node.op_type == "Conv"]
+
+
+class _ConvolutionStack(torch.nn.Module):
+    """The shapes the exported graphs hold: an input convolution, a residual dilated one, a residual
+    feed-forward pair with an activation between, and a strided one at the end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inp = torch.nn.Conv1d(5, 6, 3, padding=1)
+        self.dilated = torch.nn.Conv1d(6, 6, 3, padding=2, dilation=2)
+        self.up, self.down = torch.nn.Conv1d(6, 12, 5, padding=2), torch.nn.Conv1d(12, 6, 1)
+        self.strided = torch.nn.Conv1d(6, 4, 4, stride=2, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)
+        h = h + self.dilated(torch.nn.functional.leaky_relu(h, 0.1))
+        h = h + self.down(torch.relu(self.up(h)))
+        return torch.tanh(self.strided(h)), h.sum(1)
+
+
+def test_convolutions_become_2d_ones_that_compute_the_same(tmp_path):
+    from ttskit.deploy.graph_passes import convolutions_as_2d
+
+    torch.manual_seed(0)
+    module, x = _ConvolutionStack().eval(), torch.randn(2, 5, 37)
+    path = tmp_path / "stack.onnx"
+    torch.onnx.export(module, (x,), str(path), input_names=["x"], output_names=["y", "total"], dynamo=False,
+                      dynamic_axes={"x": {0: "b", 2: "t"}, "y": {0: "b", 2: "t"}, "total": {0: "b", 1: "t"}},
+                      opset_version=17)
+    model = onnx.load(str(path))
+    assert convolutions_as_2d(model) == 5 and set(_convolution_weight_ranks(model)) == {4}
+    onnx.checker.check_model(model, full_check=True)
+    ops = [node.op_type for node in model.graph.node]
+    # 4-D from the first convolution to the last: the activations and residual sums run before
+    # the Squeezes, which then meet the next Unsqueezes and go. One Squeeze is left for each
+    # 3-D reader (the tanh's output, the sum over channels).
+    assert ops.count("Unsqueeze") == 1 and ops.count("Squeeze") == 2
+    rewritten = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for frames in (37, 64):
+        x = torch.randn(3, 5, frames)
+        got = rewritten.run(["y", "total"], {"x": x.numpy()})
+        with torch.no_grad():
+            for value, expected in zip(got, module(x)):
+                np.testing.assert_allclose(value, expected.numpy(), atol=1e-5)
+    assert convolutions_as_2d(model) == 0  # nothing 1-D is left
+
+
 @pytest.mark.parametrize("feature_level", ["phoneme", "frame"])
 def test_acoustic_graph_equals_the_model_with_controls_per_utterance(feature_level):
     torch.manual_seed(0)
@@ -177,6 +228,8 @@ def test_export_round_trips_through_onnx_runtime(acoustic, harmonic_noise, tmp_p
     # The exported attention needs no NaN guard over its scores, and padding is zeroed by products.
     acoustic_ops = {node.op_type for node in onnx.load(str(out / "acoustic.onnx")).graph.node}
     assert "IsNaN" not in acoustic_ops and "Softmax" in acoustic_ops
+    for graph in ("acoustic.onnx", "vocoder.onnx"):  # every convolution runs as a 2-D one (graph_passes)
+        assert set(_convolution_weight_ranks(onnx.load(str(out / graph)))) == {4}
     card = json.loads((out / "voice.onnx.json").read_text())
     model = load_acoustic(acoustic, torch.device("cpu"))
     assert card["vocab"] == list(model.vocab.symbols) and card["sample_rate"] == 22050

@@ -100,6 +100,20 @@ def test_sentence_splitting_keeps_abbreviations_and_cuts_long_sentences():
     assert split_sentences("   ") == []
 
 
+def test_text_file_reads_ljspeech_metadata_saying_each_line_once(tmp_path):
+    from ttskit.cli.common import UserError
+    from ttskit.cli.synth_cmd import read_text_file
+
+    lines = tmp_path / "metadata.csv"
+    lines.write_text("LJ001-0001|Printing, in 1850.|Printing, in eighteen fifty.\nLJ001-0002|In being.|\n"
+                     "plain|Just text.\nNo id at all.\n", encoding="utf-8")
+    assert read_text_file(lines) == [("LJ001-0001", "Printing, in eighteen fifty."), ("LJ001-0002", "In being."),
+                                     ("plain", "Just text."), ("0004", "No id at all.")]
+    lines.write_text("a|b|c|d\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"metadata.csv:1: .*4 fields"):
+        read_text_file(lines)
+
+
 def test_cli_file_batch_and_stdout(acoustic, tmp_path):
     result = runner.invoke(app, ["synth", "Hello there. How are you?", "-o", str(tmp_path / "a.wav"),
                                  "--acoustic", str(acoustic), "--verbose"])

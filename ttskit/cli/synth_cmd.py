@@ -12,13 +12,22 @@ from ttskit.cli.common import DeviceOption, PrecisionOption, UserError, err_cons
 
 
 def read_text_file(path: Path) -> list[tuple[str, str]]:
-    """(id, text) per non-blank line: `id|text`, or bare text numbered by its line."""
+    """(id, text) per non-blank line: `id|text`, LJSpeech's `id|text|normalized text` (the normalized
+    text, when not empty, as the corpus reader and `ttskit eval` take it), or bare text numbered by
+    its line."""
     items = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-        uid, bar, text = line.partition("|")
-        items.append((uid.strip(), text) if bar and uid.strip() else (f"{number:04d}", line))
+        fields = line.split("|")
+        if len(fields) > 3:
+            raise UserError(f"{path}:{number}: expected `id|text`, `id|text|normalized text` or bare text, "
+                            f"got {len(fields)} fields")
+        if len(fields) == 1 or not fields[0].strip():
+            items.append((f"{number:04d}", line))
+            continue
+        said = fields[2] if len(fields) == 3 and fields[2].strip() else fields[1]
+        items.append((fields[0].strip(), said))
     if not items:
         raise UserError(f"{path}: no text in it")
     seen: set[str] = set()
@@ -54,7 +63,8 @@ def synthesize(
         help="Mel sharpening before the vocoder: x the mel's fine detail over frames and bands, each frame's "
              "loudness kept (1: as predicted; default: the voice's own setting, else 1).")] = None,
     text_file: Annotated[Optional[Path], typer.Option(
-        "--text-file", exists=True, dir_okay=False, help="One utterance per line (`id|text` or text); "
+        "--text-file", exists=True, dir_okay=False, help="One utterance per line (`id|text`, LJSpeech's "
+                                                         "`id|text|normalized text`, or text); "
                                                          "writes -o DIR/<id>.wav, in length-sorted batches.")] = None,
     raw: Annotated[bool, typer.Option("--raw", help="With -o -: raw 16-bit PCM, no WAV header.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", help="Per-stage times and time to first audio.")] = False,

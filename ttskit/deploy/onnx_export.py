@@ -9,8 +9,9 @@
 
 Every length is dynamic and every control an input, so any ONNX runtime can say anything the
 torch model can (in the spirit of Piper's `.onnx` + `.onnx.json`). The graphs are traced from
-`ttskit.models.inference_graph`, the code the torch backend runs, checked with `onnx.checker`,
-and run once on ONNX Runtime against torch before the folder is kept: same durations, and the
+`ttskit.models.inference_graph`, the code the torch backend runs, their 1-D convolutions rewritten
+as 2-D ones (`graph_passes.convolutions_as_2d`: ONNX Runtime's faster kernels), checked with
+`onnx.checker`, and run once on ONNX Runtime against torch before the folder is kept: same durations, and the
 mel and the wave within float tolerance. `--quantize` turns the acoustic graph's frame-level
 convolutions (decoder, post-net: most of its work) into int8 ones, calibrated on a few sentences,
 with the durations exactly the float graph's (`_quantize`; `benchmarks/bench_onnx.py` measures
@@ -35,6 +36,7 @@ from ttskit.audio.io import check_output_folder
 from ttskit.checkpoints.acoustic import load_acoustic
 from ttskit.checkpoints.vocoder import load_generator_and_state
 from ttskit.config import config_to_dict
+from ttskit.deploy.graph_passes import convolutions_as_2d
 from ttskit.errors import TtskitError
 from ttskit.models.harmonic_noise import HarmonicNoiseGenerator
 from ttskit.models.hifigan import Generator
@@ -85,7 +87,11 @@ def _trace(module: nn.Module, inputs: tuple[torch.Tensor, ...], path: Path, inpu
         warnings.simplefilter("ignore")
         torch.onnx.export(module, inputs, str(path), input_names=list(input_names), output_names=list(output_names),
                           dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
-    _onnx().checker.check_model(str(path), full_check=True)
+    onnx = _onnx()
+    model = onnx.load(str(path))
+    if convolutions_as_2d(model):
+        onnx.save(model, str(path))
+    onnx.checker.check_model(str(path), full_check=True)
 
 
 def _vocoder_graph(vocoder: Path) -> tuple[nn.Module, Any, dict[str, Any]]:

@@ -168,10 +168,14 @@ def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, paddin
     """softmax(q k^T / sqrt(d) + mask) v for (B, heads, L, d) with (B, L) key padding, as the exported
     graph computes it. The exporter writes `scaled_dot_product_attention` with a NaN guard over
     the whole (B, heads, L, L) score tensor (IsNaN + Where: a third of ONNX Runtime's attention
-    time, measured); a finite mask makes the guard needless. Valid positions agree with the fused
-    kernel to float rounding; padded queries differ (the callers zero them)."""
-    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
-    return torch.softmax(scores + padding[:, None, None, :].to(scores.dtype) * MASKED_SCORE, -1) @ v
+    time, measured); a finite mask makes the guard needless. The mask rides in the score product
+    itself, as one more coordinate (1 on every query, 0 or MASKED_SCORE on each key), rather than
+    as an addition over the (B, heads, L, L) scores: a graph runtime makes that a pass of its own
+    over the largest tensor of the layer. Valid positions agree with the fused kernel to float
+    rounding; padded queries differ (the callers zero them)."""
+    key_mask = (padding[:, None, :, None].to(q.dtype) * MASKED_SCORE).expand(-1, k.shape[1], -1, -1)
+    queries = torch.cat([q * q.shape[-1] ** -0.5, torch.ones_like(q[..., :1])], -1)
+    return torch.softmax(queries @ torch.cat([k, key_mask], -1).transpose(-1, -2), -1) @ v
 
 
 def zero_padding(x: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
