@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ttskit.models.fastspeech2 import FastSpeech2, zero_padding
-from ttskit.models.graph_dft import BandFilter
+from ttskit.models.graph_dft import BandFilter, from_planes, to_planes
 from ttskit.models.harmonic_noise import (
     LOWEST_F0,
     HarmonicNoiseGenerator,
@@ -171,7 +171,8 @@ class HarmonicNoiseGraph(nn.Module):
         self.n_fft, self.hop, self.ratio = n_fft, hop, n_fft // hop
         self.filter = BandFilter(n_fft, generator.config.noise_bands)
         window = torch.hann_window(n_fft, dtype=torch.float64)
-        self.register_buffer("window", window.float(), persistent=False)
+        self.register_buffer("window_planes", window.float().reshape(self.filter.dft.n1, 1, self.filter.dft.n2),
+                             persistent=False)
         self.register_buffer("window_power", (window ** 2).float(), persistent=False)
         self.eval()
 
@@ -187,10 +188,12 @@ class HarmonicNoiseGraph(nn.Module):
     def _filtered_noise(self, white: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
         """`white` (B, S + n_fft): the noise with half an STFT of context at each end (where the
         generator reflects its noise at the edges: noise either way, and no minimum length)."""
-        half = self.n_fft // 2
-        frames = _overlapping_frames(white, self.hop, self.ratio) * self.window  # (B, STFT frames, n_fft)
+        half, dft = self.n_fft // 2, self.filter.dft
+        frames = _overlapping_frames(white, self.hop, self.ratio)  # (B, STFT frames, n_fft)
+        # The window and the filter work on the frames in planes (graph_dft): (N1, B * frames, N2).
+        planes = to_planes(frames, dft.n1, dft.n2) * self.window_planes
         gains = bands_at_frames(response, frames.shape[1]).transpose(1, 2)  # (B, STFT frames, bands)
-        frames = self.filter(frames, gains) * self.window
-        wave = _overlap_add(frames, self.hop, self.ratio)
+        filtered = self.filter.planes(planes, gains.reshape(-1, gains.shape[-1])) * self.window_planes
+        wave = _overlap_add(from_planes(filtered, frames.shape[:-1]), self.hop, self.ratio)
         envelope = _overlap_add(self.window_power.expand(1, frames.shape[1], -1), self.hop, self.ratio)
         return (wave / envelope.clamp(min=1e-11))[:, half:wave.shape[1] - half]
