@@ -71,7 +71,11 @@ class SideBySide:
         self.path, self.workers = path, workers
 
     def run(self, outputs: list[str], feeds: list[dict[str, np.ndarray]]) -> list[list[np.ndarray]]:
-        return list(self._pool.map(lambda feed: self._session.run(outputs, feed), feeds))
+        """Each feed's outputs, in the feeds' order. The largest feeds start first, so the last
+        runs, which one thread may be left to do alone, are the shortest."""
+        largest_first = sorted(range(len(feeds)), key=lambda i: -sum(v.size for v in feeds[i].values()))
+        done = dict(zip(largest_first, self._pool.map(lambda i: self._session.run(outputs, feeds[i]), largest_first)))
+        return [done[i] for i in range(len(feeds))]
 
     @cached_property
     def _session(self) -> Any:
