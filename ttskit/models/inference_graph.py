@@ -197,7 +197,7 @@ class HarmonicNoiseGraph(nn.Module):
         wave = _overlap_add(from_planes(filtered, frames.shape[:-1]), self.hop, self.ratio)
         return (wave / self._window_envelope(frames.shape[1]))[:, half:wave.shape[1] - half]
 
-    def _window_envelope(self, frames: torch.Tensor | int) -> torch.Tensor:
+    def _window_envelope(self, frames: int) -> torch.Tensor:
         """(1, (frames + ratio - 1) * hop): the squared windows overlap-added, which the inverse STFT
         divides by, from one small product: hop-sized block b holds part i of every frame b - i
         that exists, so the envelope is (which frames exist per block and part) @ (the squared
