@@ -17,6 +17,13 @@ from torch.nn.utils.parametrizations import weight_norm
 from ttskit.models.hifigan import LRELU_SLOPE, same_padding
 
 PERIODS = (2, 3, 5, 7, 11)
+# Channel widths relative to the paper's at which every grouped convolution keeps whole groups.
+DISCRIMINATOR_WIDTHS = (0.125, 0.25, 0.5, 1.0)
+
+
+def _scaled(channels: int, width: float) -> int:
+    """`channels` of the paper's discriminators at `width` (the input's one channel stays one)."""
+    return channels if channels == 1 else int(channels * width)
 
 # (scores per sub-discriminator, feature maps per sub-discriminator)
 Judgement = tuple[list[torch.Tensor], list[list[torch.Tensor]]]
@@ -34,15 +41,15 @@ def _judge(convs: nn.ModuleList, conv_post: nn.Module, x: torch.Tensor) -> tuple
 
 
 class PeriodDiscriminator(nn.Module):
-    def __init__(self, period: int, kernel: int = 5, stride: int = 3) -> None:
+    def __init__(self, period: int, kernel: int = 5, stride: int = 3, width: float = 1.0) -> None:
         super().__init__()
         self.period = period
         pad = (same_padding(kernel), 0)
-        widths = (1, 32, 128, 512, 1024)
+        widths = [_scaled(c, width) for c in (1, 32, 128, 512, 1024)]
         self.convs = nn.ModuleList([weight_norm(nn.Conv2d(c_in, c_out, (kernel, 1), (stride, 1), padding=pad))
                                     for c_in, c_out in zip(widths, widths[1:])])
-        self.convs.append(weight_norm(nn.Conv2d(1024, 1024, (kernel, 1), 1, padding=pad)))
-        self.conv_post = weight_norm(nn.Conv2d(1024, 1, (3, 1), 1, padding=(1, 0)))
+        self.convs.append(weight_norm(nn.Conv2d(widths[-1], widths[-1], (kernel, 1), 1, padding=pad)))
+        self.conv_post = weight_norm(nn.Conv2d(widths[-1], 1, (3, 1), 1, padding=(1, 0)))
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         batch, channels, length = wave.shape
@@ -52,24 +59,25 @@ class PeriodDiscriminator(nn.Module):
 
 
 class ScaleDiscriminator(nn.Module):
-    def __init__(self, spectral: bool = False) -> None:
+    def __init__(self, spectral: bool = False, width: float = 1.0) -> None:
         super().__init__()
         norm = spectral_norm if spectral else weight_norm
         # (in, out, kernel, stride, groups)
         layers = ((1, 128, 15, 1, 1), (128, 128, 41, 2, 4), (128, 256, 41, 2, 16), (256, 512, 41, 4, 16),
                   (512, 1024, 41, 4, 16), (1024, 1024, 41, 1, 16), (1024, 1024, 5, 1, 1))
-        self.convs = nn.ModuleList([norm(nn.Conv1d(c_in, c_out, k, s, groups=g, padding=same_padding(k)))
+        self.convs = nn.ModuleList([norm(nn.Conv1d(_scaled(c_in, width), _scaled(c_out, width), k, s, groups=g,
+                                                   padding=same_padding(k)))
                                     for c_in, c_out, k, s, g in layers])
-        self.conv_post = norm(nn.Conv1d(1024, 1, 3, 1, padding=1))
+        self.conv_post = norm(nn.Conv1d(_scaled(1024, width), 1, 3, 1, padding=1))
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         return _judge(self.convs, self.conv_post, wave)
 
 
 class MultiPeriodDiscriminator(nn.Module):
-    def __init__(self, periods: tuple[int, ...] = PERIODS) -> None:
+    def __init__(self, periods: tuple[int, ...] = PERIODS, width: float = 1.0) -> None:
         super().__init__()
-        self.discriminators = nn.ModuleList([PeriodDiscriminator(p) for p in periods])
+        self.discriminators = nn.ModuleList([PeriodDiscriminator(p, width=width) for p in periods])
 
     def forward(self, wave: torch.Tensor) -> Judgement:
         results = [d(wave) for d in self.discriminators]
@@ -77,10 +85,10 @@ class MultiPeriodDiscriminator(nn.Module):
 
 
 class MultiScaleDiscriminator(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, width: float = 1.0) -> None:
         super().__init__()
-        self.discriminators = nn.ModuleList([ScaleDiscriminator(spectral=True), ScaleDiscriminator(),
-                                             ScaleDiscriminator()])
+        self.discriminators = nn.ModuleList([ScaleDiscriminator(spectral=True, width=width),
+                                             ScaleDiscriminator(width=width), ScaleDiscriminator(width=width)])
         self.meanpools = nn.ModuleList([nn.AvgPool1d(4, 2, padding=2), nn.AvgPool1d(4, 2, padding=2)])
 
     def forward(self, wave: torch.Tensor) -> Judgement:

@@ -237,7 +237,8 @@ class _Nets:
 def _build(job: VocoderJob, device: torch.device) -> _Nets:
     cfg = job.config.train
     generator = Generator(job.config.model, n_mels=job.audio.n_mels).to(device)
-    mpd, msd = MultiPeriodDiscriminator().to(device), MultiScaleDiscriminator().to(device)
+    mpd = MultiPeriodDiscriminator(width=cfg.discriminator_width).to(device)
+    msd = MultiScaleDiscriminator(width=cfg.discriminator_width).to(device)
     optim_g = torch.optim.AdamW(generator.parameters(), cfg.learning_rate, betas=cfg.betas,
                                 weight_decay=cfg.weight_decay)
     optim_d = torch.optim.AdamW([*mpd.parameters(), *msd.parameters()], cfg.learning_rate, betas=cfg.betas,
@@ -256,8 +257,12 @@ def _initialise(nets: _Nets, init: Path) -> None:
         discriminators = {k: jik876.from_jik876_keys(v) for k, v in load_checkpoint(beside).items()
                           if k in ("mpd", "msd")}
     if discriminators is not None:
-        nets.mpd.load_state_dict(discriminators["mpd"])
-        nets.msd.load_state_dict(discriminators["msd"])
+        for name, net in (("mpd", nets.mpd), ("msd", nets.msd)):
+            if any(tensor.shape != net.state_dict()[key].shape for key, tensor in discriminators[name].items()
+                   if key in net.state_dict()):
+                raise TrainingError(f"{resolved}: its discriminators are another width than train.discriminator_width "
+                                    "asks for (a published do_ file is the paper's: width 1)")
+            net.load_state_dict(discriminators[name])
 
 
 def _split(scores: list[torch.Tensor]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ttskit.config import require
+from ttskit.models.discriminators import DISCRIMINATOR_WIDTHS
 from ttskit.models.harmonic_noise import PRESETS as HARMONIC_NOISE_PRESETS
 from ttskit.models.harmonic_noise import HarmonicNoiseConfig
 from ttskit.models.hifigan import PRESETS, HiFiGANConfig
@@ -44,6 +45,8 @@ class SegmentTrainConfig(BaseTrainConfig):
 
 @dataclass(frozen=True)
 class VocoderTrainConfig(SegmentTrainConfig):
+    pinned_on_resume: ClassVar[tuple[str, ...]] = (*SegmentTrainConfig.pinned_on_resume, "discriminator_width")
+
     learning_rate: float = 2e-4
     weight_decay: float = 0.01  # AdamW's; the paper's code used this default too
     grad_clip: float | None = None
@@ -56,10 +59,17 @@ class VocoderTrainConfig(SegmentTrainConfig):
     # The mel loss looks at the whole band (None: Nyquist), as the paper does, even when the
     # input mels stop at audio.fmax.
     loss_fmax: float | None = None
+    # The discriminators' channels as a fraction of the paper's (1: its MPD + MSD, ~71M
+    # parameters; 1/8: ~1.1M, for quick CPU experiments and smoke tests). A paper-width
+    # discriminator checkpoint (jik876's do_ files) loads only at 1.
+    discriminator_width: float = 1.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.discriminator_start_step >= 0, "train.discriminator_start_step", "must be >= 0")
+        require(self.discriminator_width in DISCRIMINATOR_WIDTHS, "train.discriminator_width",
+                f"must be one of {', '.join(str(w) for w in DISCRIMINATOR_WIDTHS)} (the grouped "
+                "convolutions of the scale discriminators need whole groups)")
 
 
 @dataclass(frozen=True)
