@@ -176,6 +176,10 @@ def test_gta_fine_tuning_from_a_jik876_checkpoint(mini_work, tmp_path):
     _initialise(nets, tuned.init_from)
     for name, tensor in vocoder_state["mpd"].items():
         assert torch.equal(nets.mpd.state_dict()[name], tensor), name
+    wider = prepare_vocoder_run(work, tmp_path / "wider", model="hifigan-v3", max_steps=1, gta=True,
+                                overrides=[*TINY, "train.discriminator_width=0.25"], init=tmp_path / "pub" / "g_00100000")
+    with pytest.raises(TrainingError, match="another width than train.discriminator_width"):
+        _initialise(_build(wider, torch.device("cpu")), wider.init_from)
     train_vocoder(tuned, device="cpu")
     assert load_checkpoint(tmp_path / "tuned" / "checkpoints" / "generator_00000001.pt")["gta"] is True
     assert all(np.isfinite(m["loss_g"]) for m in metrics(tmp_path / "tuned") if "loss_g" in m)
