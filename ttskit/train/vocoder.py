@@ -258,8 +258,8 @@ def _initialise(nets: _Nets, init: Path) -> None:
                           if k in ("mpd", "msd")}
     if discriminators is not None:
         for name, net in (("mpd", nets.mpd), ("msd", nets.msd)):
-            if any(tensor.shape != net.state_dict()[key].shape for key, tensor in discriminators[name].items()
-                   if key in net.state_dict()):
+            own = net.state_dict()
+            if any(tensor.shape != own[key].shape for key, tensor in discriminators[name].items() if key in own):
                 raise TrainingError(f"{resolved}: its discriminators are another width than train.discriminator_width "
                                     "asks for (a published do_ file is the paper's: width 1)")
             net.load_state_dict(discriminators[name])
