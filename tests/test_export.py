@@ -284,8 +284,16 @@ def test_onnx_acoustic_runs_a_batch_in_parts_side_by_side_with_the_whole_batchs_
     texts = ["Cats sat.", "Dogs did not sit on the mat at all.", "A bird flew.", "The old house stood there.",
              "Rain.", "Nobody knew where the little road went after the bridge."]
     inputs = _engine_inputs(synth.sentences(texts))
+    run, part_sizes = parts.side_by_side.run, []
+
+    def counted(outputs, feeds):
+        part_sizes.append([len(feed["phoneme_lengths"]) for feed in feeds])
+        return run(outputs, feeds)
+
+    parts.side_by_side.run = counted
     expected, got = whole(*inputs), parts(*inputs)
-    assert "_session" in vars(parts.side_by_side)  # two parts of three, side by side
+    assert "_session" in vars(parts.side_by_side)
+    assert part_sizes == [[2, 2, 2]]  # parts of at most PART_SENTENCES, side by side
     assert got.frames == expected.frames and got.mel.shape == expected.mel.shape
     assert torch.allclose(got.mel, expected.mel, atol=1e-4)  # the mel floor past each length too
     for row, n in enumerate(expected.frames):
